@@ -1,0 +1,20 @@
+// crew/crew.hpp: all of crew in one include.
+//
+//     #include <crew/crew.hpp>
+//
+//     int square(int x) { return x * x; }
+//
+//     int main(int argc, char** argv) {
+//         crew::init(argc, argv);
+//         crew::Process p(square, 7);
+//         p.start();
+//         p.join();
+//     }
+#pragma once
+
+#include "crew/error.hpp"
+#include "crew/init.hpp"
+#include "crew/log.hpp"
+#include "crew/process.hpp"
+#include "crew/serialization.hpp"
+#include "crew/start_method.hpp"

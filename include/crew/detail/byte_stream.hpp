@@ -1,0 +1,73 @@
+// crew/detail/byte_stream.hpp: the buffers messages are written into and read from.
+//
+// A Writer appends to one growing buffer that is reused from message to message (clear() keeps
+// its memory); its stream() lets cereal append to the same buffer without a std::ostringstream.
+// A Reader reads a message in place and reports a short or corrupt message as a crew::Error.
+#pragma once
+
+#include <cstddef>
+#include <istream>
+#include <memory>
+#include <ostream>
+#include <span>
+#include <streambuf>
+
+namespace crew::detail {
+
+class Writer {
+public:
+    Writer();
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
+    void write_bytes(const void* data, std::size_t size);
+    // The number of bytes written so far; clear() starts again without giving memory back.
+    std::size_t size() const noexcept { return appender_.size; }
+    void clear() noexcept { appender_.size = 0; }
+    std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
+    // A std::ostream whose writes land in this buffer, for cereal's archives.
+    std::ostream& stream() noexcept { return stream_; }
+
+private:
+    struct Appender : std::streambuf {
+        struct Free {
+            void operator()(std::byte* bytes) const noexcept;
+        };
+        std::unique_ptr<std::byte, Free> data;
+        std::size_t size = 0;
+        std::size_t capacity = 0;
+
+        void append(const void* bytes, std::size_t count);
+        std::streamsize xsputn(const char* bytes, std::streamsize count) override;
+        int_type overflow(int_type byte) override;
+    };
+    Appender appender_;
+    std::ostream stream_;
+};
+
+class Reader {
+public:
+    explicit Reader(std::span<const std::byte> bytes);
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+
+    // Copies the next size bytes out; throws crew::Error if fewer remain.
+    void read_bytes(void* out, std::size_t size);
+    // The next size bytes, in place; throws crew::Error if fewer remain.
+    std::span<const std::byte> take(std::size_t size);
+    std::size_t remaining() const noexcept { return source_.remaining(); }
+    // A std::istream over what remains, for cereal's archives; reading from it advances this.
+    std::istream& stream() noexcept { return stream_; }
+
+private:
+    struct Source : std::streambuf {
+        explicit Source(std::span<const std::byte> bytes);
+        std::size_t remaining() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
+        const char* position() const noexcept { return gptr(); }
+        void advance(std::size_t count) { gbump(static_cast<int>(count)); }
+    };
+    Source source_;
+    std::istream stream_;
+};
+
+}  // namespace crew::detail

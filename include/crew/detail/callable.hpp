@@ -1,0 +1,225 @@
+// crew/detail/callable.hpp: sending "call f with these arguments" to another process.
+//
+// encode_call writes a call into a message: the code address of an entry point made for this
+// function type and these argument types, then the function (its own code address, its bytes, or
+// nothing for an empty function object), then the arguments. invoke_call reads the entry point
+// back, checks that it is one (see code_address.hpp) and lets it read the rest, make the call and
+// write the result. What may be sent is decided at compile time, with readable messages:
+//   - function pointers: the arguments are converted to the parameter types when encoded;
+//   - empty default-constructible function objects, such as lambdas without captures: rebuilt;
+//   - function objects that cereal can serialize: sent by value.
+// A lambda with captures is none of these and is refused. C strings travel as std::string.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "crew/detail/code_address.hpp"
+#include "crew/serialization.hpp"
+
+namespace crew::detail {
+
+// How a value of type T is carried: C strings become std::string, the rest their decayed type.
+template <class T>
+using carried_t =
+    std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
+                           std::is_same_v<std::decay_t<T>, char*>,
+                       std::string, std::decay_t<T>>;
+
+// What a function parameter of type P is handed: a carried std::string becomes a C string again.
+template <class P>
+decltype(auto) hand_over(carried_t<P>& value) {
+    if constexpr (std::is_pointer_v<std::decay_t<P>>) {
+        return value.data();
+    } else {
+        return std::move(value);
+    }
+}
+
+template <class F>
+struct function_pointer_traits : std::false_type {};
+template <class R, class... P>
+struct function_pointer_traits<R (*)(P...)> : std::true_type {
+    using parameters = std::tuple<P...>;
+};
+template <class R, class... P>
+struct function_pointer_traits<R (*)(P...) noexcept> : function_pointer_traits<R (*)(P...)> {};
+
+template <class F>
+concept function_pointer = function_pointer_traits<F>::value;
+
+template <class F>
+concept stateless_function_object =
+    std::is_class_v<F> && std::is_empty_v<F> && std::default_initializable<F>;
+
+// A function object with state must say how to serialize it; raw bytes are not enough, because a
+// lambda's captures are raw bytes too and must be refused.
+template <class F>
+concept serializable_function_object =
+    std::is_class_v<F> && !std::is_empty_v<F> && std::default_initializable<F> &&
+    cereal_ready<F>::value;
+
+template <class F>
+concept sendable_callable =
+    function_pointer<F> || stateless_function_object<F> || serializable_function_object<F>;
+
+template <class F>
+constexpr bool check_sendable_callable() {
+    static_assert(
+        sendable_callable<F>,
+        "crew: this callable cannot be sent to another process. A lambda with captures cannot: "
+        "pass the data it captures as arguments instead (crew::Process p(f, data) with f a lambda "
+        "without captures or a function). A function object must be empty and default-"
+        "constructible, or have a `template <class Archive> void serialize(Archive&)` member.");
+    return sendable_callable<F>;
+}
+
+// The types the arguments are carried as: the parameter types of a function pointer, else the
+// arguments' own decayed types.
+template <class F, class... Arguments>
+struct carried_arguments {
+    using type = std::tuple<carried_t<Arguments>...>;
+};
+template <function_pointer F, class... Arguments>
+struct carried_arguments<F, Arguments...> {
+    template <class Tuple>
+    struct carried_tuple;
+    template <class... P>
+    struct carried_tuple<std::tuple<P...>> {
+        using type = std::tuple<carried_t<P>...>;
+    };
+    using type = typename carried_tuple<typename function_pointer_traits<F>::parameters>::type;
+};
+
+template <class F, class... Arguments>
+using carried_arguments_t = typename carried_arguments<F, Arguments...>::type;
+
+template <class F, class... Arguments>
+constexpr bool check_arguments() {
+    if constexpr (function_pointer<F>) {
+        using Parameters = typename function_pointer_traits<F>::parameters;
+        constexpr bool arity = std::tuple_size_v<Parameters> == sizeof...(Arguments);
+        static_assert(arity, "crew: the function is given a different number of arguments than "
+                             "it has parameters.");
+        if constexpr (arity) {
+            constexpr bool convertible = []<std::size_t... I>(std::index_sequence<I...>) {
+                return (std::is_constructible_v<
+                            carried_t<std::tuple_element_t<I, Parameters>>, Arguments> &&
+                        ...);
+            }(std::index_sequence_for<Arguments...>{});
+            static_assert(convertible, "crew: an argument cannot be converted to the type of the "
+                                       "function's parameter.");
+            return convertible &&
+                   []<std::size_t... I>(std::index_sequence<I...>) {
+                       return (check_serializable<
+                                   carried_t<std::tuple_element_t<I, Parameters>>>() &&
+                               ...);
+                   }(std::index_sequence_for<Arguments...>{});
+        }
+        return false;
+    } else {
+        constexpr bool serializable = (check_serializable<carried_t<Arguments>>() && ...);
+        if constexpr (serializable) {
+            constexpr bool invocable = std::is_invocable_v<F&, carried_t<Arguments>&&...> ||
+                                       std::is_invocable_v<F&, carried_t<Arguments>&...>;
+            static_assert(invocable,
+                          "crew: the function object cannot be called with these arguments, as "
+                          "they arrive in the other process (C strings arrive as std::string).");
+            return invocable;
+        }
+        return false;
+    }
+}
+
+// An entry point reads a call's function and arguments from `call`, makes the call, and writes
+// the result (nothing for void) to `result`. Exceptions from the function propagate.
+using EntryPoint = void (*)(Reader& call, Writer& result);
+
+template <class F, class Arguments>
+struct Entry;
+
+template <class F, class... Carried>
+struct Entry<F, std::tuple<Carried...>> {
+    static void run(Reader& call, Writer& result) {
+        F function = read_function(call);
+        std::tuple<Carried...> arguments{decode<Carried>(call)...};
+        std::apply(
+            [&](Carried&... argument) {
+                if constexpr (function_pointer<F>) {
+                    using Parameters = typename function_pointer_traits<F>::parameters;
+                    [&]<std::size_t... I>(std::index_sequence<I...>) {
+                        finish(result, [&] {
+                            return function(
+                                hand_over<std::tuple_element_t<I, Parameters>>(argument)...);
+                        });
+                    }(std::index_sequence_for<Carried...>{});
+                } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
+                    finish(result, [&] { return std::invoke(function, std::move(argument)...); });
+                } else {
+                    finish(result, [&] { return std::invoke(function, argument...); });
+                }
+            },
+            arguments);
+    }
+
+    static F read_function(Reader& call) {
+        if constexpr (function_pointer<F>) {
+            return reinterpret_cast<F>(resolve_function(decode<CodeAddress>(call)));
+        } else if constexpr (stateless_function_object<F>) {
+            return F{};
+        } else {
+            return decode<F>(call);
+        }
+    }
+
+    template <class Call>
+    static void finish(Writer& result, Call&& call) {
+        using Result = std::invoke_result_t<Call>;
+        if constexpr (std::is_void_v<Result>) {
+            call();
+        } else {
+            encode(result, carried_t<Result>(call()));
+        }
+    }
+
+    // Registers run() while the program starts, in every process of this build.
+    static inline const bool registered =
+        (register_entry_point(reinterpret_cast<std::uintptr_t>(&run)), true);
+};
+
+template <class F, class... Arguments>
+constexpr bool check_call() {
+    return check_sendable_callable<F>() && check_arguments<F, Arguments...>();
+}
+
+// Writes "call function(arguments...)" into writer. Compiles only for sendable calls.
+template <class F, class... Arguments>
+void encode_call(Writer& writer, const F& function, Arguments&&... arguments) {
+    if constexpr (check_call<F, Arguments...>()) {
+        using Carried = carried_arguments_t<F, Arguments...>;
+        using Point = Entry<F, Carried>;
+        (void)Point::registered;
+        encode(writer, code_address_of(reinterpret_cast<std::uintptr_t>(&Point::run)));
+        if constexpr (function_pointer<F>) {
+            encode(writer, code_address_of(reinterpret_cast<std::uintptr_t>(function)));
+        } else if constexpr (serializable_function_object<F>) {
+            encode(writer, function);
+        }
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            (encode(writer,
+                    std::tuple_element_t<I, Carried>(std::forward<Arguments>(arguments))),
+             ...);
+        }(std::index_sequence_for<Arguments...>{});
+    }
+}
+
+// Reads a call written by encode_call, checks its entry point and makes it; the result, if any,
+// goes to result. Throws crew::UnknownCallableError without calling anything for an unknown one.
+void invoke_call(Reader& call, Writer& result);
+
+}  // namespace crew::detail

@@ -1,0 +1,44 @@
+// crew/detail/child.hpp: what every crew child does between being forked and ending.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "crew/log.hpp"
+
+namespace crew::detail {
+
+// What a fork server or a spawned program needs to become a child: its name, the log level, the
+// program's argv (for spawn) and the call written by encode_call.
+struct ChildRequest {
+    std::string name;
+    LogLevel log_level = LogLevel::off;
+    std::vector<std::string> argv;
+    std::vector<std::byte> call;
+};
+
+std::vector<std::byte> encode_child_request(const ChildRequest& request);
+ChildRequest decode_child_request(std::span<const std::byte> bytes);
+
+// In a child just forked: closes the parent's crew descriptors, restores default signal handling
+// when restore_signals is set, and arranges to be killed when the parent dies (returns only if
+// the parent, whose pid is given, is still alive).
+void become_child(pid_t parent, bool restore_signals);
+
+// Runs body as the child called name and ends the process: exit code 0 when body returns, 1 when
+// it throws (the exception is printed to stderr). Never returns; never runs atexit handlers.
+[[noreturn]] void run_child(const std::string& name, LogLevel log_level,
+                            const std::function<void()>& body);
+
+// Runs the call of a request as the child it names (run_child).
+[[noreturn]] void run_child_request(const ChildRequest& request);
+
+// Writes everything buffered in stdio and iostreams, so that a fork does not print it twice.
+void flush_standard_streams();
+
+}  // namespace crew::detail

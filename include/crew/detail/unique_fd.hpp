@@ -1,0 +1,41 @@
+// crew/detail/unique_fd.hpp: owning handles for the file descriptors crew opens.
+//
+// Every descriptor crew opens is held by a UniqueFd, which records it in a process-wide list, so
+// that a child made with fork() can close every descriptor crew opened for something else
+// (close_library_fds_in_child) and inherits none of them.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+namespace crew::detail {
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    // Takes ownership of fd (which must be open) and records it.
+    explicit UniqueFd(int fd);
+    UniqueFd(UniqueFd&& other) noexcept { *this = std::move(other); }
+    UniqueFd& operator=(UniqueFd&& other) noexcept;
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+
+    int get() const noexcept { return fd_; }
+    explicit operator bool() const noexcept { return fd_ >= 0; }
+    // Closes the descriptor, unless a fork child already closed it for us.
+    void reset() noexcept;
+
+private:
+    int fd_ = -1;
+    std::uint64_t serial_ = 0;  // tells this handle's record from a later one for a reused number
+};
+
+// fork() with crew's descriptor list locked, so that the child sees it whole. Returns as fork().
+int fork_with_library_locked();
+
+// In a child just made by fork_with_library_locked(): closes every descriptor crew opened in the
+// parent. Handles the child inherited become empty instead of closing reused numbers later.
+void close_library_fds_in_child() noexcept;
+
+}  // namespace crew::detail

@@ -1,0 +1,76 @@
+#include "crew/detail/byte_stream.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <string>
+
+#include "crew/error.hpp"
+
+namespace crew::detail {
+
+void Writer::Appender::Free::operator()(std::byte* bytes) const noexcept { std::free(bytes); }
+
+void Writer::Appender::append(const void* bytes, std::size_t count) {
+    if (count > capacity - size) {
+        std::size_t wanted = std::max(size + count, capacity * 2);
+        wanted = std::max<std::size_t>(wanted, 256);
+        // realloc, not a new vector: large buffers grow by remapping instead of copying.
+        auto* grown = static_cast<std::byte*>(std::realloc(data.get(), wanted));
+        if (grown == nullptr) throw std::bad_alloc();
+        (void)data.release();
+        data.reset(grown);
+        capacity = wanted;
+    }
+    std::memcpy(data.get() + size, bytes, count);
+    size += count;
+}
+
+std::streamsize Writer::Appender::xsputn(const char* bytes, std::streamsize count) {
+    append(bytes, static_cast<std::size_t>(count));
+    return count;
+}
+
+Writer::Appender::int_type Writer::Appender::overflow(int_type byte) {
+    if (!traits_type::eq_int_type(byte, traits_type::eof())) {
+        char c = traits_type::to_char_type(byte);
+        append(&c, 1);
+    }
+    return traits_type::not_eof(byte);
+}
+
+Writer::Writer() : stream_(&appender_) {}
+
+void Writer::write_bytes(const void* data, std::size_t size) { appender_.append(data, size); }
+
+Reader::Source::Source(std::span<const std::byte> bytes) {
+    // std::streambuf's get area is char*, but nothing ever writes through it.
+    char* begin = const_cast<char*>(reinterpret_cast<const char*>(bytes.data()));
+    setg(begin, begin, begin + bytes.size());
+}
+
+Reader::Reader(std::span<const std::byte> bytes) : source_(bytes), stream_(&source_) {}
+
+std::span<const std::byte> Reader::take(std::size_t size) {
+    if (size > remaining()) {
+        throw Error("crew: a message ended early: " + std::to_string(size) +
+                    " more bytes were expected but only " + std::to_string(remaining()) +
+                    " remain; it was cut short or corrupted on the way");
+    }
+    const auto* start = reinterpret_cast<const std::byte*>(source_.position());
+    // gbump takes an int: step in pieces so messages over 2 GiB work too.
+    for (std::size_t left = size; left > 0;) {
+        std::size_t step = std::min<std::size_t>(left, std::numeric_limits<int>::max());
+        source_.advance(step);
+        left -= step;
+    }
+    return {start, size};
+}
+
+void Reader::read_bytes(void* out, std::size_t size) {
+    std::span<const std::byte> bytes = take(size);
+    if (size != 0) std::memcpy(out, bytes.data(), size);
+}
+
+}  // namespace crew::detail

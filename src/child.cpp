@@ -1,0 +1,112 @@
+#include "crew/detail/child.hpp"
+
+#include <cxxabi.h>
+#include <csignal>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <fmt/format.h>
+#include <iostream>
+#include <memory>
+#include <typeinfo>
+
+#include "crew/detail/callable.hpp"
+#include "crew/detail/log.hpp"
+#include "crew/detail/unique_fd.hpp"
+
+namespace crew::detail {
+namespace {
+
+std::string current_exception_type() {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    if (type == nullptr) return "unknown exception";
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
+    return status == 0 && name ? name.get() : type->name();
+}
+
+void write_to_stderr(const std::string& text) {
+    for (std::size_t written = 0; written < text.size();) {
+        ssize_t n = ::write(STDERR_FILENO, text.data() + written, text.size() - written);
+        if (n <= 0) return;
+        written += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace
+
+std::vector<std::byte> encode_child_request(const ChildRequest& request) {
+    Writer writer;
+    encode(writer, request.name);
+    encode(writer, request.log_level);
+    encode(writer, request.argv);
+    encode(writer, request.call);
+    std::span<const std::byte> bytes = writer.bytes();
+    return {bytes.begin(), bytes.end()};
+}
+
+ChildRequest decode_child_request(std::span<const std::byte> bytes) {
+    Reader reader(bytes);
+    ChildRequest request;
+    request.name = decode<std::string>(reader);
+    request.log_level = decode<LogLevel>(reader);
+    request.argv = decode<std::vector<std::string>>(reader);
+    request.call = decode<std::vector<std::byte>>(reader);
+    return request;
+}
+
+void flush_standard_streams() {
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+    std::fflush(nullptr);
+}
+
+void become_child(pid_t parent, bool restore_signals) {
+    close_library_fds_in_child();
+    if (restore_signals) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int signal : {SIGCHLD, SIGPIPE, SIGINT}) std::signal(signal, SIG_DFL);
+    }
+    // The parent may have died between fork and prctl; then nobody will send the signal.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(1);
+}
+
+void run_child(const std::string& name, LogLevel log_level, const std::function<void()>& body) {
+    set_current_process_name(name);
+    log_to_stderr(log_level);
+    log(LogLevel::info, "child process calling run()");
+    int exitcode = 0;
+    try {
+        body();
+    } catch (const std::exception& error) {
+        flush_standard_streams();
+        write_to_stderr(fmt::format("Process {} (pid {}) ended by an exception:\n{}: {}\n", name,
+                                    ::getpid(), current_exception_type(), error.what()));
+        exitcode = 1;
+    } catch (...) {
+        flush_standard_streams();
+        write_to_stderr(fmt::format("Process {} (pid {}) ended by an exception:\n{}\n", name,
+                                    ::getpid(), current_exception_type()));
+        exitcode = 1;
+    }
+    log(LogLevel::info, fmt::format("process exiting with exitcode {}", exitcode));
+    flush_standard_streams();
+    ::_exit(exitcode);
+}
+
+void run_child_request(const ChildRequest& request) {
+    run_child(request.name, request.log_level, [&] {
+        Reader call(request.call);
+        Writer result;
+        invoke_call(call, result);
+    });
+}
+
+}  // namespace crew::detail

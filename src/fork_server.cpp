@@ -1,0 +1,314 @@
+#include "crew/detail/fork_server.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <csignal>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fmt/format.h>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "crew/detail/child.hpp"
+#include "crew/detail/code_address.hpp"
+#include "crew/detail/log.hpp"
+#include "crew/error.hpp"
+
+namespace crew::detail {
+namespace {
+
+struct RequestHeader {
+    std::uint32_t spawn;
+    std::uint32_t reserved;
+    std::uint64_t size;
+};
+
+struct Reply {
+    std::int32_t pid_or_error;  // the child's pid, or -errno when it could not be forked
+};
+
+// Sends bytes with one descriptor attached to the first of them (fd < 0: none).
+bool send_with_fd(int socket, const void* data, std::size_t size, int fd) {
+    const char* bytes = static_cast<const char*>(data);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    while (size > 0) {
+        iovec chunk{const_cast<char*>(bytes), size};
+        msghdr message{};
+        message.msg_iov = &chunk;
+        message.msg_iovlen = 1;
+        if (fd >= 0) {
+            message.msg_control = control;
+            message.msg_controllen = sizeof control;
+            cmsghdr* header = CMSG_FIRSTHDR(&message);
+            header->cmsg_level = SOL_SOCKET;
+            header->cmsg_type = SCM_RIGHTS;
+            header->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
+        }
+        ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR) continue;
+        if (sent < 0) return false;
+        bytes += sent;
+        size -= static_cast<std::size_t>(sent);
+        fd = -1;
+    }
+    return true;
+}
+
+// Receives exactly size bytes and the descriptor that came with them (-1 if none). Returns false
+// at end of file or on error (errno is 0 at end of file).
+bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
+    char* bytes = static_cast<char*>(data);
+    fd = -1;
+    while (size > 0) {
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        iovec chunk{bytes, size};
+        msghdr message{};
+        message.msg_iov = &chunk;
+        message.msg_iovlen = 1;
+        message.msg_control = control;
+        message.msg_controllen = sizeof control;
+        ssize_t received = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+        if (received < 0 && errno == EINTR) continue;
+        if (received <= 0) {
+            if (received == 0) errno = 0;
+            return false;
+        }
+        for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+             header = CMSG_NXTHDR(&message, header)) {
+            if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+                std::memcpy(&fd, CMSG_DATA(header), sizeof(int));
+            }
+        }
+        bytes += received;
+        size -= static_cast<std::size_t>(received);
+    }
+    return true;
+}
+
+// In a spawn child: execute the program anew, handing it the request in an inherited memfd.
+[[noreturn]] void execute_spawned(std::span<const std::byte> request_bytes) {
+    ChildRequest request = decode_child_request(request_bytes);
+    int memory = ::memfd_create("crew-spawn-request", 0);  // no CLOEXEC: the new program reads it
+    bool written = memory >= 0 && ::write(memory, request_bytes.data(), request_bytes.size()) ==
+                                      static_cast<ssize_t>(request_bytes.size());
+    if (written) {
+        ::setenv(spawn_request_variable, std::to_string(memory).c_str(), 1);
+        std::vector<char*> argv;
+        for (std::string& argument : request.argv) argv.push_back(argument.data());
+        argv.push_back(nullptr);
+        ::execv("/proc/self/exe", argv.data());
+    }
+    std::string message = fmt::format("crew: cannot start spawn child {}: {}\n", request.name,
+                                      std::strerror(errno));
+    (void)!::write(STDERR_FILENO, message.data(), message.size());
+    ::_exit(127);
+}
+
+class Server {
+public:
+    Server(UniqueFd socket, pid_t parent) : socket_(std::move(socket)), parent_(parent) {}
+
+    [[noreturn]] void serve() {
+        sigset_t child_signals;
+        sigemptyset(&child_signals);
+        sigaddset(&child_signals, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &child_signals, nullptr);
+        int signal_fd = ::signalfd(-1, &child_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (signal_fd < 0) fail("signalfd");
+        signals_ = UniqueFd(signal_fd);
+        // Ctrl-C is for the program; it decides what happens to its children.
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGPIPE, SIG_IGN);
+        preload_executable_symbols();
+
+        while (true) {
+            pollfd watched[2] = {{socket_.get(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
+            if (::poll(watched, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                fail("poll");
+            }
+            if (watched[1].revents != 0) reap();
+            if (watched[0].revents != 0) handle_request();
+        }
+    }
+
+private:
+    [[noreturn]] void fail(const char* what) {
+        std::string message = fmt::format("crew: the fork server failed: {}: {}\n", what,
+                                          std::strerror(errno));
+        (void)!::write(STDERR_FILENO, message.data(), message.size());
+        shut_down();
+    }
+
+    // The program has ended (or closed the socket): its children must not outlive it.
+    [[noreturn]] void shut_down() {
+        for (auto& [pid, status] : status_of_) ::kill(pid, SIGKILL);
+        for (auto& [pid, status] : status_of_) ::waitpid(pid, nullptr, 0);
+        ::_exit(0);
+    }
+
+    void reap() {
+        signalfd_siginfo info;
+        while (::read(signals_.get(), &info, sizeof info) > 0) {
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+            auto child = status_of_.find(pid);
+            if (child == status_of_.end()) continue;
+            // The parent may have stopped listening; EPIPE is fine (SIGPIPE is ignored here).
+            (void)!::write(child->second.get(), &status, sizeof status);
+            status_of_.erase(child);
+        }
+    }
+
+    void handle_request() {
+        RequestHeader header{};
+        int status_fd = -1;
+        if (!receive_with_fd(socket_.get(), &header, sizeof header, status_fd)) shut_down();
+        UniqueFd status(status_fd);
+        std::vector<std::byte> request(header.size);
+        int unexpected_fd = -1;
+        if (!receive_with_fd(socket_.get(), request.data(), request.size(), unexpected_fd)) {
+            shut_down();
+        }
+        UniqueFd discarded(unexpected_fd);
+
+        pid_t server = ::getpid();
+        pid_t pid = fork_with_library_locked();
+        if (pid == 0) {
+            become_child(server, true);
+            if (header.spawn != 0) execute_spawned(request);
+            run_child_request(decode_child_request(request));
+        }
+        Reply reply{pid < 0 ? -errno : pid};
+        int pidfd = -1;
+        if (pid > 0) {
+            pidfd = ::pidfd_open(pid, 0);
+            if (pidfd < 0) {
+                reply.pid_or_error = -errno;
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+            } else {
+                status_of_.emplace(pid, std::move(status));
+            }
+        }
+        bool sent = send_with_fd(socket_.get(), &reply, sizeof reply, pidfd);
+        if (pidfd >= 0) ::close(pidfd);
+        if (!sent) shut_down();
+    }
+
+    UniqueFd socket_;
+    UniqueFd signals_;
+    pid_t parent_;
+    std::map<pid_t, UniqueFd> status_of_;  // running children -> where their status goes
+};
+
+struct Handle {
+    std::mutex mutex;
+    pid_t owner = 0;   // the process this handle belongs to (a fork child must start its own)
+    pid_t server = 0;  // the server's pid, a child of owner
+    UniqueFd socket;
+};
+
+Handle& handle() {
+    static Handle* instance = new Handle;
+    return *instance;
+}
+
+void start_server(Handle& h) {
+    if (h.owner == ::getpid() && h.server > 0) {
+        h.socket.reset();
+        ::waitpid(h.server, nullptr, 0);  // the old server ends once its socket closes
+    }
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        throw_system_error("cannot create the fork server's socket");
+    }
+    UniqueFd ours(pair[0]);
+    UniqueFd theirs(pair[1]);
+    flush_standard_streams();
+    pid_t parent = ::getpid();
+    // Started from the main thread, the server may also follow the parent-death signal; started
+    // from another thread it must not, as that thread may end long before the program.
+    bool main_thread = ::gettid() == parent;
+    pid_t pid = fork_with_library_locked();
+    if (pid < 0) throw_system_error("cannot fork the fork server");
+    if (pid == 0) {
+        int kept = ::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 0);
+        become_child(parent, false);
+        if (!main_thread) ::prctl(PR_SET_PDEATHSIG, 0);
+        if (kept < 0) ::_exit(1);
+        set_current_process_name("ForkServer");
+        Server(UniqueFd(kept), parent).serve();
+    }
+    h.owner = parent;
+    h.server = pid;
+    h.socket = std::move(ours);
+    log(LogLevel::debug, fmt::format("fork server started with pid {}", pid));
+}
+
+void ensure_started(Handle& h) {
+    if (h.owner != ::getpid()) {
+        // Inherited from the parent through fork: its socket was closed in become_child.
+        h.owner = 0;
+        h.server = 0;
+        h.socket = UniqueFd();
+    }
+    if (!h.socket) start_server(h);
+}
+
+}  // namespace
+
+void ensure_fork_server() {
+    Handle& h = handle();
+    std::lock_guard lock(h.mutex);
+    ensure_started(h);
+}
+
+ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request) {
+    Handle& h = handle();
+    std::lock_guard lock(h.mutex);
+    ensure_started(h);
+    for (int attempt = 0;; ++attempt) {
+        int pipe_ends[2];
+        if (::pipe2(pipe_ends, O_CLOEXEC) != 0) throw_system_error("cannot create a status pipe");
+        UniqueFd status_read(pipe_ends[0]);
+        UniqueFd status_write(pipe_ends[1]);
+
+        RequestHeader header{spawn ? 1u : 0u, 0, request.size()};
+        int pidfd = -1;
+        Reply reply{};
+        bool ok = send_with_fd(h.socket.get(), &header, sizeof header, status_write.get()) &&
+                  send_with_fd(h.socket.get(), request.data(), request.size(), -1);
+        status_write.reset();
+        ok = ok && receive_with_fd(h.socket.get(), &reply, sizeof reply, pidfd);
+        UniqueFd owned_pidfd = pidfd >= 0 ? UniqueFd(pidfd) : UniqueFd();
+        if (!ok) {
+            // The server died (killed from outside?): start a new one and try once more.
+            int error = errno;
+            start_server(h);
+            if (attempt == 0) continue;
+            throw SystemError("the fork server stopped answering", error == 0 ? EPIPE : error);
+        }
+        if (reply.pid_or_error < 0) {
+            throw SystemError("the fork server could not start a child", -reply.pid_or_error);
+        }
+        if (!owned_pidfd) throw Error("crew: the fork server sent no pidfd for its child");
+        return {reply.pid_or_error, std::move(owned_pidfd), std::move(status_read)};
+    }
+}
+
+}  // namespace crew::detail

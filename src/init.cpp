@@ -1,0 +1,87 @@
+#include "crew/init.hpp"
+
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fmt/format.h>
+#include <mutex>
+#include <vector>
+
+#include "crew/detail/child.hpp"
+#include "crew/detail/fork_server.hpp"
+#include "crew/detail/program.hpp"
+#include "crew/error.hpp"
+#include "crew/start_method.hpp"
+
+namespace crew {
+namespace {
+
+struct Program {
+    std::mutex mutex;
+    bool initialized = false;
+    std::vector<std::string> arguments;
+};
+
+Program& program() {
+    static Program* instance = new Program;
+    return *instance;
+}
+
+// This run of the program is a spawn child: read the request and run it, never returning.
+[[noreturn]] void run_spawned_child(const char* descriptor) {
+    int fd = std::atoi(descriptor);
+    ::unsetenv(detail::spawn_request_variable);  // the child's own children must not see it
+    std::vector<std::byte> bytes;
+    struct stat status {};
+    bool read_all = ::fstat(fd, &status) == 0;
+    if (read_all) {
+        bytes.resize(static_cast<std::size_t>(status.st_size));
+        read_all = ::pread(fd, bytes.data(), bytes.size(), 0) == status.st_size;
+    }
+    ::close(fd);
+    if (!read_all) {
+        std::string message = fmt::format("crew: a spawned child could not read its request from "
+                                          "descriptor {}\n", descriptor);
+        (void)!::write(STDERR_FILENO, message.data(), message.size());
+        ::_exit(1);
+    }
+    detail::run_child_request(detail::decode_child_request(bytes));
+}
+
+}  // namespace
+
+void init(int argc, char** argv) {
+    if (const char* descriptor = std::getenv(detail::spawn_request_variable)) {
+        run_spawned_child(descriptor);
+    }
+    {
+        Program& p = program();
+        std::lock_guard lock(p.mutex);
+        if (p.initialized) return;
+        p.arguments.assign(argv, argv + argc);
+        p.initialized = true;
+    }
+    if (get_start_method() == StartMethod::forkserver) detail::ensure_fork_server();
+}
+
+int cpu_count() {
+    cpu_set_t cpus;
+    if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0) return CPU_COUNT(&cpus);
+    long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? static_cast<int>(online) : 1;
+}
+
+namespace detail {
+
+bool initialized() {
+    Program& p = program();
+    std::lock_guard lock(p.mutex);
+    return p.initialized;
+}
+
+const std::vector<std::string>& program_arguments() { return program().arguments; }
+
+}  // namespace detail
+}  // namespace crew

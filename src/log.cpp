@@ -1,0 +1,56 @@
+#include "crew/detail/log.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <fmt/format.h>
+
+namespace crew {
+namespace {
+
+std::atomic<LogLevel> current_level{LogLevel::off};
+
+std::string& process_name() {
+    static std::string* name = new std::string("MainProcess");
+    return *name;
+}
+
+std::string_view level_name(LogLevel level) {
+    switch (level) {
+        case LogLevel::debug: return "DEBUG";
+        case LogLevel::info: return "INFO";
+        case LogLevel::warning: return "WARNING";
+        case LogLevel::error: return "ERROR";
+        case LogLevel::off: break;
+    }
+    return "OFF";
+}
+
+}  // namespace
+
+void log_to_stderr(LogLevel level) { current_level.store(level); }
+
+namespace detail {
+
+LogLevel log_level() { return current_level.load(); }
+
+bool log_enabled(LogLevel level) {
+    LogLevel threshold = current_level.load();
+    return threshold != LogLevel::off && level >= threshold;
+}
+
+void log(LogLevel level, std::string_view message) {
+    if (!log_enabled(level)) return;
+    std::string line = fmt::format("[{}/{}] {}\n", level_name(level), process_name(), message);
+    // One write per line keeps lines of several processes apart; a lost log line is not an error.
+    for (std::size_t written = 0; written < line.size();) {
+        ssize_t n = ::write(STDERR_FILENO, line.data() + written, line.size() - written);
+        if (n <= 0) break;
+        written += static_cast<std::size_t>(n);
+    }
+}
+
+void set_current_process_name(std::string name) { process_name() = std::move(name); }
+
+}  // namespace detail
+}  // namespace crew

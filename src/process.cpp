@@ -1,0 +1,335 @@
+#include "crew/process.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "crew/detail/child.hpp"
+#include "crew/detail/fork_server.hpp"
+#include "crew/detail/log.hpp"
+#include "crew/detail/program.hpp"
+#include "crew/detail/unique_fd.hpp"
+#include "crew/error.hpp"
+
+namespace crew {
+namespace detail {
+
+struct ProcessState {
+    std::string name;
+    bool daemon = false;
+    std::optional<StartMethod> requested_method;
+    std::vector<std::byte> call;  // empty for subclasses, which override run()
+    bool has_target = false;
+
+    std::mutex mutex;  // guards what follows; never held while waiting for the child
+    bool started = false;
+    bool ended = false;
+    StartMethod method = StartMethod::forkserver;
+    pid_t pid = 0;
+    int exitcode = 0;
+    UniqueFd pidfd;   // readable once the child has ended
+    UniqueFd status;  // forkserver and spawn children: the wait status, from the fork server
+};
+
+namespace {
+
+std::atomic<int> process_counter{0};
+
+// The started children of this process whose Process objects still exist: at normal exit,
+// daemons are terminated and the others joined, as Python does.
+struct LiveChildren {
+    std::mutex mutex;
+    std::set<ProcessState*> states;
+    bool exit_handler_installed = false;
+};
+
+LiveChildren& live_children() {
+    static LiveChildren* instance = new LiveChildren;
+    return *instance;
+}
+
+int exitcode_of(int wait_status) {
+    if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+    if (WIFSIGNALED(wait_status)) return -WTERMSIG(wait_status);
+    return 1;
+}
+
+// Waits until the child's pidfd is readable, at most timeout (forever if empty).
+bool wait_readable(int fd, std::optional<std::chrono::nanoseconds> timeout) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();
+    while (true) {
+        pollfd watched{fd, POLLIN, 0};
+        timespec wait{};
+        timespec* limit = nullptr;
+        if (timeout) {
+            auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
+            auto seconds = std::chrono::duration_cast<std::chrono::seconds>(left);
+            wait.tv_sec = seconds.count();
+            wait.tv_nsec = std::chrono::nanoseconds(left - seconds).count();
+            limit = &wait;
+        }
+        int ready = ::ppoll(&watched, 1, limit, nullptr);
+        if (ready > 0) return true;
+        if (ready == 0) return false;
+        if (errno != EINTR) throw_system_error("cannot wait for a child process");
+    }
+}
+
+// The child has ended (its pidfd is readable): learn how, once. Called with state.mutex held.
+void collect_exit(ProcessState& state) {
+    if (state.ended) return;
+    int wait_status = 0;
+    if (state.method == StartMethod::fork) {
+        pid_t reaped;
+        do {
+            reaped = ::waitpid(state.pid, &wait_status, 0);
+        } while (reaped < 0 && errno == EINTR);
+        if (reaped < 0) {
+            throw SystemError(fmt::format("cannot learn how {} (pid {}) ended; was SIGCHLD set to "
+                                          "SIG_IGN, or did something else reap it?",
+                                          state.name, state.pid),
+                              errno);
+        }
+    } else {
+        ssize_t got;
+        do {
+            got = ::read(state.status.get(), &wait_status, sizeof wait_status);
+        } while (got < 0 && errno == EINTR);
+        // No status means the fork server died, and its death killed the child with SIGKILL.
+        if (got != sizeof wait_status) wait_status = SIGKILL;
+    }
+    state.exitcode = exitcode_of(wait_status);
+    state.ended = true;
+    log(LogLevel::info, fmt::format("{} (pid {}) ended with exitcode {}", state.name, state.pid,
+                                    state.exitcode));
+}
+
+bool wait_for_end(ProcessState& state, std::optional<std::chrono::nanoseconds> timeout) {
+    {
+        std::lock_guard lock(state.mutex);
+        if (!state.started) {
+            throw Error(fmt::format("crew: join() called before start() on {}; start it first",
+                                    state.name));
+        }
+        if (state.ended) return true;
+    }
+    // The descriptors stay open while the state lives, so waiting needs no lock.
+    if (!wait_readable(state.pidfd.get(), timeout)) return false;
+    std::lock_guard lock(state.mutex);
+    collect_exit(state);
+    return true;
+}
+
+void send_signal(ProcessState& state, int signal, const char* call) {
+    std::lock_guard lock(state.mutex);
+    if (!state.started) {
+        throw Error(fmt::format("crew: {}() called before start() on {}", call, state.name));
+    }
+    if (state.ended) return;
+    if (::pidfd_send_signal(state.pidfd.get(), signal, nullptr, 0) != 0 && errno != ESRCH) {
+        throw_system_error(fmt::format("cannot send signal {} to {}", signal, state.name));
+    }
+}
+
+// Ends a daemon child: SIGTERM, then SIGKILL if it has not ended within a second.
+void terminate_daemon(ProcessState& state) {
+    send_signal(state, SIGTERM, "terminate");
+    if (!wait_for_end(state, std::chrono::seconds(1))) {
+        send_signal(state, SIGKILL, "kill");
+        wait_for_end(state, std::nullopt);
+    }
+}
+
+void finish_at_exit(ProcessState& state) {
+    try {
+        if (state.daemon) {
+            terminate_daemon(state);
+        } else {
+            wait_for_end(state, std::nullopt);
+        }
+    } catch (const Error& error) {
+        log(LogLevel::error, error.what());
+    }
+}
+
+void finish_live_children_at_exit() {
+    LiveChildren& live = live_children();
+    std::vector<ProcessState*> states;
+    {
+        std::lock_guard lock(live.mutex);
+        states.assign(live.states.begin(), live.states.end());
+    }
+    for (ProcessState* state : states) finish_at_exit(*state);
+}
+
+void add_live_child(ProcessState& state) {
+    LiveChildren& live = live_children();
+    std::lock_guard lock(live.mutex);
+    if (!live.exit_handler_installed) {
+        std::atexit(finish_live_children_at_exit);
+        live.exit_handler_installed = true;
+    }
+    live.states.insert(&state);
+}
+
+}  // namespace
+}  // namespace detail
+
+Process::Process(ProcessOptions options) : state_(std::make_unique<detail::ProcessState>()) {
+    state_->name = options.name.empty() ? fmt::format("Process-{}", ++detail::process_counter)
+                                        : std::move(options.name);
+    state_->daemon = options.daemon;
+    state_->requested_method = options.start_method;
+}
+
+Process::Process(Process&& other) noexcept = default;
+
+Process::~Process() {
+    if (!state_) return;
+    {
+        detail::LiveChildren& live = detail::live_children();
+        std::lock_guard lock(live.mutex);
+        live.states.erase(state_.get());
+    }
+    bool started;
+    {
+        std::lock_guard lock(state_->mutex);
+        started = state_->started;
+    }
+    if (started) detail::finish_at_exit(*state_);
+}
+
+void Process::set_target(std::span<const std::byte> call) {
+    state_->call.assign(call.begin(), call.end());
+    state_->has_target = true;
+}
+
+void Process::run() {
+    if (!state_->has_target) return;
+    detail::Reader call(state_->call);
+    detail::Writer result;
+    detail::invoke_call(call, result);
+}
+
+void Process::start() {
+    detail::ProcessState& state = *state_;
+    std::lock_guard lock(state.mutex);
+    if (state.started) {
+        throw Error(fmt::format("crew: start() called twice on {}; a process can be started only "
+                                "once: make a new Process to run it again",
+                                state.name));
+    }
+    StartMethod method = state.requested_method.value_or(get_start_method());
+    if (!state.has_target) {
+        if (state.requested_method && method != StartMethod::fork) {
+            throw Error(fmt::format("crew: {} is a Process subclass and can only start with fork: "
+                                    "its members cannot be rebuilt in a fresh process",
+                                    state.name));
+        }
+        method = StartMethod::fork;
+    }
+    if (method == StartMethod::spawn && !detail::initialized()) {
+        throw Error("crew: the spawn start method needs crew::init(argc, argv) as the first line "
+                    "of main: the spawned program runs main again and init turns it into the "
+                    "child");
+    }
+
+    if (method == StartMethod::fork) {
+        detail::LiveChildren& live = detail::live_children();
+        detail::flush_standard_streams();
+        pid_t parent = ::getpid();
+        pid_t pid;
+        {
+            // Fork with the list locked so the child can empty its copy: those are not its children.
+            std::lock_guard live_lock(live.mutex);
+            pid = detail::fork_with_library_locked();
+            if (pid == 0) live.states.clear();
+        }
+        if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
+        if (pid == 0) {
+            detail::become_child(parent, false);
+            detail::run_child(state.name, detail::log_level(), [this] { run(); });
+        }
+        int pidfd = ::pidfd_open(pid, 0);
+        if (pidfd < 0) {
+            int error = errno;
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+            throw SystemError("cannot open a pidfd for " + state.name, error);
+        }
+        state.pid = pid;
+        state.pidfd = detail::UniqueFd(pidfd);
+    } else {
+        detail::ChildRequest request{state.name, detail::log_level(), {}, state.call};
+        if (method == StartMethod::spawn) request.argv = detail::program_arguments();
+        detail::ServedChild child = detail::start_through_fork_server(
+            method == StartMethod::spawn, detail::encode_child_request(request));
+        state.pid = child.pid;
+        state.pidfd = std::move(child.pidfd);
+        state.status = std::move(child.status);
+    }
+    state.method = method;
+    state.started = true;
+    detail::add_live_child(state);
+    detail::log(LogLevel::info, fmt::format("{} started with pid {} ({})", state.name, state.pid,
+                                            to_string(method)));
+}
+
+void Process::join() { detail::wait_for_end(*state_, std::nullopt); }
+
+bool Process::join_for(std::chrono::nanoseconds timeout) {
+    return detail::wait_for_end(*state_, timeout);
+}
+
+bool Process::is_alive() {
+    {
+        std::lock_guard lock(state_->mutex);
+        if (!state_->started || state_->ended) return false;
+    }
+    return !detail::wait_for_end(*state_, std::chrono::nanoseconds::zero());
+}
+
+std::optional<int> Process::exitcode() {
+    if (is_alive()) return std::nullopt;
+    std::lock_guard lock(state_->mutex);
+    if (!state_->ended) return std::nullopt;
+    return state_->exitcode;
+}
+
+std::optional<pid_t> Process::pid() const {
+    std::lock_guard lock(state_->mutex);
+    if (!state_->started) return std::nullopt;
+    return state_->pid;
+}
+
+void Process::terminate() { detail::send_signal(*state_, SIGTERM, "terminate"); }
+
+void Process::kill() { detail::send_signal(*state_, SIGKILL, "kill"); }
+
+const std::string& Process::name() const { return state_->name; }
+
+void Process::set_name(std::string name) { state_->name = std::move(name); }
+
+bool Process::daemon() const { return state_->daemon; }
+
+void Process::set_daemon(bool daemon) {
+    std::lock_guard lock(state_->mutex);
+    if (state_->started) {
+        throw Error(fmt::format("crew: set_daemon() called on {} after start(); set it before",
+                                state_->name));
+    }
+    state_->daemon = daemon;
+}
+
+}  // namespace crew
