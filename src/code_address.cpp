@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,7 +156,12 @@ struct Registry {
 
 // Never destroyed: entry points register during static initialisation, in any order.
 Registry& registry() {
-    static Registry* instance = new Registry;
+    static Registry* instance = [] {
+        auto* created = new Registry;
+        pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
+                       [] { registry().mutex.unlock(); });
+        return created;
+    }();
     return *instance;
 }
 
@@ -197,7 +203,8 @@ void register_entry_point(std::uintptr_t address) {
 }
 
 std::uintptr_t resolve_entry_point(const CodeAddress& where) {
-    const Module& module = module_with_build(loaded_modules(0), where);
+    std::vector<Module> modules = loaded_modules(0);
+    const Module& module = module_with_build(modules, where);
     std::uintptr_t address = module.base + where.offset;
     Registry& r = registry();
     std::lock_guard lock(r.mutex);

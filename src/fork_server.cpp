@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <csignal>
 #include <sys/mman.h>
-#include <sys/pidfd.h>
+#include "crew/detail/pidfd.hpp"
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -18,6 +18,8 @@
 #include <fmt/format.h>
 #include <map>
 #include <mutex>
+#include <new>
+#include <pthread.h>
 #include <vector>
 
 #include "crew/detail/child.hpp"
@@ -187,7 +189,7 @@ private:
         UniqueFd discarded(unexpected_fd);
 
         pid_t server = ::getpid();
-        pid_t pid = fork_with_library_locked();
+        pid_t pid = ::fork();
         if (pid == 0) {
             become_child(server, true);
             if (header.spawn != 0) execute_spawned(request);
@@ -196,7 +198,7 @@ private:
         Reply reply{pid < 0 ? -errno : pid};
         int pidfd = -1;
         if (pid > 0) {
-            pidfd = ::pidfd_open(pid, 0);
+            pidfd = open_pidfd(pid);
             if (pidfd < 0) {
                 reply.pid_or_error = -errno;
                 ::kill(pid, SIGKILL);
@@ -217,14 +219,28 @@ private:
 };
 
 struct Handle {
-    std::mutex mutex;
-    pid_t owner = 0;   // the process this handle belongs to (a fork child must start its own)
+    // Recursive: start_server forks while holding it, and the fork handlers take it again.
+    std::recursive_mutex mutex;
+    pid_t owner = 0;   // the process that started the server
     pid_t server = 0;  // the server's pid, a child of owner
     UniqueFd socket;
 };
 
+// A fork child must start its own server: it finds the handle empty and unlocked.
 Handle& handle() {
-    static Handle* instance = new Handle;
+    static Handle* instance = [] {
+        create_fd_list();  // the server's socket is opened with the handle locked
+        auto* created = new Handle;
+        pthread_atfork([] { handle().mutex.lock(); }, [] { handle().mutex.unlock(); },
+                       [] {
+                           Handle& h = handle();
+                           new (&h.mutex) std::recursive_mutex;  // the parent's holders are gone
+                           h.owner = 0;
+                           h.server = 0;
+                           h.socket = UniqueFd();
+                       });
+        return created;
+    }();
     return *instance;
 }
 
@@ -244,7 +260,7 @@ void start_server(Handle& h) {
     // Started from the main thread, the server may also follow the parent-death signal; started
     // from another thread it must not, as that thread may end long before the program.
     bool main_thread = ::gettid() == parent;
-    pid_t pid = fork_with_library_locked();
+    pid_t pid = ::fork();
     if (pid < 0) throw_system_error("cannot fork the fork server");
     if (pid == 0) {
         int kept = ::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 0);
@@ -261,12 +277,6 @@ void start_server(Handle& h) {
 }
 
 void ensure_started(Handle& h) {
-    if (h.owner != ::getpid()) {
-        // Inherited from the parent through fork: its socket was closed in become_child.
-        h.owner = 0;
-        h.server = 0;
-        h.socket = UniqueFd();
-    }
     if (!h.socket) start_server(h);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <mutex>
@@ -19,8 +20,8 @@ namespace crew {
 namespace {
 
 struct Program {
-    std::mutex mutex;
-    bool initialized = false;
+    std::mutex mutex;                     // serialises init; readers need only `initialized`
+    std::atomic<bool> initialized{false};  // set once arguments are written
     std::vector<std::string> arguments;
 };
 
@@ -53,15 +54,16 @@ Program& program() {
 }  // namespace
 
 void init(int argc, char** argv) {
-    if (const char* descriptor = std::getenv(detail::spawn_request_variable)) {
-        run_spawned_child(descriptor);
-    }
     {
         Program& p = program();
         std::lock_guard lock(p.mutex);
         if (p.initialized) return;
         p.arguments.assign(argv, argv + argc);
         p.initialized = true;
+    }
+    // A spawn child was executed with the program's argv, so it may spawn children of its own.
+    if (const char* descriptor = std::getenv(detail::spawn_request_variable)) {
+        run_spawned_child(descriptor);
     }
     if (get_start_method() == StartMethod::forkserver) detail::ensure_fork_server();
 }
@@ -75,11 +77,7 @@ int cpu_count() {
 
 namespace detail {
 
-bool initialized() {
-    Program& p = program();
-    std::lock_guard lock(p.mutex);
-    return p.initialized;
-}
+bool initialized() { return program().initialized.load(); }
 
 const std::vector<std::string>& program_arguments() { return program().arguments; }
 

@@ -1,8 +1,9 @@
 #include "crew/process.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <sys/pidfd.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "crew/detail/child.hpp"
 #include "crew/detail/fork_server.hpp"
 #include "crew/detail/log.hpp"
+#include "crew/detail/pidfd.hpp"
 #include "crew/detail/program.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
@@ -53,8 +55,18 @@ struct LiveChildren {
     bool exit_handler_installed = false;
 };
 
+// A fork child finds the list empty: those are its parent's children, not its own.
 LiveChildren& live_children() {
-    static LiveChildren* instance = new LiveChildren;
+    static LiveChildren* instance = [] {
+        auto* created = new LiveChildren;
+        pthread_atfork([] { live_children().mutex.lock(); },
+                       [] { live_children().mutex.unlock(); },
+                       [] {
+                           live_children().states.clear();
+                           live_children().mutex.unlock();
+                       });
+        return created;
+    }();
     return *instance;
 }
 
@@ -137,7 +149,7 @@ void send_signal(ProcessState& state, int signal, const char* call) {
         throw Error(fmt::format("crew: {}() called before start() on {}", call, state.name));
     }
     if (state.ended) return;
-    if (::pidfd_send_signal(state.pidfd.get(), signal, nullptr, 0) != 0 && errno != ESRCH) {
+    if (send_signal_to_pidfd(state.pidfd.get(), signal) != 0 && errno != ESRCH) {
         throw_system_error(fmt::format("cannot send signal {} to {}", signal, state.name));
     }
 }
@@ -246,22 +258,15 @@ void Process::start() {
     }
 
     if (method == StartMethod::fork) {
-        detail::LiveChildren& live = detail::live_children();
         detail::flush_standard_streams();
         pid_t parent = ::getpid();
-        pid_t pid;
-        {
-            // Fork with the list locked so the child can empty its copy: those are not its children.
-            std::lock_guard live_lock(live.mutex);
-            pid = detail::fork_with_library_locked();
-            if (pid == 0) live.states.clear();
-        }
+        pid_t pid = ::fork();
         if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
         if (pid == 0) {
             detail::become_child(parent, false);
             detail::run_child(state.name, detail::log_level(), [this] { run(); });
         }
-        int pidfd = ::pidfd_open(pid, 0);
+        int pidfd = detail::open_pidfd(pid);
         if (pidfd < 0) {
             int error = errno;
             ::kill(pid, SIGKILL);

@@ -1,5 +1,6 @@
 #include "crew/detail/unique_fd.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -15,8 +16,14 @@ struct FdList {
 };
 
 // Never destroyed: handles in static objects may still close descriptors after main returns.
+// Whoever forks, the child gets the list whole and unlocked.
 FdList& fd_list() {
-    static FdList* list = new FdList;
+    static FdList* list = [] {
+        auto* created = new FdList;
+        pthread_atfork([] { fd_list().mutex.lock(); }, [] { fd_list().mutex.unlock(); },
+                       [] { fd_list().mutex.unlock(); });
+        return created;
+    }();
     return *list;
 }
 
@@ -53,13 +60,7 @@ void UniqueFd::reset() noexcept {
     serial_ = 0;
 }
 
-int fork_with_library_locked() {
-    FdList& list = fd_list();
-    list.mutex.lock();
-    int pid = ::fork();
-    list.mutex.unlock();  // the forking thread is the only one in the child, and it owns the lock
-    return pid;
-}
+void create_fd_list() { (void)fd_list(); }
 
 void close_library_fds_in_child() noexcept {
     FdList& list = fd_list();

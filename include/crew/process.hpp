@@ -61,9 +61,11 @@ struct ProcessState;
 }
 
 struct ProcessOptions {
-    std::string name;                         // default "Process-N", N counting from 1
-    bool daemon = false;                      // see "Lifetime" above
-    std::optional<StartMethod> start_method;  // default crew::get_start_method() at start()
+    // Every member has an initializer, so that designated initializers may leave any out without
+    // -Wmissing-field-initializers.
+    std::string name = {};                         // default "Process-N", N counting from 1
+    bool daemon = false;                           // see "Lifetime" above
+    std::optional<StartMethod> start_method = {};  // default crew::get_start_method() at start()
 };
 
 class Process {

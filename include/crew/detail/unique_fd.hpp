@@ -31,11 +31,14 @@ private:
     std::uint64_t serial_ = 0;  // tells this handle's record from a later one for a reused number
 };
 
-// fork() with crew's descriptor list locked, so that the child sees it whole. Returns as fork().
-int fork_with_library_locked();
-
-// In a child just made by fork_with_library_locked(): closes every descriptor crew opened in the
-// parent. Handles the child inherited become empty instead of closing reused numbers later.
+// In a child just forked: closes every descriptor crew opened in the parent. Handles the child
+// inherited then close nothing, instead of closing reused numbers later. (Every lock of crew's is
+// held across fork by a pthread_atfork handler, so a child always finds its state whole.)
 void close_library_fds_in_child() noexcept;
+
+// Creates the descriptor list and its fork handlers now. A lock that is held while descriptors
+// are opened must register its own fork handlers after this, so that fork takes the locks in the
+// order the code does (handlers registered later run first).
+void create_fd_list();
 
 }  // namespace crew::detail

@@ -1,0 +1,108 @@
+// A program crew's tests run and watch from outside. Usage: process_program COMMAND METHOD [N]
+//   throw               a child throws; prints the child's exitcode
+//   atexit              registers an atexit handler, runs a child, exits normally
+//   exit-with-children  calls exit() while a daemon and a non-daemon child run
+//   orphans N           starts N children that sleep, prints their pids, sleeps until killed
+//   log                 runs a child with crew::log_to_stderr() on
+//   spawn-without-init  tries a spawn child without calling crew::init
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <crew/crew.hpp>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+void do_nothing() {}
+void throw_error() { throw std::runtime_error("thrown in the child"); }
+void sleep_for_ms(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+}
+void sleep_then_report() {
+    sleep_for_ms(300);
+    std::cout << "the non-daemon child finished" << std::endl;
+}
+void say_atexit() {
+    const char line[] = "atexit handler ran\n";
+    (void)!write(STDOUT_FILENO, line, sizeof line - 1);
+}
+
+crew::StartMethod parse_method(const std::string& name) {
+    for (auto method :
+         {crew::StartMethod::forkserver, crew::StartMethod::fork, crew::StartMethod::spawn}) {
+        if (crew::to_string(method) == name) return method;
+    }
+    throw std::invalid_argument("unknown start method " + name);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "spawn-without-init") {
+        try {
+            crew::Process p({.start_method = crew::StartMethod::spawn}, do_nothing);
+            p.start();
+            std::cout << "started without init\n";
+            return 1;
+        } catch (const crew::Error& error) {
+            std::cout << error.what() << '\n';
+            return 0;
+        }
+    }
+    crew::init(argc, argv);
+    if (argc < 3) {
+        std::cerr << "usage: process_program COMMAND METHOD [N]\n";
+        return 2;
+    }
+    std::string command = argv[1];
+    crew::ProcessOptions options{.start_method = parse_method(argv[2])};
+
+    if (command == "throw") {
+        crew::Process p(options, throw_error);
+        p.start();
+        p.join();
+        std::cout << "exitcode " << *p.exitcode() << std::endl;
+    } else if (command == "atexit") {
+        std::atexit(say_atexit);
+        crew::Process p(options, do_nothing);
+        p.start();
+        p.join();
+    } else if (command == "exit-with-children") {
+        crew::ProcessOptions daemon_options = options;
+        daemon_options.daemon = true;
+        crew::Process daemon(daemon_options, sleep_for_ms, 60'000);
+        crew::Process worker(options, sleep_then_report);
+        daemon.start();
+        worker.start();
+        std::cout << "daemon pid " << *daemon.pid() << std::endl;
+        std::exit(0);  // no destructor runs: crew's exit handler must end both children
+    } else if (command == "orphans") {
+        int count = argc > 3 ? std::atoi(argv[3]) : 1;
+        std::vector<crew::Process> children;
+        for (int i = 0; i < count; ++i) children.emplace_back(options, sleep_for_ms, 60'000);
+        for (auto& child : children) {
+            child.start();
+            std::cout << "child pid " << *child.pid() << std::endl;
+        }
+        std::cout << "ready" << std::endl;
+        sleep_for_ms(60'000);
+        for (auto& child : children) child.kill();
+    } else if (command == "log") {
+        crew::log_to_stderr();
+        crew::Process p(options, do_nothing);
+        p.start();
+        p.join();
+    } else {
+        std::cerr << "unknown command " << command << '\n';
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,122 @@
+#include "support.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace crew::testing {
+
+TempDir::TempDir() {
+    std::string pattern = "/tmp/crew-test-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream content;
+    content << in.rdbuf();
+    return content.str();
+}
+
+std::set<int> open_fds() {
+    std::set<int> fds;
+    DIR* directory = ::opendir("/proc/self/fd");
+    if (directory == nullptr) throw std::runtime_error("cannot open /proc/self/fd");
+    while (dirent* entry = ::readdir(directory)) {
+        if (entry->d_name[0] != '.') fds.insert(std::atoi(entry->d_name));
+    }
+    fds.erase(::dirfd(directory));
+    ::closedir(directory);
+    return fds;
+}
+
+std::set<pid_t> child_pids() {
+    std::set<pid_t> pids;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream children(task.path() / "children");
+        for (pid_t pid; children >> pid;) pids.insert(pid);
+    }
+    return pids;
+}
+
+bool process_exists(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+StartedProgram start_program(const std::vector<std::string>& argv) {
+    int pipe_ends[2];
+    if (::pipe2(pipe_ends, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::dup2(pipe_ends[1], STDOUT_FILENO);
+        ::dup2(pipe_ends[1], STDERR_FILENO);
+        std::vector<char*> args;
+        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(pipe_ends[1]);
+    return {pid, pipe_ends[0]};
+}
+
+std::string read_line(int fd, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string line;
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd watched{fd, POLLIN, 0};
+        if (::poll(&watched, 1, static_cast<int>(left.count()) + 1) <= 0) continue;
+        char c;
+        if (::read(fd, &c, 1) != 1) break;
+        if (c == '\n') return line;
+        line += c;
+    }
+    return line;
+}
+
+ProgramRun run_program(const std::vector<std::string>& argv, std::chrono::seconds timeout) {
+    StartedProgram program = start_program(argv);
+    ProgramRun run;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buffer[4096];
+    while (true) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ::kill(program.pid, SIGKILL);
+            run.output += "\n[killed after the test's timeout]\n";
+            break;
+        }
+        pollfd watched{program.output, POLLIN, 0};
+        if (::poll(&watched, 1, static_cast<int>(left.count())) <= 0) continue;
+        ssize_t n = ::read(program.output, buffer, sizeof buffer);
+        if (n <= 0) break;
+        run.output.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(program.output);
+    ::waitpid(program.pid, &run.exit_status, 0);
+    return run;
+}
+
+}  // namespace crew::testing

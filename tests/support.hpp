@@ -1,0 +1,58 @@
+// Helpers shared by crew's tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace crew::testing {
+
+// A fresh directory under /tmp, removed with everything in it when the object goes.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string read_file(const std::string& path);
+
+// The descriptors open in this process.
+std::set<int> open_fds();
+
+// The pids of this process's children, zombies included.
+std::set<pid_t> child_pids();
+
+// Whether a process with this pid exists and is not a zombie.
+bool process_exists(pid_t pid);
+
+struct ProgramRun {
+    int exit_status = -1;  // as from waitpid
+    std::string output;    // stdout and stderr together
+};
+
+// Runs a program to its end, capturing its output; kills it after timeout.
+ProgramRun run_program(const std::vector<std::string>& argv,
+                       std::chrono::seconds timeout = std::chrono::seconds(60));
+
+// Starts a program whose stdout is read through the returned descriptor.
+struct StartedProgram {
+    pid_t pid = -1;
+    int output = -1;
+};
+StartedProgram start_program(const std::vector<std::string>& argv);
+
+// Reads one line from fd, waiting at most timeout; empty at end of file or on timeout.
+std::string read_line(int fd, std::chrono::milliseconds timeout);
+
+}  // namespace crew::testing
