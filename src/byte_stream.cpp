@@ -13,6 +13,7 @@ namespace crew::detail {
 void Writer::Appender::Free::operator()(std::byte* bytes) const noexcept { std::free(bytes); }
 
 void Writer::Appender::append(const void* bytes, std::size_t count) {
+    if (count == 0) return;  // an empty range's data() may be null, which memcpy must not get
     if (count > capacity - size) {
         std::size_t wanted = std::max(size + count, capacity * 2);
         wanted = std::max<std::size_t>(wanted, 256);
@@ -40,7 +41,12 @@ Writer::Appender::int_type Writer::Appender::overflow(int_type byte) {
     return traits_type::not_eof(byte);
 }
 
-Writer::Writer() : stream_(&appender_) {}
+Writer::Writer() = default;
+
+std::ostream& Writer::stream() {
+    if (!stream_) stream_.emplace(&appender_);
+    return *stream_;
+}
 
 void Writer::write_bytes(const void* data, std::size_t size) { appender_.append(data, size); }
 
@@ -50,7 +56,12 @@ Reader::Source::Source(std::span<const std::byte> bytes) {
     setg(begin, begin, begin + bytes.size());
 }
 
-Reader::Reader(std::span<const std::byte> bytes) : source_(bytes), stream_(&source_) {}
+Reader::Reader(std::span<const std::byte> bytes) : source_(bytes) {}
+
+std::istream& Reader::stream() {
+    if (!stream_) stream_.emplace(&source_);
+    return *stream_;
+}
 
 std::span<const std::byte> Reader::take(std::size_t size) {
     if (size > remaining()) {

@@ -67,7 +67,7 @@ void flush_standard_streams() {
 }
 
 void become_child(pid_t parent, bool restore_signals) {
-    close_library_fds_in_child();
+    close_library_fds_in_child(parent);
     if (restore_signals) {
         sigset_t none;
         sigemptyset(&none);
@@ -96,7 +96,7 @@ void run_child(const std::string& name, LogLevel log_level, const std::function<
                                     ::getpid(), current_exception_type()));
         exitcode = 1;
     }
-    log(LogLevel::info, fmt::format("process exiting with exitcode {}", exitcode));
+    log(LogLevel::info, "process exiting with exitcode {}", exitcode);
     flush_standard_streams();
     ::_exit(exitcode);
 }

@@ -3,12 +3,12 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
-#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <fmt/format.h>
 #include <map>
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "crew/detail/library_lock.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {
@@ -26,7 +27,14 @@ struct Module {
     std::uintptr_t base = 0;
     std::string path;  // empty for the main executable, as dl_iterate_phdr reports it
     CodeAddress identity;
-    bool contains = false;  // whether the address looked for lies in one of its segments
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> segments;  // loaded [begin, end)
+
+    bool contains(std::uintptr_t address) const {
+        for (auto [begin, end] : segments) {
+            if (address >= begin && address < end) return true;
+        }
+        return false;
+    }
 };
 
 std::string describe(const CodeAddress& where) {
@@ -57,32 +65,41 @@ void read_build_id(const dl_phdr_info& info, CodeAddress& identity) {
     }
 }
 
-// The loaded modules; `contains` marks the one holding `address`.
-std::vector<Module> loaded_modules(std::uintptr_t address) {
-    struct Search {
-        std::uintptr_t address;
-        std::vector<Module> modules;
-    } search{address, {}};
+std::vector<Module> read_loaded_modules() {
+    std::vector<Module> modules;
     dl_iterate_phdr(
         [](dl_phdr_info* info, std::size_t, void* data) {
-            auto& search = *static_cast<Search*>(data);
             Module module;
             module.base = info->dlpi_addr;
             module.path = info->dlpi_name ? info->dlpi_name : "";
             for (int i = 0; i < info->dlpi_phnum; ++i) {
                 const ElfW(Phdr)& header = info->dlpi_phdr[i];
-                std::uintptr_t start = info->dlpi_addr + header.p_vaddr;
-                if (header.p_type == PT_LOAD && search.address >= start &&
-                    search.address < start + header.p_memsz) {
-                    module.contains = true;
-                }
+                if (header.p_type != PT_LOAD) continue;
+                std::uintptr_t begin = info->dlpi_addr + header.p_vaddr;
+                module.segments.emplace_back(begin, begin + header.p_memsz);
             }
             read_build_id(*info, module.identity);
-            search.modules.push_back(std::move(module));
+            static_cast<std::vector<Module>*>(data)->push_back(std::move(module));
             return 0;
         },
-        &search);
-    return std::move(search.modules);
+        &modules);
+    return modules;
+}
+
+// How many modules the dynamic loader has loaded and unloaded so far: a cache of the module list
+// is current while these stay the same.
+std::pair<unsigned long long, unsigned long long> loader_generation() {
+    std::pair<unsigned long long, unsigned long long> generation{0, 0};
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t size, void* data) {
+            if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+                *static_cast<std::pair<unsigned long long, unsigned long long>*>(data) = {
+                    info->dlpi_adds, info->dlpi_subs};
+            }
+            return 1;  // the counters are the same in every entry: the first is enough
+        },
+        &generation);
+    return generation;
 }
 
 bool same_build(const CodeAddress& a, const CodeAddress& b) {
@@ -148,32 +165,38 @@ std::vector<std::uint64_t> read_function_offsets(const std::string& path) {
     return offsets;
 }
 
+// What this process knows of its code, guarded by library_mutex(). It is filled in the parent and
+// only read by the children it forks, so that their first calls copy as few pages as possible.
 struct Registry {
-    std::mutex mutex;
     std::set<std::uintptr_t> entry_points;
-    std::map<std::string, std::vector<std::uint64_t>> function_offsets;  // by build id bytes
+    std::vector<Module> modules;
+    std::pair<unsigned long long, unsigned long long> modules_generation{~0ull, ~0ull};
+    std::map<std::string, std::vector<std::uint64_t>, std::less<>> function_offsets;  // by build id
 };
 
 // Never destroyed: entry points register during static initialisation, in any order.
 Registry& registry() {
-    static Registry* instance = [] {
-        auto* created = new Registry;
-        pthread_atfork([] { registry().mutex.lock(); }, [] { registry().mutex.unlock(); },
-                       [] { registry().mutex.unlock(); });
-        return created;
-    }();
+    static Registry* instance = new Registry;
     return *instance;
 }
 
-const std::vector<std::uint64_t>& function_offsets(const Module& module) {
-    Registry& r = registry();
-    std::string key(reinterpret_cast<const char*>(module.identity.build_id.data()),
-                    module.identity.build_id_size);
-    std::lock_guard lock(r.mutex);
+// The loaded modules, read again only after the loader loaded or unloaded one.
+const std::vector<Module>& loaded_modules(Registry& r) {
+    auto generation = loader_generation();
+    if (generation != r.modules_generation) {
+        r.modules = read_loaded_modules();
+        r.modules_generation = generation;
+    }
+    return r.modules;
+}
+
+const std::vector<std::uint64_t>& function_offsets(Registry& r, const Module& module) {
+    std::string_view key(reinterpret_cast<const char*>(module.identity.build_id.data()),
+                         module.identity.build_id_size);
     auto found = r.function_offsets.find(key);
     if (found == r.function_offsets.end()) {
         std::string path = module.path.empty() ? "/proc/self/exe" : module.path;
-        found = r.function_offsets.emplace(key, read_function_offsets(path)).first;
+        found = r.function_offsets.emplace(std::string(key), read_function_offsets(path)).first;
     }
     return found->second;
 }
@@ -181,8 +204,10 @@ const std::vector<std::uint64_t>& function_offsets(const Module& module) {
 }  // namespace
 
 CodeAddress code_address_of(std::uintptr_t address) {
-    for (const Module& module : loaded_modules(address)) {
-        if (!module.contains) continue;
+    std::lock_guard lock(library_mutex());
+    Registry& r = registry();
+    for (const Module& module : loaded_modules(r)) {
+        if (!module.contains(address)) continue;
         if (module.identity.build_id_size == 0) {
             throw Error(fmt::format(
                 "crew: the code at {:#x} lies in {}, which has no GNU build id, so other "
@@ -197,17 +222,16 @@ CodeAddress code_address_of(std::uintptr_t address) {
 }
 
 void register_entry_point(std::uintptr_t address) {
+    std::lock_guard lock(library_mutex());
     Registry& r = registry();
-    std::lock_guard lock(r.mutex);
     r.entry_points.insert(address);
 }
 
 std::uintptr_t resolve_entry_point(const CodeAddress& where) {
-    std::vector<Module> modules = loaded_modules(0);
-    const Module& module = module_with_build(modules, where);
-    std::uintptr_t address = module.base + where.offset;
+    std::lock_guard lock(library_mutex());
     Registry& r = registry();
-    std::lock_guard lock(r.mutex);
+    const Module& module = module_with_build(loaded_modules(r), where);
+    std::uintptr_t address = module.base + where.offset;
     if (!r.entry_points.contains(address)) {
         throw UnknownCallableError("crew: asked to call " + describe(where) +
                                    ", which is not a crew entry point; nothing was called. The "
@@ -217,9 +241,10 @@ std::uintptr_t resolve_entry_point(const CodeAddress& where) {
 }
 
 std::uintptr_t resolve_function(const CodeAddress& where) {
-    std::vector<Module> modules = loaded_modules(0);
-    const Module& module = module_with_build(modules, where);
-    const std::vector<std::uint64_t>& offsets = function_offsets(module);
+    std::lock_guard lock(library_mutex());
+    Registry& r = registry();
+    const Module& module = module_with_build(loaded_modules(r), where);
+    const std::vector<std::uint64_t>& offsets = function_offsets(r, module);
     if (!std::binary_search(offsets.begin(), offsets.end(), where.offset)) {
         throw UnknownCallableError(
             "crew: asked to call " + describe(where) +
@@ -230,9 +255,11 @@ std::uintptr_t resolve_function(const CodeAddress& where) {
 }
 
 void preload_executable_symbols() {
-    for (const Module& module : loaded_modules(0)) {
+    std::lock_guard lock(library_mutex());
+    Registry& r = registry();
+    for (const Module& module : loaded_modules(r)) {
         if (module.path.empty() && module.identity.build_id_size != 0) {
-            (void)function_offsets(module);
+            (void)function_offsets(r, module);
             return;
         }
     }

@@ -18,12 +18,11 @@
 #include <fmt/format.h>
 #include <map>
 #include <mutex>
-#include <new>
-#include <pthread.h>
 #include <vector>
 
 #include "crew/detail/child.hpp"
 #include "crew/detail/code_address.hpp"
+#include "crew/detail/library_lock.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/error.hpp"
 
@@ -218,27 +217,23 @@ private:
     std::map<pid_t, UniqueFd> status_of_;  // running children -> where their status goes
 };
 
+// Guarded by library_mutex().
 struct Handle {
-    // Recursive: start_server forks while holding it, and the fork handlers take it again.
-    std::recursive_mutex mutex;
     pid_t owner = 0;   // the process that started the server
     pid_t server = 0;  // the server's pid, a child of owner
     UniqueFd socket;
 };
 
-// A fork child must start its own server: it finds the handle empty and unlocked.
+// A fork child must start its own server: it finds the handle empty.
 Handle& handle() {
     static Handle* instance = [] {
-        create_fd_list();  // the server's socket is opened with the handle locked
         auto* created = new Handle;
-        pthread_atfork([] { handle().mutex.lock(); }, [] { handle().mutex.unlock(); },
-                       [] {
-                           Handle& h = handle();
-                           new (&h.mutex) std::recursive_mutex;  // the parent's holders are gone
-                           h.owner = 0;
-                           h.server = 0;
-                           h.socket = UniqueFd();
-                       });
+        on_fork_child([] {
+            Handle& h = handle();
+            h.owner = 0;
+            h.server = 0;
+            h.socket = UniqueFd();  // the child closes the descriptor itself (become_child)
+        });
         return created;
     }();
     return *instance;
@@ -273,7 +268,7 @@ void start_server(Handle& h) {
     h.owner = parent;
     h.server = pid;
     h.socket = std::move(ours);
-    log(LogLevel::debug, fmt::format("fork server started with pid {}", pid));
+    log(LogLevel::debug, "fork server started with pid {}", pid);
 }
 
 void ensure_started(Handle& h) {
@@ -283,14 +278,13 @@ void ensure_started(Handle& h) {
 }  // namespace
 
 void ensure_fork_server() {
-    Handle& h = handle();
-    std::lock_guard lock(h.mutex);
-    ensure_started(h);
+    std::lock_guard lock(library_mutex());
+    ensure_started(handle());
 }
 
 ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request) {
+    std::lock_guard lock(library_mutex());
     Handle& h = handle();
-    std::lock_guard lock(h.mutex);
     ensure_started(h);
     for (int attempt = 0;; ++attempt) {
         int pipe_ends[2];

@@ -39,8 +39,7 @@ bool log_enabled(LogLevel level) {
     return threshold != LogLevel::off && level >= threshold;
 }
 
-void log(LogLevel level, std::string_view message) {
-    if (!log_enabled(level)) return;
+void write_log_line(LogLevel level, std::string_view message) {
     std::string line = fmt::format("[{}/{}] {}\n", level_name(level), process_name(), message);
     // One write per line keeps lines of several processes apart; a lost log line is not an error.
     for (std::size_t written = 0; written < line.size();) {

@@ -1,7 +1,6 @@
 #include "crew/process.hpp"
 
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 
 #include <sys/wait.h>
@@ -16,7 +15,9 @@
 #include <vector>
 
 #include "crew/detail/child.hpp"
+#include "crew/detail/code_address.hpp"
 #include "crew/detail/fork_server.hpp"
+#include "crew/detail/library_lock.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/detail/pidfd.hpp"
 #include "crew/detail/program.hpp"
@@ -48,9 +49,8 @@ namespace {
 std::atomic<int> process_counter{0};
 
 // The started children of this process whose Process objects still exist: at normal exit,
-// daemons are terminated and the others joined, as Python does.
+// daemons are terminated and the others joined, as Python does. Guarded by library_mutex().
 struct LiveChildren {
-    std::mutex mutex;
     std::set<ProcessState*> states;
     bool exit_handler_installed = false;
 };
@@ -59,12 +59,7 @@ struct LiveChildren {
 LiveChildren& live_children() {
     static LiveChildren* instance = [] {
         auto* created = new LiveChildren;
-        pthread_atfork([] { live_children().mutex.lock(); },
-                       [] { live_children().mutex.unlock(); },
-                       [] {
-                           live_children().states.clear();
-                           live_children().mutex.unlock();
-                       });
+        on_fork_child([] { live_children().states.clear(); });
         return created;
     }();
     return *instance;
@@ -123,8 +118,8 @@ void collect_exit(ProcessState& state) {
     }
     state.exitcode = exitcode_of(wait_status);
     state.ended = true;
-    log(LogLevel::info, fmt::format("{} (pid {}) ended with exitcode {}", state.name, state.pid,
-                                    state.exitcode));
+    log(LogLevel::info, "{} (pid {}) ended with exitcode {}", state.name, state.pid,
+        state.exitcode);
 }
 
 bool wait_for_end(ProcessState& state, std::optional<std::chrono::nanoseconds> timeout) {
@@ -171,23 +166,23 @@ void finish_at_exit(ProcessState& state) {
             wait_for_end(state, std::nullopt);
         }
     } catch (const Error& error) {
-        log(LogLevel::error, error.what());
+        log(LogLevel::error, "{}", error.what());
     }
 }
 
 void finish_live_children_at_exit() {
-    LiveChildren& live = live_children();
     std::vector<ProcessState*> states;
     {
-        std::lock_guard lock(live.mutex);
+        std::lock_guard lock(library_mutex());
+        LiveChildren& live = live_children();
         states.assign(live.states.begin(), live.states.end());
     }
     for (ProcessState* state : states) finish_at_exit(*state);
 }
 
 void add_live_child(ProcessState& state) {
+    std::lock_guard lock(library_mutex());
     LiveChildren& live = live_children();
-    std::lock_guard lock(live.mutex);
     if (!live.exit_handler_installed) {
         std::atexit(finish_live_children_at_exit);
         live.exit_handler_installed = true;
@@ -199,7 +194,7 @@ void add_live_child(ProcessState& state) {
 }  // namespace detail
 
 Process::Process(ProcessOptions options) : state_(std::make_unique<detail::ProcessState>()) {
-    state_->name = options.name.empty() ? fmt::format("Process-{}", ++detail::process_counter)
+    state_->name = options.name.empty() ? "Process-" + std::to_string(++detail::process_counter)
                                         : std::move(options.name);
     state_->daemon = options.daemon;
     state_->requested_method = options.start_method;
@@ -210,9 +205,8 @@ Process::Process(Process&& other) noexcept = default;
 Process::~Process() {
     if (!state_) return;
     {
-        detail::LiveChildren& live = detail::live_children();
-        std::lock_guard lock(live.mutex);
-        live.states.erase(state_.get());
+        std::lock_guard lock(detail::library_mutex());
+        detail::live_children().states.erase(state_.get());
     }
     bool started;
     {
@@ -258,6 +252,8 @@ void Process::start() {
     }
 
     if (method == StartMethod::fork) {
+        // Read once here, the symbol table every fork child checks its target against is inherited.
+        detail::preload_executable_symbols();
         detail::flush_standard_streams();
         pid_t parent = ::getpid();
         pid_t pid = ::fork();
@@ -287,8 +283,8 @@ void Process::start() {
     state.method = method;
     state.started = true;
     detail::add_live_child(state);
-    detail::log(LogLevel::info, fmt::format("{} started with pid {} ({})", state.name, state.pid,
-                                            to_string(method)));
+    detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, state.pid,
+                to_string(method));
 }
 
 void Process::join() { detail::wait_for_end(*state_, std::nullopt); }

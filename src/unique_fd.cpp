@@ -1,39 +1,40 @@
 #include "crew/detail/unique_fd.hpp"
 
-#include <pthread.h>
 #include <unistd.h>
 
 #include <mutex>
 #include <unordered_map>
 
+#include "crew/detail/library_lock.hpp"
+
 namespace crew::detail {
 namespace {
 
+struct Record {
+    std::uint64_t serial;  // tells the handle that owns it from stale ones for the same number
+    pid_t process;         // the process that opened it
+};
+
+// Guarded by library_mutex(). A fork child never writes to it to drop its parent's records (that
+// would copy pages): records of other processes are simply not this process's to close.
 struct FdList {
-    std::mutex mutex;
-    std::unordered_map<int, std::uint64_t> serial_of;  // open descriptor -> serial of its owner
+    std::unordered_map<int, Record> records;
     std::uint64_t next_serial = 1;
 };
 
 // Never destroyed: handles in static objects may still close descriptors after main returns.
-// Whoever forks, the child gets the list whole and unlocked.
 FdList& fd_list() {
-    static FdList* list = [] {
-        auto* created = new FdList;
-        pthread_atfork([] { fd_list().mutex.lock(); }, [] { fd_list().mutex.unlock(); },
-                       [] { fd_list().mutex.unlock(); });
-        return created;
-    }();
+    static FdList* list = new FdList;
     return *list;
 }
 
 }  // namespace
 
 UniqueFd::UniqueFd(int fd) : fd_(fd) {
+    std::lock_guard lock(library_mutex());
     FdList& list = fd_list();
-    std::lock_guard lock(list.mutex);
     serial_ = list.next_serial++;
-    list.serial_of[fd] = serial_;
+    list.records[fd] = {serial_, ::getpid()};
 }
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
@@ -47,12 +48,13 @@ UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
 
 void UniqueFd::reset() noexcept {
     if (fd_ < 0) return;
-    FdList& list = fd_list();
     {
-        std::lock_guard lock(list.mutex);
-        auto record = list.serial_of.find(fd_);
-        if (record != list.serial_of.end() && record->second == serial_) {
-            list.serial_of.erase(record);
+        std::lock_guard lock(library_mutex());
+        FdList& list = fd_list();
+        auto record = list.records.find(fd_);
+        if (record != list.records.end() && record->second.serial == serial_ &&
+            record->second.process == ::getpid()) {
+            list.records.erase(record);
             ::close(fd_);
         }
     }
@@ -60,13 +62,11 @@ void UniqueFd::reset() noexcept {
     serial_ = 0;
 }
 
-void create_fd_list() { (void)fd_list(); }
-
-void close_library_fds_in_child() noexcept {
-    FdList& list = fd_list();
-    std::lock_guard lock(list.mutex);
-    for (const auto& [fd, serial] : list.serial_of) ::close(fd);
-    list.serial_of.clear();
+void close_library_fds_in_child(pid_t parent) noexcept {
+    std::lock_guard lock(library_mutex());
+    for (const auto& [fd, record] : fd_list().records) {
+        if (record.process == parent) ::close(fd);
+    }
 }
 
 }  // namespace crew::detail

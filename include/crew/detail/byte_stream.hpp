@@ -3,11 +3,13 @@
 // A Writer appends to one growing buffer that is reused from message to message (clear() keeps
 // its memory); its stream() lets cereal append to the same buffer without a std::ostringstream.
 // A Reader reads a message in place and reports a short or corrupt message as a crew::Error.
+// The std streams are built on first use only: raw values never pay for their locale setup.
 #pragma once
 
 #include <cstddef>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <streambuf>
@@ -26,7 +28,7 @@ public:
     void clear() noexcept { appender_.size = 0; }
     std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
     // A std::ostream whose writes land in this buffer, for cereal's archives.
-    std::ostream& stream() noexcept { return stream_; }
+    std::ostream& stream();
 
 private:
     struct Appender : std::streambuf {
@@ -42,7 +44,7 @@ private:
         int_type overflow(int_type byte) override;
     };
     Appender appender_;
-    std::ostream stream_;
+    std::optional<std::ostream> stream_;
 };
 
 class Reader {
@@ -57,7 +59,7 @@ public:
     std::span<const std::byte> take(std::size_t size);
     std::size_t remaining() const noexcept { return source_.remaining(); }
     // A std::istream over what remains, for cereal's archives; reading from it advances this.
-    std::istream& stream() noexcept { return stream_; }
+    std::istream& stream();
 
 private:
     struct Source : std::streambuf {
@@ -67,7 +69,7 @@ private:
         void advance(std::size_t count) { gbump(static_cast<int>(count)); }
     };
     Source source_;
-    std::istream stream_;
+    std::optional<std::istream> stream_;
 };
 
 }  // namespace crew::detail

@@ -1,6 +1,8 @@
 // crew/detail/log.hpp: writing crew's log lines (see crew/log.hpp).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <string>
 #include <string_view>
 
@@ -10,8 +12,16 @@ namespace crew::detail {
 
 LogLevel log_level();
 bool log_enabled(LogLevel level);
-// Writes "[LEVEL/<this process's name>] message" to stderr when level is enabled.
-void log(LogLevel level, std::string_view message);
+// Writes "[LEVEL/<this process's name>] message" to stderr.
+void write_log_line(LogLevel level, std::string_view message);
+
+// Formats and writes a log line when level is enabled; costs one atomic load when it is not.
+template <class... Arguments>
+void log(LogLevel level, fmt::format_string<Arguments...> format, Arguments&&... arguments) {
+    if (log_enabled(level)) {
+        write_log_line(level, fmt::format(format, std::forward<Arguments>(arguments)...));
+    }
+}
 // "MainProcess", or the name of the crew child this process is.
 void set_current_process_name(std::string name);
 

@@ -5,6 +5,8 @@
 // (close_library_fds_in_child) and inherits none of them.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <utility>
 
@@ -32,13 +34,7 @@ private:
 };
 
 // In a child just forked: closes every descriptor crew opened in the parent. Handles the child
-// inherited then close nothing, instead of closing reused numbers later. (Every lock of crew's is
-// held across fork by a pthread_atfork handler, so a child always finds its state whole.)
-void close_library_fds_in_child() noexcept;
-
-// Creates the descriptor list and its fork handlers now. A lock that is held while descriptors
-// are opened must register its own fork handlers after this, so that fork takes the locks in the
-// order the code does (handlers registered later run first).
-void create_fd_list();
+// inherited then close nothing, instead of closing reused numbers later.
+void close_library_fds_in_child(pid_t parent) noexcept;
 
 }  // namespace crew::detail
