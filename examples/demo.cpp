@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <crew/crew.hpp>
 #include <csignal>
 #include <cstdlib>
-#include <crew/crew.hpp>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -15,10 +15,18 @@ void greet(std::string from) {
     std::cout << "  hello from " << from << " (pid " << getpid() << ")" << std::endl;
 }
 
-void crash() { std::raise(SIGSEGV); }
-void fail() { throw std::runtime_error("something went wrong in the child"); }
-void quit() { std::exit(7); }
-void nap() { std::this_thread::sleep_for(std::chrono::hours(1)); }
+void crash() {
+    std::raise(SIGSEGV);
+}
+void fail() {
+    throw std::runtime_error("something went wrong in the child");
+}
+void quit() {
+    std::exit(7);
+}
+void nap() {
+    std::this_thread::sleep_for(std::chrono::hours(1));
+}
 
 std::string describe(const crew::Process& p, std::optional<int> exitcode) {
     return p.name() + " exitcode " + (exitcode ? std::to_string(*exitcode) : "(running)");
@@ -28,17 +36,17 @@ int main(int argc, char** argv) {
     crew::init(argc, argv);
     std::cout << "crew demo: parent pid " << getpid() << ", " << crew::cpu_count() << " CPUs\n";
 
-    for (auto method : {crew::StartMethod::forkserver, crew::StartMethod::fork,
-                        crew::StartMethod::spawn}) {
+    for (auto method :
+         {crew::StartMethod::forkserver, crew::StartMethod::fork, crew::StartMethod::spawn}) {
         std::cout << "start method " << crew::to_string(method) << ":" << std::endl;
         auto started = std::chrono::steady_clock::now();
         crew::Process p({.start_method = method}, greet, crew::to_string(method).data());
         p.start();
         p.join();
-        auto took = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() -
-                                                              started);
-        std::cout << "  started and joined in " << took.count() << " us, exitcode "
-                  << *p.exitcode() << std::endl;
+        auto took =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started);
+        std::cout << "  started and joined in " << took.count() << " us, exitcode " << *p.exitcode()
+                  << std::endl;
     }
 
     std::cout << "children that fail, and a parent that carries on:" << std::endl;

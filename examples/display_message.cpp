@@ -6,7 +6,9 @@
 #include <iostream>
 #include <string>
 
-void display_message(std::string message) { std::cout << message << std::endl; }
+void display_message(std::string message) {
+    std::cout << message << std::endl;
+}
 
 int main(int argc, char** argv) {
     crew::init(argc, argv);

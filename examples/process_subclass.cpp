@@ -12,7 +12,7 @@
 #include <thread>
 
 class IdProcess : public crew::Process {
-public:
+  public:
     explicit IdProcess(int id) : id_(id) {}
 
     void run() override {
@@ -20,7 +20,7 @@ public:
         std::cout << "I'm the process with id: " << id_ << std::endl;
     }
 
-private:
+  private:
     int id_;
 };
 

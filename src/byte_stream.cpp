@@ -10,7 +10,9 @@
 
 namespace crew::detail {
 
-void Writer::Appender::Free::operator()(std::byte* bytes) const noexcept { std::free(bytes); }
+void Writer::Appender::Free::operator()(std::byte* bytes) const noexcept {
+    std::free(bytes);
+}
 
 void Writer::Appender::append(const void* bytes, std::size_t count) {
     if (count == 0) return;  // an empty range's data() may be null, which memcpy must not get
@@ -48,7 +50,9 @@ std::ostream& Writer::stream() {
     return *stream_;
 }
 
-void Writer::write_bytes(const void* data, std::size_t size) { appender_.append(data, size); }
+void Writer::write_bytes(const void* data, std::size_t size) {
+    appender_.append(data, size);
+}
 
 Reader::Source::Source(std::span<const std::byte> bytes) {
     // std::streambuf's get area is char*, but nothing ever writes through it.

@@ -1,14 +1,14 @@
 #include "crew/detail/child.hpp"
 
 #include <cxxabi.h>
-#include <csignal>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include <csignal>
 
+#include <fmt/format.h>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fmt/format.h>
 #include <iostream>
 #include <memory>
 #include <typeinfo>

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <fmt/format.h>
 #include <map>
 #include <mutex>
 #include <set>
@@ -54,8 +54,8 @@ void read_build_id(const dl_phdr_info& info, CodeAddress& identity) {
             const auto* n = reinterpret_cast<const ElfW(Nhdr)*>(note);
             const char* name = note + sizeof(ElfW(Nhdr));
             const char* desc = name + ((n->n_namesz + 3) & ~3u);
-            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0 &&
-                n->n_descsz <= identity.build_id.size()) {
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+                std::memcmp(name, "GNU", 4) == 0 && n->n_descsz <= identity.build_id.size()) {
                 identity.build_id_size = static_cast<std::uint8_t>(n->n_descsz);
                 std::memcpy(identity.build_id.data(), desc, n->n_descsz);
                 return;

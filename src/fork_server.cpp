@@ -2,20 +2,20 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <csignal>
 #include <sys/mman.h>
-#include "crew/detail/pidfd.hpp"
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
+#include "crew/detail/pidfd.hpp"
 
+#include <fmt/format.h>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fmt/format.h>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -111,14 +111,14 @@ bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
         argv.push_back(nullptr);
         ::execv("/proc/self/exe", argv.data());
     }
-    std::string message = fmt::format("crew: cannot start spawn child {}: {}\n", request.name,
-                                      std::strerror(errno));
+    std::string message =
+        fmt::format("crew: cannot start spawn child {}: {}\n", request.name, std::strerror(errno));
     (void)!::write(STDERR_FILENO, message.data(), message.size());
     ::_exit(127);
 }
 
 class Server {
-public:
+  public:
     Server(UniqueFd socket, pid_t parent) : socket_(std::move(socket)), parent_(parent) {}
 
     [[noreturn]] void serve() {
@@ -145,10 +145,10 @@ public:
         }
     }
 
-private:
+  private:
     [[noreturn]] void fail(const char* what) {
-        std::string message = fmt::format("crew: the fork server failed: {}: {}\n", what,
-                                          std::strerror(errno));
+        std::string message =
+            fmt::format("crew: the fork server failed: {}: {}\n", what, std::strerror(errno));
         (void)!::write(STDERR_FILENO, message.data(), message.size());
         shut_down();
     }

@@ -4,9 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <mutex>
 #include <vector>
 
@@ -20,7 +20,7 @@ namespace crew {
 namespace {
 
 struct Program {
-    std::mutex mutex;                     // serialises init; readers need only `initialized`
+    std::mutex mutex;                      // serialises init; readers need only `initialized`
     std::atomic<bool> initialized{false};  // set once arguments are written
     std::vector<std::string> arguments;
 };
@@ -43,8 +43,10 @@ Program& program() {
     }
     ::close(fd);
     if (!read_all) {
-        std::string message = fmt::format("crew: a spawned child could not read its request from "
-                                          "descriptor {}\n", descriptor);
+        std::string message = fmt::format(
+            "crew: a spawned child could not read its request from "
+            "descriptor {}\n",
+            descriptor);
         (void)!::write(STDERR_FILENO, message.data(), message.size());
         ::_exit(1);
     }
@@ -77,9 +79,13 @@ int cpu_count() {
 
 namespace detail {
 
-bool initialized() { return program().initialized.load(); }
+bool initialized() {
+    return program().initialized.load();
+}
 
-const std::vector<std::string>& program_arguments() { return program().arguments; }
+const std::vector<std::string>& program_arguments() {
+    return program().arguments;
+}
 
 }  // namespace detail
 }  // namespace crew

@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <fmt/format.h>
+#include <atomic>
 
 namespace crew {
 namespace {
@@ -17,22 +17,31 @@ std::string& process_name() {
 
 std::string_view level_name(LogLevel level) {
     switch (level) {
-        case LogLevel::debug: return "DEBUG";
-        case LogLevel::info: return "INFO";
-        case LogLevel::warning: return "WARNING";
-        case LogLevel::error: return "ERROR";
-        case LogLevel::off: break;
+        case LogLevel::debug:
+            return "DEBUG";
+        case LogLevel::info:
+            return "INFO";
+        case LogLevel::warning:
+            return "WARNING";
+        case LogLevel::error:
+            return "ERROR";
+        case LogLevel::off:
+            break;
     }
     return "OFF";
 }
 
 }  // namespace
 
-void log_to_stderr(LogLevel level) { current_level.store(level); }
+void log_to_stderr(LogLevel level) {
+    current_level.store(level);
+}
 
 namespace detail {
 
-LogLevel log_level() { return current_level.load(); }
+LogLevel log_level() {
+    return current_level.load();
+}
 
 bool log_enabled(LogLevel level) {
     LogLevel threshold = current_level.load();
@@ -49,7 +58,9 @@ void write_log_line(LogLevel level, std::string_view message) {
     }
 }
 
-void set_current_process_name(std::string name) { process_name() = std::move(name); }
+void set_current_process_name(std::string name) {
+    process_name() = std::move(name);
+}
 
 }  // namespace detail
 }  // namespace crew

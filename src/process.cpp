@@ -6,10 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -34,7 +34,8 @@ struct ProcessState {
     std::vector<std::byte> call;  // empty for subclasses, which override run()
     bool has_target = false;
 
-    std::mutex mutex;  // guards what follows; never held while waiting for the child
+    std::mutex mutex;       // guards what follows; never held while waiting for the child
+    bool starting = false;  // start() is under way
     bool started = false;
     bool ended = false;
     StartMethod method = StartMethod::forkserver;
@@ -230,66 +231,107 @@ void Process::run() {
 
 void Process::start() {
     detail::ProcessState& state = *state_;
-    std::lock_guard lock(state.mutex);
-    if (state.started) {
-        throw Error(fmt::format("crew: start() called twice on {}; a process can be started only "
-                                "once: make a new Process to run it again",
-                                state.name));
-    }
-    StartMethod method = state.requested_method.value_or(get_start_method());
-    if (!state.has_target) {
-        if (state.requested_method && method != StartMethod::fork) {
-            throw Error(fmt::format("crew: {} is a Process subclass and can only start with fork: "
-                                    "its members cannot be rebuilt in a fresh process",
-                                    state.name));
+    StartMethod method;
+    {
+        std::lock_guard lock(state.mutex);
+        if (state.started || state.starting) {
+            throw Error(
+                fmt::format("crew: start() called twice on {}; a process can be started "
+                            "only once: make a new Process to run it again",
+                            state.name));
         }
-        method = StartMethod::fork;
-    }
-    if (method == StartMethod::spawn && !detail::initialized()) {
-        throw Error("crew: the spawn start method needs crew::init(argc, argv) as the first line "
-                    "of main: the spawned program runs main again and init turns it into the "
-                    "child");
+        method = state.requested_method.value_or(get_start_method());
+        if (!state.has_target) {
+            if (state.requested_method && method != StartMethod::fork) {
+                throw Error(
+                    fmt::format("crew: {} is a Process subclass and can only start with "
+                                "fork: its members cannot be rebuilt in a fresh process",
+                                state.name));
+            }
+            method = StartMethod::fork;
+        }
+        if (method == StartMethod::spawn && !detail::initialized()) {
+            throw Error(
+                "crew: the spawn start method needs crew::init(argc, argv) as the first "
+                "line of main: the spawned program runs main again and init turns it into "
+                "the child");
+        }
+        state.starting = true;
     }
 
-    if (method == StartMethod::fork) {
-        // Read once here, the symbol table every fork child checks its target against is inherited.
-        detail::preload_executable_symbols();
-        detail::flush_standard_streams();
-        pid_t parent = ::getpid();
-        pid_t pid = ::fork();
-        if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
-        if (pid == 0) {
-            detail::become_child(parent, false);
-            detail::run_child(state.name, detail::log_level(), [this] { run(); });
+    // The state lock is not held from here on: a fork child inherits it free, and its run() may
+    // ask its own Process for its pid or name.
+    pid_t pid = 0;
+    detail::UniqueFd pidfd;
+    detail::UniqueFd status;
+    try {
+        if (method == StartMethod::fork) {
+            // Read here once, the symbol table that fork children check targets against is
+            // inherited instead of read by each.
+            detail::preload_executable_symbols();
+            detail::flush_standard_streams();
+            pid_t parent = ::getpid();
+            pid = ::fork();
+            if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
+            if (pid == 0) {
+                detail::become_child(parent, false);
+                state.started = true;  // as Python's self.pid in the child: its own pid
+                state.pid = ::getpid();
+                detail::run_child(state.name, detail::log_level(), [this] { run(); });
+            }
+            int opened = detail::open_pidfd(pid);
+            if (opened < 0) {
+                int error = errno;
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, nullptr, 0);
+                throw SystemError("cannot open a pidfd for " + state.name, error);
+            }
+            pidfd = detail::UniqueFd(opened);
+        } else {
+            detail::ChildRequest request{state.name, detail::log_level(), {}, state.call};
+            if (method == StartMethod::spawn) request.argv = detail::program_arguments();
+            detail::ServedChild child = detail::start_through_fork_server(
+                method == StartMethod::spawn, detail::encode_child_request(request));
+            pid = child.pid;
+            pidfd = std::move(child.pidfd);
+            status = std::move(child.status);
         }
-        int pidfd = detail::open_pidfd(pid);
-        if (pidfd < 0) {
-            int error = errno;
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-            throw SystemError("cannot open a pidfd for " + state.name, error);
-        }
-        state.pid = pid;
-        state.pidfd = detail::UniqueFd(pidfd);
-    } else {
-        detail::ChildRequest request{state.name, detail::log_level(), {}, state.call};
-        if (method == StartMethod::spawn) request.argv = detail::program_arguments();
-        detail::ServedChild child = detail::start_through_fork_server(
-            method == StartMethod::spawn, detail::encode_child_request(request));
-        state.pid = child.pid;
-        state.pidfd = std::move(child.pidfd);
-        state.status = std::move(child.status);
+    } catch (...) {
+        std::lock_guard lock(state.mutex);
+        state.starting = false;
+        throw;
     }
-    state.method = method;
-    state.started = true;
+
+    {
+        std::lock_guard lock(state.mutex);
+        state.pid = pid;
+        state.pidfd = std::move(pidfd);
+        state.status = std::move(status);
+        state.method = method;
+        state.started = true;
+    }
     detail::add_live_child(state);
-    detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, state.pid,
-                to_string(method));
+    detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, pid, to_string(method));
 }
 
-void Process::join() { detail::wait_for_end(*state_, std::nullopt); }
+namespace {
+// Inside its own child, a subclass's Process would wait for itself forever.
+void refuse_joining_itself(detail::ProcessState& state) {
+    std::lock_guard lock(state.mutex);
+    if (state.started && state.pid == ::getpid()) {
+        throw Error(
+            fmt::format("crew: {} cannot join itself; join a process from its parent", state.name));
+    }
+}
+}  // namespace
+
+void Process::join() {
+    refuse_joining_itself(*state_);
+    detail::wait_for_end(*state_, std::nullopt);
+}
 
 bool Process::join_for(std::chrono::nanoseconds timeout) {
+    refuse_joining_itself(*state_);
     return detail::wait_for_end(*state_, timeout);
 }
 
@@ -314,15 +356,25 @@ std::optional<pid_t> Process::pid() const {
     return state_->pid;
 }
 
-void Process::terminate() { detail::send_signal(*state_, SIGTERM, "terminate"); }
+void Process::terminate() {
+    detail::send_signal(*state_, SIGTERM, "terminate");
+}
 
-void Process::kill() { detail::send_signal(*state_, SIGKILL, "kill"); }
+void Process::kill() {
+    detail::send_signal(*state_, SIGKILL, "kill");
+}
 
-const std::string& Process::name() const { return state_->name; }
+const std::string& Process::name() const {
+    return state_->name;
+}
 
-void Process::set_name(std::string name) { state_->name = std::move(name); }
+void Process::set_name(std::string name) {
+    state_->name = std::move(name);
+}
 
-bool Process::daemon() const { return state_->daemon; }
+bool Process::daemon() const {
+    return state_->daemon;
+}
 
 void Process::set_daemon(bool daemon) {
     std::lock_guard lock(state_->mutex);

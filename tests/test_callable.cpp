@@ -14,8 +14,12 @@ using crew::detail::encode;
 using crew::detail::Reader;
 using crew::detail::Writer;
 
-int add(int a, int b) { return a + b; }
-std::size_t length_of(const char* text) { return std::string(text).size(); }
+int add(int a, int b) {
+    return a + b;
+}
+std::size_t length_of(const char* text) {
+    return std::string(text).size();
+}
 std::string repeat(std::string text, int times) {
     std::string out;
     for (int i = 0; i < times; ++i) out += text;

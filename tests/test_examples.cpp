@@ -35,9 +35,8 @@ TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;
     for (const char* expected :
-         {"hello from forkserver", "hello from fork", "hello from spawn",
-          "exitcode " /* of each */, "exitcode -11", "exitcode 1", "exitcode 7", "exitcode -15",
-          "the parent is fine."}) {
+         {"hello from forkserver", "hello from fork", "hello from spawn", "exitcode " /* of each */,
+          "exitcode -11", "exitcode 1", "exitcode 7", "exitcode -15", "the parent is fine."}) {
         EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
     }
 }

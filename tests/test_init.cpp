@@ -13,7 +13,9 @@ TEST(Init, CpuCountIsTheAffinityMask) {
     EXPECT_GE(crew::cpu_count(), 1);
 }
 
-void exit_with_three() { std::exit(3); }
+void exit_with_three() {
+    std::exit(3);
+}
 
 TEST(Init, CallingInitAgainChangesNothing) {
     char program[] = "again";

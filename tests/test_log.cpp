@@ -16,9 +16,10 @@ TEST_P(LogTest, ProcessStartAndExitAreLoggedWithPids) {
     ASSERT_EQ(run.exit_status, 0) << run.output;
     const std::string method(crew::to_string(GetParam()));
     std::smatch started;
-    ASSERT_TRUE(std::regex_search(
-        run.output, started,
-        std::regex(R"(\[INFO/MainProcess\] Process-1 started with pid (\d+) \()" + method + R"(\))")))
+    ASSERT_TRUE(
+        std::regex_search(run.output, started,
+                          std::regex(R"(\[INFO/MainProcess\] Process-1 started with pid (\d+) \()" +
+                                     method + R"(\))")))
         << run.output;
     const std::string pid = started[1];
     EXPECT_NE(run.output.find("[INFO/Process-1] child process calling run()"), std::string::npos)
@@ -26,9 +27,9 @@ TEST_P(LogTest, ProcessStartAndExitAreLoggedWithPids) {
     EXPECT_NE(run.output.find("[INFO/Process-1] process exiting with exitcode 0"),
               std::string::npos)
         << run.output;
-    EXPECT_NE(run.output.find("[INFO/MainProcess] Process-1 (pid " + pid +
-                              ") ended with exitcode 0"),
-              std::string::npos)
+    EXPECT_NE(
+        run.output.find("[INFO/MainProcess] Process-1 (pid " + pid + ") ended with exitcode 0"),
+        std::string::npos)
         << run.output;
 }
 

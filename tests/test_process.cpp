@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <crew/crew.hpp>
 #include <csignal>
 #include <cstdlib>
-#include <crew/crew.hpp>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -24,10 +24,18 @@ using namespace std::chrono_literals;
 using crew::StartMethod;
 
 void do_nothing() {}
-void exit_with(int code) { std::exit(code); }
-void segfault_at(std::uintptr_t address) { *reinterpret_cast<volatile int*>(address) = 1; }
-void abort_now() { std::abort(); }
-void throw_error() { throw std::runtime_error("boom"); }
+void exit_with(int code) {
+    std::exit(code);
+}
+void segfault_at(std::uintptr_t address) {
+    *reinterpret_cast<volatile int*>(address) = 1;
+}
+void abort_now() {
+    std::abort();
+}
+void throw_error() {
+    throw std::runtime_error("boom");
+}
 void sleep_for_ms(int milliseconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
 }
@@ -57,7 +65,7 @@ void exit_with_unexpected_fd(std::vector<int> allowed) {
 }
 
 class ProcessTest : public ::testing::TestWithParam<StartMethod> {
-protected:
+  protected:
     crew::ProcessOptions options() const { return {.start_method = GetParam()}; }
 };
 
@@ -144,7 +152,8 @@ TEST_P(ProcessTest, ArgumentsArriveIntact) {
 }
 
 TEST_P(ProcessTest, LambdaWithoutCapturesAsTarget) {
-    crew::Process p(options(), [](int a, int b) { std::exit(a * b); }, 6, 7);
+    crew::Process p(
+        options(), [](int a, int b) { std::exit(a * b); }, 6, 7);
     p.start();
     p.join();
     EXPECT_EQ(p.exitcode(), 42);
@@ -197,10 +206,13 @@ TEST_P(ProcessTest, DestroyingANonDaemonProcessWaitsForIt) {
     crew::testing::TempDir dir;
     std::string path = dir.file("done");
     {
-        crew::Process p(options(), [](std::string done) {
-            std::this_thread::sleep_for(200ms);
-            std::ofstream(done) << "finished";
-        }, path);
+        crew::Process p(
+            options(),
+            [](std::string done) {
+                std::this_thread::sleep_for(200ms);
+                std::ofstream(done) << "finished";
+            },
+            path);
         p.start();
     }
     EXPECT_EQ(crew::testing::read_file(path), "finished");
@@ -251,16 +263,33 @@ INSTANTIATE_TEST_SUITE_P(AllStartMethods, ProcessTest,
 
 // A subclass overriding run(): always started with fork.
 class Counter : public crew::Process {
-public:
+  public:
     explicit Counter(int start) : count_(start) {}
     void run() override { std::exit(count_ + 1); }
 
-private:
+  private:
     int count_;
 };
 
+// Asks its own Process for its pid and name in the child, as Python's self.pid and self.name.
+class SelfAware : public crew::Process {
+  public:
+    explicit SelfAware(std::string path) : crew::Process({.name = "self-aware"}), path_(path) {}
+    void run() override {
+        std::ofstream(path_) << (pid() == getpid()) << ' ' << name() << ' ' << is_alive();
+        try {
+            join();
+        } catch (const crew::Error&) {
+            std::exit(3);  // joining itself is refused, not a hang
+        }
+    }
+
+  private:
+    std::string path_;
+};
+
 class ExplicitSpawn : public crew::Process {
-public:
+  public:
     ExplicitSpawn() : crew::Process({.start_method = StartMethod::spawn}) {}
     void run() override {}
 };
@@ -274,13 +303,24 @@ TEST(ProcessSubclass, RunsItsOwnRunWithItsMembers) {
     EXPECT_EQ(counter.exitcode(), 42);
 }
 
+TEST(ProcessSubclass, SeesItsOwnPidAndNameInTheChild) {
+    crew::testing::TempDir dir;
+    SelfAware p(dir.file("seen"));
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 3);
+    EXPECT_EQ(crew::testing::read_file(dir.file("seen")), "1 self-aware 1");
+}
+
 TEST(ProcessSubclass, AskingForAnotherStartMethodIsAnError) {
     ExplicitSpawn p;
     EXPECT_THROW(p.start(), crew::Error);
 }
 
 // Programs observed from outside: the child's stderr, the parent's exit and the parent's death.
-std::string program_path() { return CREW_PROCESS_PROGRAM; }
+std::string program_path() {
+    return CREW_PROCESS_PROGRAM;
+}
 
 TEST_P(ProcessTest, AnExceptionIsPrintedToTheChildsStderr) {
     auto run = crew::testing::run_program(
@@ -320,9 +360,9 @@ TEST_P(ProcessTest, ChildrenDieWithTheirParent) {
     constexpr int kChildren = 3;
     ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     const std::set<pid_t> children_before = crew::testing::child_pids();
-    auto program = crew::testing::start_program(
-        {program_path(), "orphans", std::string(crew::to_string(GetParam())),
-         std::to_string(kChildren)});
+    auto program = crew::testing::start_program({program_path(), "orphans",
+                                                 std::string(crew::to_string(GetParam())),
+                                                 std::to_string(kChildren)});
     std::vector<pid_t> children;
     for (std::string line; (line = crew::testing::read_line(program.output, 30s)) != "ready";) {
         ASSERT_EQ(line.rfind("child pid ", 0), 0u) << "unexpected: " << line;

@@ -1,8 +1,8 @@
 // Start methods: what each child sees of its parent, and choosing the method.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <crew/crew.hpp>
+#include <cstdlib>
 
 #include "support.hpp"
 
@@ -12,7 +12,9 @@ using crew::StartMethod;
 
 int observed_value = 1;  // changed by the tests after crew::init started the fork server
 
-void exit_with_observed_value() { std::exit(observed_value); }
+void exit_with_observed_value() {
+    std::exit(observed_value);
+}
 
 int exitcode_seen_by(std::optional<StartMethod> method) {
     crew::Process p({.start_method = method}, exit_with_observed_value);
@@ -22,7 +24,7 @@ int exitcode_seen_by(std::optional<StartMethod> method) {
 }
 
 class StartMethodTest : public ::testing::Test {
-protected:
+  protected:
     void TearDown() override {
         observed_value = 1;
         crew::set_start_method(StartMethod::forkserver);

@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
         int status;
         if (waitpid(pid, &status, 0) != pid) return 1;
         clock_gettime(CLOCK_MONOTONIC, &end);
-        double micros = (double)(end.tv_sec - start.tv_sec) * 1e6 +
-                        (double)(end.tv_nsec - start.tv_nsec) / 1e3;
+        double micros =
+            (double)(end.tv_sec - start.tv_sec) * 1e6 + (double)(end.tv_nsec - start.tv_nsec) / 1e3;
         if (i >= 10) samples[i - 10] = micros;
     }
     qsort(samples, (size_t)rounds, sizeof(double), compare);

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
             crew::Process p({.start_method = method}, empty_target);
             p.start();
             p.join();
-            std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+            std::chrono::duration<double, std::micro> took =
+                std::chrono::steady_clock::now() - start;
             if (*p.exitcode() != 0) return 1;
             if (i >= 10) samples.push_back(took.count());  // the first few warm caches up
         }

@@ -19,24 +19,24 @@
 namespace crew {
 
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 // A system call failed; what() ends with the text of errno.
 class SystemError : public Error {
-public:
+  public:
     SystemError(const std::string& what_failed, int error_number);
     int error_number() const noexcept { return error_number_; }
 
-private:
+  private:
     int error_number_;
 };
 
 // A process was asked to call something that is not a known entry point of a module it has
 // loaded: another build of the program sent it, or the message was corrupted. Nothing was called.
 class UnknownCallableError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

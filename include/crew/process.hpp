@@ -12,10 +12,10 @@
 //         p2.join();
 //     }
 //
-// The target runs in a child process started with the process's start method (crew/start_method.hpp).
-// The target and its arguments are sent to the child as crew/serialization.hpp describes; what
-// cannot be sent (a lambda with captures, a pointer) is refused at compile time. Arguments are
-// copied when the Process is constructed.
+// The target runs in a child process started with the process's start method
+// (crew/start_method.hpp). The target and its arguments are sent to the child as
+// crew/serialization.hpp describes; what cannot be sent (a lambda with captures, a pointer) is
+// refused at compile time. Arguments are copied when the Process is constructed.
 //
 // Or subclass Process and override run(). A subclass's members cannot be rebuilt in a fresh
 // process, so a subclass always starts with fork: the child inherits the object as it was at
@@ -69,11 +69,11 @@ struct ProcessOptions {
 };
 
 class Process {
-public:
+  public:
     // A process that will call target(arguments...) in the child.
     template <class Function, class... Arguments>
-        requires(!std::same_as<std::remove_cvref_t<Function>, ProcessOptions>)
-    explicit Process(Function&& target, Arguments&&... arguments)
+    requires(!std::same_as<std::remove_cvref_t<Function>, ProcessOptions>) explicit Process(
+        Function&& target, Arguments&&... arguments)
         : Process(ProcessOptions{}, std::forward<Function>(target),
                   std::forward<Arguments>(arguments)...) {}
 
@@ -121,11 +121,11 @@ public:
     // subclass (which then starts with fork).
     virtual void run();
 
-protected:
+  protected:
     // For subclasses that override run().
     explicit Process(ProcessOptions options = {});
 
-private:
+  private:
     void set_target(std::span<const std::byte> call);
     bool join_for(std::chrono::nanoseconds timeout);
 

@@ -50,18 +50,18 @@ namespace detail {
 
 // Trivially copyable values whose bytes mean the same in another process of the same build.
 template <class T>
-concept raw_bytes_value = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
-                          !std::is_member_pointer_v<T> && !std::is_null_pointer_v<T> &&
-                          !std::ranges::view<T>;
+concept raw_bytes_value =
+    std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
+    !std::is_null_pointer_v<T> && !std::ranges::view<T>;
 
 // Owning contiguous containers of such values: sent as a length and one block of bytes.
 template <class T>
 concept raw_bytes_range =
     !raw_bytes_value<T> && std::ranges::contiguous_range<T> && std::ranges::sized_range<T> &&
     !std::ranges::view<T> && std::default_initializable<T> &&
-    raw_bytes_value<std::ranges::range_value_t<T>> && requires(T& range, std::size_t size) {
-        range.resize(size);
-    };
+    raw_bytes_value<std::ranges::range_value_t<T>> && requires(T & range, std::size_t size) {
+    range.resize(size);
+};
 
 // Whether cereal can write and read T all the way down. cereal's own traits look at the outer
 // type only (std::vector<NotSerializable> passes them), so the std containers are unfolded here.
@@ -114,7 +114,7 @@ struct cereal_ready<std::shared_ptr<T>> : std::bool_constant<all_cereal_ready<T>
 // True when values of T can be sent to another process (see the top of this header).
 template <class T>
 concept serializable = detail::raw_bytes_value<T> || detail::raw_bytes_range<T> ||
-                       (std::default_initializable<T> && detail::cereal_ready<T>::value);
+    (std::default_initializable<T>&& detail::cereal_ready<T>::value);
 
 namespace detail {
 

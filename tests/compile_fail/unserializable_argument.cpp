@@ -8,4 +8,6 @@ struct Opaque {
 
 void consume(Opaque) {}
 
-int main() { crew::Process p(consume, Opaque{"x"}); }
+int main() {
+    crew::Process p(consume, Opaque{"x"});
+}

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <crew/crew.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <crew/crew.hpp>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -22,7 +22,9 @@
 namespace {
 
 void do_nothing() {}
-void throw_error() { throw std::runtime_error("thrown in the child"); }
+void throw_error() {
+    throw std::runtime_error("thrown in the child");
+}
 void sleep_for_ms(int milliseconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
 }

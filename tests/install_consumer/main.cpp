@@ -2,7 +2,9 @@
 #include <cstdlib>
 #include <iostream>
 
-int square(int x) { std::exit(x * x); }
+int square(int x) {
+    std::exit(x * x);
+}
 
 int main(int argc, char** argv) {
     crew::init(argc, argv);

@@ -17,7 +17,7 @@
 namespace crew::detail {
 
 class Writer {
-public:
+  public:
     Writer();
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
@@ -30,7 +30,7 @@ public:
     // A std::ostream whose writes land in this buffer, for cereal's archives.
     std::ostream& stream();
 
-private:
+  private:
     struct Appender : std::streambuf {
         struct Free {
             void operator()(std::byte* bytes) const noexcept;
@@ -48,7 +48,7 @@ private:
 };
 
 class Reader {
-public:
+  public:
     explicit Reader(std::span<const std::byte> bytes);
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
@@ -61,10 +61,12 @@ public:
     // A std::istream over what remains, for cereal's archives; reading from it advances this.
     std::istream& stream();
 
-private:
+  private:
     struct Source : std::streambuf {
         explicit Source(std::span<const std::byte> bytes);
-        std::size_t remaining() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
+        std::size_t remaining() const noexcept {
+            return static_cast<std::size_t>(egptr() - gptr());
+        }
         const char* position() const noexcept { return gptr(); }
         void advance(std::size_t count) { gbump(static_cast<int>(count)); }
     };

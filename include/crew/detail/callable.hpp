@@ -26,10 +26,9 @@ namespace crew::detail {
 
 // How a value of type T is carried: C strings become std::string, the rest their decayed type.
 template <class T>
-using carried_t =
-    std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
-                           std::is_same_v<std::decay_t<T>, char*>,
-                       std::string, std::decay_t<T>>;
+using carried_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
+                                         std::is_same_v<std::decay_t<T>, char*>,
+                                     std::string, std::decay_t<T>>;
 
 // What a function parameter of type P is handed: a carried std::string becomes a C string again.
 template <class P>
@@ -60,9 +59,8 @@ concept stateless_function_object =
 // A function object with state must say how to serialize it; raw bytes are not enough, because a
 // lambda's captures are raw bytes too and must be refused.
 template <class F>
-concept serializable_function_object =
-    std::is_class_v<F> && !std::is_empty_v<F> && std::default_initializable<F> &&
-    cereal_ready<F>::value;
+concept serializable_function_object = std::is_class_v<F> && !std::is_empty_v<F> &&
+                                       std::default_initializable<F> && cereal_ready<F>::value;
 
 template <class F>
 concept sendable_callable =
@@ -104,22 +102,24 @@ constexpr bool check_arguments() {
     if constexpr (function_pointer<F>) {
         using Parameters = typename function_pointer_traits<F>::parameters;
         constexpr bool arity = std::tuple_size_v<Parameters> == sizeof...(Arguments);
-        static_assert(arity, "crew: the function is given a different number of arguments than "
-                             "it has parameters.");
+        static_assert(arity,
+                      "crew: the function is given a different number of arguments than "
+                      "it has parameters.");
         if constexpr (arity) {
             constexpr bool convertible = []<std::size_t... I>(std::index_sequence<I...>) {
-                return (std::is_constructible_v<
-                            carried_t<std::tuple_element_t<I, Parameters>>, Arguments> &&
+                return (std::is_constructible_v<carried_t<std::tuple_element_t<I, Parameters>>,
+                                                Arguments> &&
                         ...);
-            }(std::index_sequence_for<Arguments...>{});
-            static_assert(convertible, "crew: an argument cannot be converted to the type of the "
-                                       "function's parameter.");
-            return convertible &&
-                   []<std::size_t... I>(std::index_sequence<I...>) {
-                       return (check_serializable<
-                                   carried_t<std::tuple_element_t<I, Parameters>>>() &&
-                               ...);
-                   }(std::index_sequence_for<Arguments...>{});
+            }
+            (std::index_sequence_for<Arguments...>{});
+            static_assert(convertible,
+                          "crew: an argument cannot be converted to the type of the "
+                          "function's parameter.");
+            return convertible&&[]<std::size_t... I>(std::index_sequence<I...>) {
+                return (check_serializable<carried_t<std::tuple_element_t<I, Parameters>>>() &&
+                        ...);
+            }
+            (std::index_sequence_for<Arguments...>{});
         }
         return false;
     } else {
@@ -157,7 +157,8 @@ struct Entry<F, std::tuple<Carried...>> {
                             return function(
                                 hand_over<std::tuple_element_t<I, Parameters>>(argument)...);
                         });
-                    }(std::index_sequence_for<Carried...>{});
+                    }
+                    (std::index_sequence_for<Carried...>{});
                 } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
                     finish(result, [&] { return std::invoke(function, std::move(argument)...); });
                 } else {
@@ -211,10 +212,10 @@ void encode_call(Writer& writer, const F& function, Arguments&&... arguments) {
             encode(writer, function);
         }
         [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (encode(writer,
-                    std::tuple_element_t<I, Carried>(std::forward<Arguments>(arguments))),
+            (encode(writer, std::tuple_element_t<I, Carried>(std::forward<Arguments>(arguments))),
              ...);
-        }(std::index_sequence_for<Arguments...>{});
+        }
+        (std::index_sequence_for<Arguments...>{});
     }
 }
 

@@ -13,7 +13,7 @@
 namespace crew::detail {
 
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     // Takes ownership of fd (which must be open) and records it.
     explicit UniqueFd(int fd);
@@ -28,7 +28,7 @@ public:
     // Closes the descriptor, unless a fork child already closed it for us.
     void reset() noexcept;
 
-private:
+  private:
     int fd_ = -1;
     std::uint64_t serial_ = 0;  // tells this handle's record from a later one for a reused number
 };
