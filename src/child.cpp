@@ -29,14 +29,6 @@ std::string current_exception_type() {
     return status == 0 && name ? name.get() : type->name();
 }
 
-void write_to_stderr(const std::string& text) {
-    for (std::size_t written = 0; written < text.size();) {
-        ssize_t n = ::write(STDERR_FILENO, text.data() + written, text.size() - written);
-        if (n <= 0) return;
-        written += static_cast<std::size_t>(n);
-    }
-}
-
 }  // namespace
 
 std::vector<std::byte> encode_child_request(const ChildRequest& request) {

@@ -113,13 +113,13 @@ bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
     }
     std::string message =
         fmt::format("crew: cannot start spawn child {}: {}\n", request.name, std::strerror(errno));
-    (void)!::write(STDERR_FILENO, message.data(), message.size());
+    write_to_stderr(message);
     ::_exit(127);
 }
 
 class Server {
   public:
-    Server(UniqueFd socket, pid_t parent) : socket_(std::move(socket)), parent_(parent) {}
+    explicit Server(UniqueFd socket) : socket_(std::move(socket)) {}
 
     [[noreturn]] void serve() {
         sigset_t child_signals;
@@ -132,7 +132,11 @@ class Server {
         // Ctrl-C is for the program; it decides what happens to its children.
         std::signal(SIGINT, SIG_IGN);
         std::signal(SIGPIPE, SIG_IGN);
-        preload_executable_symbols();
+        try {
+            preload_executable_symbols();  // so that children inherit it instead of reading it
+        } catch (const Error&) {
+            // Only a head start: a child that needs the symbols reports the same error itself.
+        }
 
         while (true) {
             pollfd watched[2] = {{socket_.get(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
@@ -149,7 +153,7 @@ class Server {
     [[noreturn]] void fail(const char* what) {
         std::string message =
             fmt::format("crew: the fork server failed: {}: {}\n", what, std::strerror(errno));
-        (void)!::write(STDERR_FILENO, message.data(), message.size());
+        write_to_stderr(message);
         shut_down();
     }
 
@@ -213,7 +217,6 @@ class Server {
 
     UniqueFd socket_;
     UniqueFd signals_;
-    pid_t parent_;
     std::map<pid_t, UniqueFd> status_of_;  // running children -> where their status goes
 };
 
@@ -263,7 +266,7 @@ void start_server(Handle& h) {
         if (!main_thread) ::prctl(PR_SET_PDEATHSIG, 0);
         if (kept < 0) ::_exit(1);
         set_current_process_name("ForkServer");
-        Server(UniqueFd(kept), parent).serve();
+        Server(UniqueFd(kept)).serve();
     }
     h.owner = parent;
     h.server = pid;

@@ -12,6 +12,7 @@
 
 #include "crew/detail/child.hpp"
 #include "crew/detail/fork_server.hpp"
+#include "crew/detail/log.hpp"
 #include "crew/detail/program.hpp"
 #include "crew/error.hpp"
 #include "crew/start_method.hpp"
@@ -47,7 +48,7 @@ Program& program() {
             "crew: a spawned child could not read its request from "
             "descriptor {}\n",
             descriptor);
-        (void)!::write(STDERR_FILENO, message.data(), message.size());
+        detail::write_to_stderr(message);
         ::_exit(1);
     }
     detail::run_child_request(detail::decode_child_request(bytes));

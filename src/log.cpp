@@ -48,14 +48,17 @@ bool log_enabled(LogLevel level) {
     return threshold != LogLevel::off && level >= threshold;
 }
 
-void write_log_line(LogLevel level, std::string_view message) {
-    std::string line = fmt::format("[{}/{}] {}\n", level_name(level), process_name(), message);
-    // One write per line keeps lines of several processes apart; a lost log line is not an error.
-    for (std::size_t written = 0; written < line.size();) {
-        ssize_t n = ::write(STDERR_FILENO, line.data() + written, line.size() - written);
-        if (n <= 0) break;
+void write_to_stderr(std::string_view text) noexcept {
+    for (std::size_t written = 0; written < text.size();) {
+        ssize_t n = ::write(STDERR_FILENO, text.data() + written, text.size() - written);
+        if (n <= 0) return;
         written += static_cast<std::size_t>(n);
     }
+}
+
+void write_log_line(LogLevel level, std::string_view message) {
+    std::string line = fmt::format("[{}/{}] {}\n", level_name(level), process_name(), message);
+    write_to_stderr(line);
 }
 
 void set_current_process_name(std::string name) {

@@ -12,6 +12,10 @@ namespace crew::detail {
 
 LogLevel log_level();
 bool log_enabled(LogLevel level);
+// Writes text to stderr with as few write(2) calls as it takes (one, for a line of normal size),
+// so that lines of several processes do not mix. Failures are ignored: stderr may be closed.
+void write_to_stderr(std::string_view text) noexcept;
+
 // Writes "[LEVEL/<this process's name>] message" to stderr.
 void write_log_line(LogLevel level, std::string_view message);
 
