@@ -1,0 +1,86 @@
+// crew/detail/message_ring.hpp: a single-producer, single-consumer queue of messages in shared
+// memory, between two threads or two processes.
+//
+// One RingWriter and one RingReader use a ring at a time. Messages of any size may be written: one
+// that fits in a quarter of the ring is read in place, without a copy; a larger one travels in
+// pieces, which the reader joins in a buffer of its own that stays warm for the next one, while
+// the writer waits for space. A message becomes visible only once whole, so a writer that dies
+// half-way leaves nothing torn behind.
+//
+// Waiting: both ends spin a little, then sleep on a futex in the ring. A reader that must sleep
+// somewhere else (epoll, say) can instead ask the writer to signal an eventfd: see wake_fd and
+// prepare_to_sleep.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace crew::detail {
+
+// The shared part: counters and wake-up words, then the bytes.
+struct RingControl {
+    alignas(64) std::atomic<std::uint64_t> written{0};  // bytes the writer has published
+    alignas(64) std::atomic<std::uint64_t> read{0};     // bytes the reader has released
+    alignas(64) std::atomic<std::uint32_t> reader_waiting{0};
+    alignas(64) std::atomic<std::uint32_t> writer_waiting{0};
+};
+
+// Bytes of shared memory a ring of capacity bytes takes; capacity must be a power of two >= 4096.
+constexpr std::size_t ring_footprint(std::size_t capacity) {
+    return sizeof(RingControl) + capacity;
+}
+
+class RingWriter {
+  public:
+    // The ring at memory (zeroed before first use); wake_fd >= 0: write 1 to that eventfd, instead
+    // of a futex wake, when the reader sleeps.
+    RingWriter(std::byte* memory, std::size_t capacity, int wake_fd = -1);
+
+    // Writes one message, waiting for space as long as it takes.
+    void write(std::span<const std::byte> message);
+
+  private:
+    void write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags);
+    void wait_for_space(std::uint64_t needed);
+    void publish(std::uint64_t position);
+
+    RingControl& control_;
+    std::byte* bytes_;
+    std::size_t capacity_;
+    std::uint64_t written_;  // our copy of control_.written
+    int wake_fd_;
+};
+
+class RingReader {
+  public:
+    RingReader(std::byte* memory, std::size_t capacity);
+
+    // The next whole message if there is one, without waiting. It stays valid until release().
+    std::optional<std::span<const std::byte>> try_read();
+    // The next message, waiting as long as it takes.
+    std::span<const std::byte> read();
+    // Done with the message try_read or read returned: its space goes back to the writer.
+    void release();
+
+    // For a reader that sleeps elsewhere: asks the writer to wake it. Returns false (and asks
+    // nothing) when data is already there, so the reader must not sleep.
+    bool prepare_to_sleep();
+
+  private:
+    void release_bytes(std::uint64_t count);
+
+    RingControl& control_;
+    const std::byte* bytes_;
+    std::size_t capacity_;
+    std::uint64_t read_;                // our copy of control_.read
+    std::uint64_t held_ = 0;            // size of the record handed out in place, if any
+    std::vector<std::byte> assembled_;  // pieces of a large message joined so far
+    bool assembling_ = false;
+    bool assembled_ready_ = false;
+};
+
+}  // namespace crew::detail

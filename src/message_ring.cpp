@@ -1,0 +1,193 @@
+#include "crew/detail/message_ring.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "crew/detail/futex.hpp"
+#include "crew/error.hpp"
+
+namespace crew::detail {
+namespace {
+
+struct RecordHeader {
+    std::uint32_t size;  // payload bytes
+    std::uint32_t flags;
+};
+
+constexpr std::uint32_t padding = 1;       // skip to the start of the ring
+constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
+// About 10 µs of spinning before sleeping: long enough to catch a quick answer, short enough not
+// to steal a core from the workers on a small machine.
+constexpr int spins_before_sleeping = 200;
+
+constexpr std::uint64_t round_up(std::uint64_t size) {
+    return (size + 7) & ~std::uint64_t{7};
+}
+
+void cpu_relax() {
+    __builtin_ia32_pause();
+}
+
+RingControl& control_at(std::byte* memory) {
+    return *reinterpret_cast<RingControl*>(memory);
+}
+
+void check_capacity(std::size_t capacity) {
+    if (capacity < 4096 || (capacity & (capacity - 1)) != 0) {
+        throw Error("crew: a message ring's capacity must be a power of two of at least 4096");
+    }
+}
+
+}  // namespace
+
+RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
+    : control_(control_at(memory)),
+      bytes_(memory + sizeof(RingControl)),
+      capacity_(capacity),
+      written_(control_.written.load(std::memory_order_relaxed)),
+      wake_fd_(wake_fd) {
+    check_capacity(capacity);
+}
+
+void RingWriter::write(std::span<const std::byte> message) {
+    const std::size_t piece = capacity_ / 4 - sizeof(RecordHeader);
+    const std::byte* next = message.data();
+    std::size_t left = message.size();
+    while (left > piece) {
+        write_record(next, static_cast<std::uint32_t>(piece), more_follows);
+        next += piece;
+        left -= piece;
+    }
+    write_record(next, static_cast<std::uint32_t>(left), 0);
+}
+
+void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags) {
+    const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
+    std::uint64_t offset = written_ & (capacity_ - 1);
+    std::uint64_t to_end = capacity_ - offset;
+    std::uint64_t needed = record <= to_end ? record : to_end + record;
+    wait_for_space(needed);
+    if (record > to_end) {
+        RecordHeader pad{static_cast<std::uint32_t>(to_end - sizeof(RecordHeader)), padding};
+        std::memcpy(bytes_ + offset, &pad, sizeof pad);
+        offset = 0;
+    }
+    RecordHeader header{size, flags};
+    std::memcpy(bytes_ + offset, &header, sizeof header);
+    if (size != 0) std::memcpy(bytes_ + offset + sizeof header, payload, size);
+    publish(written_ + needed);
+}
+
+void RingWriter::wait_for_space(std::uint64_t needed) {
+    auto enough = [&] {
+        return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
+    };
+    for (int spin = 0; !enough(); ++spin) {
+        if (spin < spins_before_sleeping) {
+            cpu_relax();
+            continue;
+        }
+        control_.writer_waiting.store(1, std::memory_order_seq_cst);
+        if (enough()) break;
+        futex_wait(control_.writer_waiting, 1);
+    }
+}
+
+void RingWriter::publish(std::uint64_t position) {
+    written_ = position;
+    control_.written.store(position, std::memory_order_seq_cst);
+    if (control_.reader_waiting.load(std::memory_order_seq_cst) != 0) {
+        control_.reader_waiting.store(0, std::memory_order_relaxed);
+        if (wake_fd_ >= 0) {
+            std::uint64_t one = 1;
+            // A full eventfd counter already means "wake up": nothing to do if this fails.
+            (void)!::write(wake_fd_, &one, sizeof one);
+        } else {
+            futex_wake_all(control_.reader_waiting);
+        }
+    }
+}
+
+RingReader::RingReader(std::byte* memory, std::size_t capacity)
+    : control_(control_at(memory)),
+      bytes_(memory + sizeof(RingControl)),
+      capacity_(capacity),
+      read_(control_.read.load(std::memory_order_relaxed)) {
+    check_capacity(capacity);
+}
+
+std::optional<std::span<const std::byte>> RingReader::try_read() {
+    if (held_ != 0 || assembled_ready_) {
+        throw Error("crew: a ring message was read again before release()");
+    }
+    while (true) {
+        std::uint64_t written = control_.written.load(std::memory_order_acquire);
+        if (read_ == written) return std::nullopt;
+        std::uint64_t offset = read_ & (capacity_ - 1);
+        RecordHeader header;
+        std::memcpy(&header, bytes_ + offset, sizeof header);
+        const std::uint64_t record = sizeof(RecordHeader) + round_up(header.size);
+        if (header.flags & padding) {
+            release_bytes(capacity_ - offset);
+            continue;
+        }
+        const std::byte* payload = bytes_ + offset + sizeof header;
+        if (!assembling_ && !(header.flags & more_follows)) {
+            held_ = record;
+            return std::span<const std::byte>(payload, header.size);
+        }
+        if (!assembling_) assembled_.clear();
+        assembling_ = true;
+        assembled_.insert(assembled_.end(), payload, payload + header.size);
+        release_bytes(record);
+        if (!(header.flags & more_follows)) {
+            assembling_ = false;
+            assembled_ready_ = true;
+            return std::span<const std::byte>(assembled_);
+        }
+    }
+}
+
+std::span<const std::byte> RingReader::read() {
+    for (int spin = 0;; ++spin) {
+        if (auto message = try_read()) return *message;
+        if (spin < spins_before_sleeping) {
+            cpu_relax();
+            continue;
+        }
+        control_.reader_waiting.store(1, std::memory_order_seq_cst);
+        if (control_.written.load(std::memory_order_seq_cst) != read_) continue;
+        futex_wait(control_.reader_waiting, 1);
+    }
+}
+
+void RingReader::release() {
+    if (assembled_ready_) {
+        assembled_ready_ = false;
+        return;
+    }
+    release_bytes(std::exchange(held_, 0));
+}
+
+bool RingReader::prepare_to_sleep() {
+    control_.reader_waiting.store(1, std::memory_order_seq_cst);
+    if (control_.written.load(std::memory_order_seq_cst) != read_) {
+        control_.reader_waiting.store(0, std::memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void RingReader::release_bytes(std::uint64_t count) {
+    read_ += count;
+    control_.read.store(read_, std::memory_order_seq_cst);
+    if (control_.writer_waiting.load(std::memory_order_seq_cst) != 0) {
+        control_.writer_waiting.store(0, std::memory_order_relaxed);
+        futex_wake_all(control_.writer_waiting);
+    }
+}
+
+}  // namespace crew::detail

@@ -1,0 +1,178 @@
+// The shared-memory message ring under pools and queues: order, sizes, waiting, processes, death.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <crew/detail/message_ring.hpp>
+#include <crew/detail/shared_mapping.hpp>
+#include <crew/process.hpp>
+#include <csignal>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using crew::detail::RingReader;
+using crew::detail::RingWriter;
+using crew::detail::SharedMapping;
+
+constexpr std::size_t kCapacity = 1 << 16;
+
+SharedMapping make_ring() {
+    return SharedMapping::create(crew::detail::ring_footprint(kCapacity), "crew-test-ring");
+}
+
+// Message i: i % 5000 bytes, every byte (i + position) mod 251, so that order and content show.
+std::vector<std::byte> message(std::size_t i, std::size_t size) {
+    std::vector<std::byte> bytes(size);
+    for (std::size_t k = 0; k < size; ++k) bytes[k] = std::byte((i + k) % 251);
+    return bytes;
+}
+
+bool is_message(std::span<const std::byte> got, std::size_t i, std::size_t size) {
+    if (got.size() != size) return false;
+    for (std::size_t k = 0; k < size; ++k) {
+        if (got[k] != std::byte((i + k) % 251)) return false;
+    }
+    return true;
+}
+
+std::size_t size_of_message(std::size_t i) {
+    switch (i % 7) {
+        case 0:
+            return 0;
+        case 1:
+            return 1;
+        case 2:
+            return 8;
+        case 3:
+            return kCapacity / 4 - 8;  // the largest read in place
+        case 4:
+            return kCapacity * 3;  // several pieces
+        default:
+            return i % 5000;
+    }
+}
+
+TEST(MessageRing, MessagesOfEverySizeArriveInOrderBetweenThreads) {
+    SharedMapping memory = make_ring();
+    constexpr std::size_t kMessages = 3000;
+    std::thread producer([&] {
+        RingWriter writer(memory.data(), kCapacity);
+        for (std::size_t i = 0; i < kMessages; ++i) writer.write(message(i, size_of_message(i)));
+    });
+    RingReader reader(memory.data(), kCapacity);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < kMessages; ++i) {
+        if (!is_message(reader.read(), i, size_of_message(i))) ++wrong;
+        reader.release();
+    }
+    producer.join();
+    EXPECT_EQ(wrong, 0u);
+    EXPECT_FALSE(reader.try_read().has_value());
+}
+
+TEST(MessageRing, ReadingAgainBeforeReleaseIsAnError) {
+    SharedMapping memory = make_ring();
+    RingWriter writer(memory.data(), kCapacity);
+    RingReader reader(memory.data(), kCapacity);
+    writer.write(message(1, 10));
+    writer.write(message(2, 10));
+    ASSERT_TRUE(reader.try_read().has_value());
+    EXPECT_THROW(reader.try_read(), crew::Error);
+    reader.release();
+    EXPECT_TRUE(is_message(*reader.try_read(), 2, 10));
+}
+
+TEST(MessageRing, ACapacityThatIsNoPowerOfTwoIsRefused) {
+    SharedMapping memory = make_ring();
+    EXPECT_THROW(RingWriter(memory.data(), 5000), crew::Error);
+    EXPECT_THROW(RingReader(memory.data(), 1024), crew::Error);
+}
+
+// Writes kMessages messages into the ring in memory; for a child process started with fork.
+class Producer : public crew::Process {
+  public:
+    Producer(std::byte* ring, std::size_t messages) : ring_(ring), messages_(messages) {}
+    void run() override {
+        RingWriter writer(ring_, kCapacity);
+        for (std::size_t i = 0; i < messages_; ++i) writer.write(message(i, size_of_message(i)));
+    }
+
+  private:
+    std::byte* ring_;
+    std::size_t messages_;
+};
+
+TEST(MessageRing, BetweenProcesses) {
+    SharedMapping memory = make_ring();
+    constexpr std::size_t kMessages = 3000;
+    Producer producer(memory.data(), kMessages);
+    producer.start();
+    RingReader reader(memory.data(), kCapacity);
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < kMessages; ++i) {
+        if (!is_message(reader.read(), i, size_of_message(i))) ++wrong;
+        reader.release();
+    }
+    producer.join();
+    EXPECT_EQ(producer.exitcode(), 0);
+    EXPECT_EQ(wrong, 0u);
+}
+
+// Writes one small message, then starts a huge one and dies half-way through it.
+class DyingProducer : public crew::Process {
+  public:
+    explicit DyingProducer(std::byte* ring) : ring_(ring) {}
+    void run() override {
+        RingWriter writer(ring_, kCapacity);
+        writer.write(message(7, 100));
+        writer.write(message(8, kCapacity * 8));  // blocks on a full ring: killed there
+    }
+
+  private:
+    std::byte* ring_;
+};
+
+TEST(MessageRing, AWriterThatDiesMidMessageLeavesNothingTorn) {
+    SharedMapping memory = make_ring();
+    DyingProducer producer(memory.data());
+    producer.start();
+    RingReader reader(memory.data(), kCapacity);
+    EXPECT_TRUE(is_message(reader.read(), 7, 100));
+    reader.release();
+    // The writer fills the ring with pieces and waits for space: kill it there.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    producer.kill();
+    producer.join();
+    EXPECT_EQ(producer.exitcode(), -SIGKILL);
+    EXPECT_FALSE(reader.try_read().has_value()) << "the pieces that came are not a message";
+    EXPECT_FALSE(reader.try_read().has_value());
+}
+
+TEST(MessageRing, AReaderSleepingElsewhereIsWokenThroughAnEventfd) {
+    SharedMapping memory = make_ring();
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ASSERT_GE(wake, 0);
+    RingWriter writer(memory.data(), kCapacity, wake);
+    RingReader reader(memory.data(), kCapacity);
+    ASSERT_TRUE(reader.prepare_to_sleep());
+    std::thread later([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        writer.write(message(3, 30));
+    });
+    pollfd watched{wake, POLLIN, 0};
+    EXPECT_EQ(poll(&watched, 1, 10'000), 1);
+    later.join();
+    EXPECT_TRUE(is_message(*reader.try_read(), 3, 30));
+    reader.release();
+    EXPECT_TRUE(reader.prepare_to_sleep());
+    writer.write(message(4, 4));
+    EXPECT_FALSE(reader.prepare_to_sleep()) << "data is there: the reader must not sleep";
+    close(wake);
+}
+
+}  // namespace
