@@ -60,7 +60,21 @@ Reader::Source::Source(std::span<const std::byte> bytes) {
     setg(begin, begin, begin + bytes.size());
 }
 
-Reader::Reader(std::span<const std::byte> bytes) : source_(bytes) {}
+std::size_t Writer::attach_fd(int fd) {
+    attached_fds_.push_back(fd);
+    return attached_fds_.size() - 1;
+}
+
+Reader::Reader(std::span<const std::byte> bytes, std::span<const int> fds)
+    : source_(bytes), fds_(fds) {}
+
+int Reader::attached_fd(std::size_t index) const {
+    if (index >= fds_.size()) {
+        throw Error("crew: a message refers to file descriptor number " + std::to_string(index) +
+                    " of its own, but came with only " + std::to_string(fds_.size()));
+    }
+    return fds_[index];
+}
 
 std::istream& Reader::stream() {
     if (!stream_) stream_.emplace(&source_);

@@ -37,6 +37,7 @@ std::vector<std::byte> encode_child_request(const ChildRequest& request) {
     encode(writer, request.log_level);
     encode(writer, request.argv);
     encode(writer, request.call);
+    encode(writer, request.fds);
     std::span<const std::byte> bytes = writer.bytes();
     return {bytes.begin(), bytes.end()};
 }
@@ -48,6 +49,7 @@ ChildRequest decode_child_request(std::span<const std::byte> bytes) {
     request.log_level = decode<LogLevel>(reader);
     request.argv = decode<std::vector<std::string>>(reader);
     request.call = decode<std::vector<std::byte>>(reader);
+    request.fds = decode<std::vector<int>>(reader);
     return request;
 }
 
@@ -58,8 +60,8 @@ void flush_standard_streams() {
     std::fflush(nullptr);
 }
 
-void become_child(pid_t parent, bool restore_signals) {
-    close_library_fds_in_child(parent);
+void become_child(pid_t parent, bool restore_signals, std::span<const int> keep) {
+    close_library_fds_in_child(parent, keep);
     if (restore_signals) {
         sigset_t none;
         sigemptyset(&none);
@@ -95,7 +97,7 @@ void run_child(const std::string& name, LogLevel log_level, const std::function<
 
 void run_child_request(const ChildRequest& request) {
     run_child(request.name, request.log_level, [&] {
-        Reader call(request.call);
+        Reader call(request.call, request.fds);
         Writer result;
         invoke_call(call, result);
     });

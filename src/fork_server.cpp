@@ -39,41 +39,47 @@ struct Reply {
     std::int32_t pid_or_error;  // the child's pid, or -errno when it could not be forked
 };
 
-// Sends bytes with one descriptor attached to the first of them (fd < 0: none).
-bool send_with_fd(int socket, const void* data, std::size_t size, int fd) {
+// Descriptors that travel with one message: the status pipe and a child's passed descriptors.
+constexpr std::size_t max_fds_per_message = 64;
+
+// Sends bytes with descriptors attached to the first of them.
+bool send_with_fds(int socket, const void* data, std::size_t size, std::span<const int> fds) {
+    if (fds.size() > max_fds_per_message) {
+        throw Error("crew: a child can be passed at most " +
+                    std::to_string(max_fds_per_message - 1) + " file descriptors");
+    }
     const char* bytes = static_cast<const char*>(data);
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)] = {};
     while (size > 0) {
         iovec chunk{const_cast<char*>(bytes), size};
         msghdr message{};
         message.msg_iov = &chunk;
         message.msg_iovlen = 1;
-        if (fd >= 0) {
+        if (!fds.empty()) {
             message.msg_control = control;
-            message.msg_controllen = sizeof control;
+            message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
             cmsghdr* header = CMSG_FIRSTHDR(&message);
             header->cmsg_level = SOL_SOCKET;
             header->cmsg_type = SCM_RIGHTS;
-            header->cmsg_len = CMSG_LEN(sizeof(int));
-            std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
+            header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
         }
         ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
         if (sent < 0 && errno == EINTR) continue;
         if (sent < 0) return false;
         bytes += sent;
         size -= static_cast<std::size_t>(sent);
-        fd = -1;
+        fds = {};
     }
     return true;
 }
 
-// Receives exactly size bytes and the descriptor that came with them (-1 if none). Returns false
-// at end of file or on error (errno is 0 at end of file).
-bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
+// Receives exactly size bytes and the descriptors that came with them, which it owns from then
+// on. Returns false at end of file or on error (errno is 0 at end of file).
+bool receive_with_fds(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds) {
     char* bytes = static_cast<char*>(data);
-    fd = -1;
     while (size > 0) {
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)] = {};
         iovec chunk{bytes, size};
         msghdr message{};
         message.msg_iov = &chunk;
@@ -88,8 +94,12 @@ bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
         }
         for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
              header = CMSG_NXTHDR(&message, header)) {
-            if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-                std::memcpy(&fd, CMSG_DATA(header), sizeof(int));
+            if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+            std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+                fds.emplace_back(fd);
             }
         }
         bytes += received;
@@ -98,16 +108,20 @@ bool receive_with_fd(int socket, void* data, std::size_t size, int& fd) {
     return true;
 }
 
-// In a spawn child: execute the program anew, handing it the request in an inherited memfd.
-[[noreturn]] void execute_spawned(std::span<const std::byte> request_bytes) {
-    ChildRequest request = decode_child_request(request_bytes);
+// In a spawn child: execute the program anew, handing it the request in an inherited memfd and
+// the passed descriptors under the same numbers.
+[[noreturn]] void execute_spawned(const ChildRequest& request) {
+    for (int fd : request.fds) ::fcntl(fd, F_SETFD, 0);
+    std::vector<std::byte> request_bytes = encode_child_request(request);
     int memory = ::memfd_create("crew-spawn-request", 0);  // no CLOEXEC: the new program reads it
     bool written = memory >= 0 && ::write(memory, request_bytes.data(), request_bytes.size()) ==
                                       static_cast<ssize_t>(request_bytes.size());
     if (written) {
         ::setenv(spawn_request_variable, std::to_string(memory).c_str(), 1);
         std::vector<char*> argv;
-        for (std::string& argument : request.argv) argv.push_back(argument.data());
+        for (const std::string& argument : request.argv) {
+            argv.push_back(const_cast<char*>(argument.c_str()));
+        }
         argv.push_back(nullptr);
         ::execv("/proc/self/exe", argv.data());
     }
@@ -181,22 +195,26 @@ class Server {
 
     void handle_request() {
         RequestHeader header{};
-        int status_fd = -1;
-        if (!receive_with_fd(socket_.get(), &header, sizeof header, status_fd)) shut_down();
-        UniqueFd status(status_fd);
-        std::vector<std::byte> request(header.size);
-        int unexpected_fd = -1;
-        if (!receive_with_fd(socket_.get(), request.data(), request.size(), unexpected_fd)) {
+        std::vector<UniqueFd> fds;  // the status pipe, then the child's passed descriptors
+        if (!receive_with_fds(socket_.get(), &header, sizeof header, fds) || fds.empty()) {
             shut_down();
         }
-        UniqueFd discarded(unexpected_fd);
+        std::vector<std::byte> request_bytes(header.size);
+        std::vector<UniqueFd> unexpected;
+        if (!receive_with_fds(socket_.get(), request_bytes.data(), request_bytes.size(),
+                              unexpected)) {
+            shut_down();
+        }
+        UniqueFd status = std::move(fds.front());
+        ChildRequest request = decode_child_request(request_bytes);
+        for (std::size_t i = 1; i < fds.size(); ++i) request.fds.push_back(fds[i].get());
 
         pid_t server = ::getpid();
         pid_t pid = ::fork();
         if (pid == 0) {
-            become_child(server, true);
+            become_child(server, true, request.fds);
             if (header.spawn != 0) execute_spawned(request);
-            run_child_request(decode_child_request(request));
+            run_child_request(request);
         }
         Reply reply{pid < 0 ? -errno : pid};
         int pidfd = -1;
@@ -210,7 +228,9 @@ class Server {
                 status_of_.emplace(pid, std::move(status));
             }
         }
-        bool sent = send_with_fd(socket_.get(), &reply, sizeof reply, pidfd);
+        std::span<const int> reply_fds;
+        if (pidfd >= 0) reply_fds = std::span<const int>(&pidfd, 1);
+        bool sent = send_with_fds(socket_.get(), &reply, sizeof reply, reply_fds);
         if (pidfd >= 0) ::close(pidfd);
         if (!sent) shut_down();
     }
@@ -285,7 +305,8 @@ void ensure_fork_server() {
     ensure_started(handle());
 }
 
-ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request) {
+ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request,
+                                      std::span<const int> fds) {
     std::lock_guard lock(library_mutex());
     Handle& h = handle();
     ensure_started(h);
@@ -296,13 +317,15 @@ ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> req
         UniqueFd status_write(pipe_ends[1]);
 
         RequestHeader header{spawn ? 1u : 0u, 0, request.size()};
-        int pidfd = -1;
+        std::vector<int> sent_fds{status_write.get()};
+        sent_fds.insert(sent_fds.end(), fds.begin(), fds.end());
         Reply reply{};
-        bool ok = send_with_fd(h.socket.get(), &header, sizeof header, status_write.get()) &&
-                  send_with_fd(h.socket.get(), request.data(), request.size(), -1);
+        bool ok = send_with_fds(h.socket.get(), &header, sizeof header, sent_fds) &&
+                  send_with_fds(h.socket.get(), request.data(), request.size(), {});
         status_write.reset();
-        ok = ok && receive_with_fd(h.socket.get(), &reply, sizeof reply, pidfd);
-        UniqueFd owned_pidfd = pidfd >= 0 ? UniqueFd(pidfd) : UniqueFd();
+        std::vector<UniqueFd> received;
+        ok = ok && receive_with_fds(h.socket.get(), &reply, sizeof reply, received);
+        UniqueFd owned_pidfd = received.empty() ? UniqueFd() : std::move(received.front());
         if (!ok) {
             // The server died (killed from outside?): start a new one and try once more.
             int error = errno;

@@ -1,5 +1,6 @@
 #include "crew/init.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,7 +52,11 @@ Program& program() {
         detail::write_to_stderr(message);
         ::_exit(1);
     }
-    detail::run_child_request(detail::decode_child_request(bytes));
+    detail::ChildRequest request = detail::decode_child_request(bytes);
+    // The passed descriptors kept their numbers through exec; they are crew's again, not to be
+    // inherited by this child's own children.
+    for (int fd : request.fds) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    detail::run_child_request(request);
 }
 
 }  // namespace

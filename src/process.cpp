@@ -1,5 +1,6 @@
 #include "crew/process.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 
@@ -33,6 +34,8 @@ struct ProcessState {
     std::optional<StartMethod> requested_method;
     std::vector<std::byte> call;  // empty for subclasses, which override run()
     bool has_target = false;
+    std::vector<UniqueFd> call_fds;  // descriptors attached to the call, kept until start()
+    std::vector<int> call_fd_numbers;
 
     std::mutex mutex;       // guards what follows; never held while waiting for the child
     bool starting = false;  // start() is under way
@@ -217,14 +220,21 @@ Process::~Process() {
     if (started) detail::finish_at_exit(*state_);
 }
 
-void Process::set_target(std::span<const std::byte> call) {
+void Process::set_target(std::span<const std::byte> call, std::span<const int> fds) {
     state_->call.assign(call.begin(), call.end());
     state_->has_target = true;
+    // Copies, so that the caller may close its own descriptors before start().
+    for (int fd : fds) {
+        int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0) detail::throw_system_error("cannot keep a descriptor for " + state_->name);
+        state_->call_fds.emplace_back(copy);
+        state_->call_fd_numbers.push_back(copy);
+    }
 }
 
 void Process::run() {
     if (!state_->has_target) return;
-    detail::Reader call(state_->call);
+    detail::Reader call(state_->call, state_->call_fd_numbers);
     detail::Writer result;
     detail::invoke_call(call, result);
 }
@@ -274,7 +284,7 @@ void Process::start() {
             pid = ::fork();
             if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
             if (pid == 0) {
-                detail::become_child(parent, false);
+                detail::become_child(parent, false, state.call_fd_numbers);
                 state.started = true;  // as Python's self.pid in the child: its own pid
                 state.pid = ::getpid();
                 detail::run_child(state.name, detail::log_level(), [this] { run(); });
@@ -288,10 +298,11 @@ void Process::start() {
             }
             pidfd = detail::UniqueFd(opened);
         } else {
-            detail::ChildRequest request{state.name, detail::log_level(), {}, state.call};
+            detail::ChildRequest request{state.name, detail::log_level(), {}, state.call, {}};
             if (method == StartMethod::spawn) request.argv = detail::program_arguments();
             detail::ServedChild child = detail::start_through_fork_server(
-                method == StartMethod::spawn, detail::encode_child_request(request));
+                method == StartMethod::spawn, detail::encode_child_request(request),
+                state.call_fd_numbers);
             pid = child.pid;
             pidfd = std::move(child.pidfd);
             status = std::move(child.status);
@@ -309,6 +320,8 @@ void Process::start() {
         state.status = std::move(status);
         state.method = method;
         state.started = true;
+        // The child has its copies now; the parent's would keep pipes from seeing their end.
+        state.call_fds.clear();
     }
     detail::add_live_child(state);
     detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, pid, to_string(method));

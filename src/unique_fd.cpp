@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 
@@ -62,10 +63,12 @@ void UniqueFd::reset() noexcept {
     serial_ = 0;
 }
 
-void close_library_fds_in_child(pid_t parent) noexcept {
+void close_library_fds_in_child(pid_t parent, std::span<const int> keep) noexcept {
     std::lock_guard lock(library_mutex());
     for (const auto& [fd, record] : fd_list().records) {
-        if (record.process == parent) ::close(fd);
+        if (record.process == parent && std::find(keep.begin(), keep.end(), fd) == keep.end()) {
+            ::close(fd);
+        }
     }
 }
 

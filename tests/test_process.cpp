@@ -1,4 +1,5 @@
 // crew::Process: Python's multiprocessing.Process semantics, under every start method.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -62,6 +63,10 @@ void exit_with_unexpected_fd(std::vector<int> allowed) {
         if (std::find(allowed.begin(), allowed.end(), fd) == allowed.end()) std::exit(fd);
     }
     std::exit(0);
+}
+
+void write_text_to(crew::detail::SentFd out, std::string text) {
+    if (write(out.fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::exit(9);
 }
 
 class ProcessTest : public ::testing::TestWithParam<StartMethod> {
@@ -157,6 +162,21 @@ TEST_P(ProcessTest, LambdaWithoutCapturesAsTarget) {
     p.start();
     p.join();
     EXPECT_EQ(p.exitcode(), 42);
+}
+
+TEST_P(ProcessTest, DescriptorsTravelAsArguments) {
+    int ends[2];
+    ASSERT_EQ(pipe2(ends, O_CLOEXEC), 0);
+    crew::Process p(options(), write_text_to, crew::detail::SentFd{ends[1]}, "through a pipe");
+    close(ends[1]);  // the Process keeps its own copy until the child has it
+    p.start();
+    std::string received;
+    char buffer[64];
+    for (ssize_t n; (n = read(ends[0], buffer, sizeof buffer)) > 0;) received.append(buffer, n);
+    close(ends[0]);  // reached end of file: nobody but the child held the write end
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(received, "through a pipe");
 }
 
 TEST_P(ProcessTest, SixtyFourChildrenAtOnce) {

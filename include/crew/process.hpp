@@ -83,7 +83,7 @@ class Process {
         detail::Writer call;
         detail::encode_call(call, std::decay_t<Function>(std::forward<Function>(target)),
                             std::forward<Arguments>(arguments)...);
-        set_target(call.bytes());
+        set_target(call.bytes(), call.attached_fds());
     }
 
     Process(Process&& other) noexcept;
@@ -126,7 +126,7 @@ class Process {
     explicit Process(ProcessOptions options = {});
 
   private:
-    void set_target(std::span<const std::byte> call);
+    void set_target(std::span<const std::byte> call, std::span<const int> fds);
     bool join_for(std::chrono::nanoseconds timeout);
 
     std::unique_ptr<detail::ProcessState> state_;

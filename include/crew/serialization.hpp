@@ -48,6 +48,13 @@
 namespace crew {
 namespace detail {
 
+// Types that write and read themselves, for what plain bytes cannot carry (file descriptors).
+template <class T>
+concept self_encoding = requires(const T& value, Writer& writer, Reader& reader) {
+    value.encode_into(writer);
+    { T::decode_from(reader) } -> std::same_as<T>;
+};
+
 // Trivially copyable values whose bytes mean the same in another process of the same build.
 template <class T>
 concept raw_bytes_value =
@@ -113,8 +120,8 @@ struct cereal_ready<std::shared_ptr<T>> : std::bool_constant<all_cereal_ready<T>
 
 // True when values of T can be sent to another process (see the top of this header).
 template <class T>
-concept serializable = detail::raw_bytes_value<T> || detail::raw_bytes_range<T> ||
-    (std::default_initializable<T>&& detail::cereal_ready<T>::value);
+concept serializable = detail::self_encoding<T> || detail::raw_bytes_value<T> ||
+    detail::raw_bytes_range<T> ||(std::default_initializable<T>&& detail::cereal_ready<T>::value);
 
 namespace detail {
 
@@ -145,7 +152,9 @@ constexpr bool check_serializable() {
 template <class T>
 void encode(Writer& writer, const T& value) {
     if constexpr (check_serializable<T>()) {
-        if constexpr (raw_bytes_value<T>) {
+        if constexpr (self_encoding<T>) {
+            value.encode_into(writer);
+        } else if constexpr (raw_bytes_value<T>) {
             writer.write_bytes(&value, sizeof(T));
         } else if constexpr (raw_bytes_range<T>) {
             const std::uint64_t count = std::ranges::size(value);
@@ -162,7 +171,9 @@ void encode(Writer& writer, const T& value) {
 template <class T>
 T decode(Reader& reader) {
     if constexpr (check_serializable<T>()) {
-        if constexpr (raw_bytes_value<T>) {
+        if constexpr (self_encoding<T>) {
+            return T::decode_from(reader);
+        } else if constexpr (raw_bytes_value<T>) {
             // Trivially copyable types need no constructor: copying the bytes creates the object.
             alignas(T) std::byte storage[sizeof(T)];
             reader.read_bytes(storage, sizeof(T));
@@ -194,6 +205,19 @@ T decode(Reader& reader) {
         }
     }
 }
+
+// A file descriptor sent along with a message: the sender's number goes in, the number it arrived
+// as in the receiving process comes out (which then owns it).
+struct SentFd {
+    int fd = -1;
+
+    void encode_into(Writer& writer) const {
+        encode(writer, static_cast<std::uint32_t>(writer.attach_fd(fd)));
+    }
+    static SentFd decode_from(Reader& reader) {
+        return {reader.attached_fd(decode<std::uint32_t>(reader))};
+    }
+};
 
 }  // namespace detail
 }  // namespace crew

@@ -4,6 +4,10 @@
 // its memory); its stream() lets cereal append to the same buffer without a std::ostringstream.
 // A Reader reads a message in place and reports a short or corrupt message as a crew::Error.
 // The std streams are built on first use only: raw values never pay for their locale setup.
+//
+// A message may carry file descriptors beside its bytes (see SentFd in crew/serialization.hpp):
+// the Writer collects them, whoever sends the message passes them on (SCM_RIGHTS, inheritance),
+// and the Reader on the other side is given the numbers they arrived as.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +17,7 @@
 #include <ostream>
 #include <span>
 #include <streambuf>
+#include <vector>
 
 namespace crew::detail {
 
@@ -25,10 +30,17 @@ class Writer {
     void write_bytes(const void* data, std::size_t size);
     // The number of bytes written so far; clear() starts again without giving memory back.
     std::size_t size() const noexcept { return appender_.size; }
-    void clear() noexcept { appender_.size = 0; }
+    void clear() noexcept {
+        appender_.size = 0;
+        attached_fds_.clear();
+    }
     std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
     // A std::ostream whose writes land in this buffer, for cereal's archives.
     std::ostream& stream();
+
+    // Attaches a descriptor to the message; returns its index among the message's descriptors.
+    std::size_t attach_fd(int fd);
+    std::span<const int> attached_fds() const noexcept { return attached_fds_; }
 
   private:
     struct Appender : std::streambuf {
@@ -45,11 +57,13 @@ class Writer {
     };
     Appender appender_;
     std::optional<std::ostream> stream_;
+    std::vector<int> attached_fds_;
 };
 
 class Reader {
   public:
-    explicit Reader(std::span<const std::byte> bytes);
+    // fds: the descriptors that came with the message, in the order they were attached.
+    explicit Reader(std::span<const std::byte> bytes, std::span<const int> fds = {});
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
 
@@ -60,6 +74,9 @@ class Reader {
     std::size_t remaining() const noexcept { return source_.remaining(); }
     // A std::istream over what remains, for cereal's archives; reading from it advances this.
     std::istream& stream();
+
+    // The descriptor attached at index; throws crew::Error if the message came without it.
+    int attached_fd(std::size_t index) const;
 
   private:
     struct Source : std::streambuf {
@@ -72,6 +89,7 @@ class Reader {
     };
     Source source_;
     std::optional<std::istream> stream_;
+    std::span<const int> fds_;
 };
 
 }  // namespace crew::detail

@@ -14,21 +14,23 @@
 namespace crew::detail {
 
 // What a fork server or a spawned program needs to become a child: its name, the log level, the
-// program's argv (for spawn) and the call written by encode_call.
+// program's argv (for spawn), the call written by encode_call and the numbers of the descriptors
+// attached to the call, as they are in the child (filled in by whoever passes them on).
 struct ChildRequest {
     std::string name;
     LogLevel log_level = LogLevel::off;
     std::vector<std::string> argv;
     std::vector<std::byte> call;
+    std::vector<int> fds;
 };
 
 std::vector<std::byte> encode_child_request(const ChildRequest& request);
 ChildRequest decode_child_request(std::span<const std::byte> bytes);
 
-// In a child just forked: closes the parent's crew descriptors, restores default signal handling
-// when restore_signals is set, and arranges to be killed when the parent dies (returns only if
-// the parent, whose pid is given, is still alive).
-void become_child(pid_t parent, bool restore_signals);
+// In a child just forked: closes the parent's crew descriptors but those passed to it (keep),
+// restores default signal handling when restore_signals is set, and arranges to be killed when
+// the parent dies (returns only if the parent, whose pid is given, is still alive).
+void become_child(pid_t parent, bool restore_signals, std::span<const int> keep = {});
 
 // Runs body as the child called name and ends the process: exit code 0 when body returns, 1 when
 // it throws (the exception is printed to stderr). Never returns; never runs atexit handlers.

@@ -26,8 +26,10 @@ struct ServedChild {
 void ensure_fork_server();
 
 // Has the fork server fork a child that runs the encoded ChildRequest (see child.hpp), or that
-// executes the program anew with it when spawn is set. Restarts a server that has died.
-ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request);
+// executes the program anew with it when spawn is set; fds go to the child with it, for the
+// call's attached descriptors. Restarts a server that has died.
+ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request,
+                                      std::span<const int> fds);
 
 // The environment variable that hands a spawned program its request.
 inline constexpr const char* spawn_request_variable = "CREW_SPAWN_REQUEST_FD";

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <span>
 #include <utility>
 
 namespace crew::detail {
@@ -33,8 +34,9 @@ class UniqueFd {
     std::uint64_t serial_ = 0;  // tells this handle's record from a later one for a reused number
 };
 
-// In a child just forked: closes every descriptor crew opened in the parent. Handles the child
-// inherited then close nothing, instead of closing reused numbers later.
-void close_library_fds_in_child(pid_t parent) noexcept;
+// In a child just forked: closes every descriptor crew opened in the parent, except those in keep
+// (passed to this child). Handles the child inherited then close nothing, instead of closing
+// reused numbers later.
+void close_library_fds_in_child(pid_t parent, std::span<const int> keep) noexcept;
 
 }  // namespace crew::detail
