@@ -60,6 +60,13 @@ Reader::Source::Source(std::span<const std::byte> bytes) {
     setg(begin, begin, begin + bytes.size());
 }
 
+void Writer::overwrite(std::size_t offset, const void* data, std::size_t size) {
+    if (offset + size > appender_.size) {
+        throw Error("crew: overwrite past the end of a message being written");
+    }
+    std::memcpy(appender_.data.get() + offset, data, size);
+}
+
 std::size_t Writer::attach_fd(int fd) {
     attached_fds_.push_back(fd);
     return attached_fds_.size() - 1;

@@ -1,6 +1,5 @@
 #include "crew/detail/child.hpp"
 
-#include <cxxabi.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <csignal>
@@ -18,18 +17,7 @@
 #include "crew/detail/unique_fd.hpp"
 
 namespace crew::detail {
-namespace {
-
-std::string current_exception_type() {
-    const std::type_info* type = abi::__cxa_current_exception_type();
-    if (type == nullptr) return "unknown exception";
-    int status = 0;
-    std::unique_ptr<char, void (*)(void*)> name(
-        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
-    return status == 0 && name ? name.get() : type->name();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::vector<std::byte> encode_child_request(const ChildRequest& request) {
     Writer writer;
@@ -82,12 +70,12 @@ void run_child(const std::string& name, LogLevel log_level, const std::function<
     } catch (const std::exception& error) {
         flush_standard_streams();
         write_to_stderr(fmt::format("Process {} (pid {}) ended by an exception:\n{}: {}\n", name,
-                                    ::getpid(), current_exception_type(), error.what()));
+                                    ::getpid(), current_exception_type_name(), error.what()));
         exitcode = 1;
     } catch (...) {
         flush_standard_streams();
         write_to_stderr(fmt::format("Process {} (pid {}) ended by an exception:\n{}\n", name,
-                                    ::getpid(), current_exception_type()));
+                                    ::getpid(), current_exception_type_name()));
         exitcode = 1;
     }
     log(LogLevel::info, "process exiting with exitcode {}", exitcode);

@@ -1,13 +1,48 @@
 #include "crew/error.hpp"
 
+#include <cxxabi.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <string>
+#include <typeinfo>
+#include <utility>
 
 namespace crew {
 
 SystemError::SystemError(const std::string& what_failed, int error_number)
     : Error("crew: " + what_failed + ": " + std::strerror(error_number)),
       error_number_(error_number) {}
+
+RemoteError::RemoteError(std::string type_name, std::string message, int pid)
+    : Error(type_name + ": " + message + " (in worker pid " + std::to_string(pid) + ")"),
+      type_name_(std::move(type_name)),
+      message_(std::move(message)),
+      pid_(pid) {}
+
+namespace {
+std::string describe_death(int exitcode, int pid) {
+    std::string how = exitcode < 0 ? "was killed by signal " + std::to_string(-exitcode) + " (" +
+                                         strsignal(-exitcode) + ")"
+                                   : "exited with status " + std::to_string(exitcode);
+    return "crew: the worker (pid " + std::to_string(pid) + ") running this task " + how +
+           "; the task failed, the pool replaced the worker";
+}
+}  // namespace
+
+WorkerDied::WorkerDied(int exitcode, int pid)
+    : Error(describe_death(exitcode, pid)), exitcode_(exitcode), pid_(pid) {}
+
+std::string detail::current_exception_type_name() {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    if (type == nullptr) return "unknown exception";
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
+    return status == 0 && name ? name.get() : type->name();
+}
 
 void detail::throw_system_error(const std::string& what_failed) {
     throw SystemError(what_failed, errno);

@@ -369,6 +369,11 @@ std::optional<pid_t> Process::pid() const {
     return state_->pid;
 }
 
+int detail::ProcessAccess::pidfd(const Process& process) {
+    std::lock_guard lock(process.state_->mutex);
+    return process.state_->pidfd.get();
+}
+
 void Process::terminate() {
     detail::send_signal(*state_, SIGTERM, "terminate");
 }

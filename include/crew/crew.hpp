@@ -15,6 +15,8 @@
 #include "crew/error.hpp"
 #include "crew/init.hpp"
 #include "crew/log.hpp"
+#include "crew/pool.hpp"
 #include "crew/process.hpp"
+#include "crew/range.hpp"
 #include "crew/serialization.hpp"
 #include "crew/start_method.hpp"

@@ -40,9 +40,49 @@ class UnknownCallableError : public Error {
     using Error::Error;
 };
 
+// A task raised an exception in a worker process. what() reads "<type>: <what> (in worker pid N)";
+// the parts are kept too.
+class RemoteError : public Error {
+  public:
+    RemoteError(std::string type_name, std::string message, int pid);
+    const std::string& type_name() const noexcept { return type_name_; }
+    const std::string& message() const noexcept { return message_; }
+    int pid() const noexcept { return pid_; }
+
+  private:
+    std::string type_name_;
+    std::string message_;
+    int pid_;
+};
+
+// The worker running a task died (a signal, exit(), abort()) before the task finished. The pool
+// replaced the worker; other tasks were not affected.
+class WorkerDied : public Error {
+  public:
+    // exitcode as Process::exitcode(): -N for signal N, else the exit status.
+    WorkerDied(int exitcode, int pid);
+    int exitcode() const noexcept { return exitcode_; }
+    // The signal that ended the worker, or 0 if it exited.
+    int signal() const noexcept { return exitcode_ < 0 ? -exitcode_ : 0; }
+    int pid() const noexcept { return pid_; }
+
+  private:
+    int exitcode_;
+    int pid_;
+};
+
+// A wait ran out of time (AsyncResult::get(timeout)), or a task ran longer than the pool's
+// task_timeout and its worker was killed.
+class TimeoutError : public Error {
+  public:
+    using Error::Error;
+};
+
 namespace detail {
 // Throws SystemError for the current errno.
 [[noreturn]] void throw_system_error(const std::string& what_failed);
+// The demangled type name of the exception being handled ("unknown exception" outside a handler).
+std::string current_exception_type_name();
 }  // namespace detail
 
 }  // namespace crew

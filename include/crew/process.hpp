@@ -58,7 +58,8 @@ namespace crew {
 
 namespace detail {
 struct ProcessState;
-}
+struct ProcessAccess;
+}  // namespace detail
 
 struct ProcessOptions {
     // Every member has an initializer, so that designated initializers may leave any out without
@@ -130,6 +131,15 @@ class Process {
     bool join_for(std::chrono::nanoseconds timeout);
 
     std::unique_ptr<detail::ProcessState> state_;
+    friend struct detail::ProcessAccess;
 };
+
+namespace detail {
+// For crew's pools, which watch their workers in an epoll set of their own.
+struct ProcessAccess {
+    // The started process's pidfd: readable once it has ended.
+    static int pidfd(const Process& process);
+};
+}  // namespace detail
 
 }  // namespace crew

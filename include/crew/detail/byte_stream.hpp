@@ -10,6 +10,7 @@
 // and the Reader on the other side is given the numbers they arrived as.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <istream>
 #include <memory>
@@ -30,6 +31,10 @@ class Writer {
     void write_bytes(const void* data, std::size_t size);
     // The number of bytes written so far; clear() starts again without giving memory back.
     std::size_t size() const noexcept { return appender_.size; }
+    // Drops what was written after the first size bytes.
+    void truncate(std::size_t size) noexcept { appender_.size = std::min(size, appender_.size); }
+    // Replaces size bytes at offset, which must have been written already.
+    void overwrite(std::size_t offset, const void* data, std::size_t size);
     void clear() noexcept {
         appender_.size = 0;
         attached_fds_.clear();

@@ -148,24 +148,26 @@ struct Entry<F, std::tuple<Carried...>> {
     static void run(Reader& call, Writer& result) {
         F function = read_function(call);
         std::tuple<Carried...> arguments{decode<Carried>(call)...};
-        std::apply(
-            [&](Carried&... argument) {
-                if constexpr (function_pointer<F>) {
-                    using Parameters = typename function_pointer_traits<F>::parameters;
-                    [&]<std::size_t... I>(std::index_sequence<I...>) {
-                        finish(result, [&] {
-                            return function(
-                                hand_over<std::tuple_element_t<I, Parameters>>(argument)...);
-                        });
-                    }
-                    (std::index_sequence_for<Carried...>{});
-                } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
-                    finish(result, [&] { return std::invoke(function, std::move(argument)...); });
-                } else {
-                    finish(result, [&] { return std::invoke(function, argument...); });
-                }
-            },
-            arguments);
+        std::apply([&](Carried&... argument) { Entry::call(function, result, argument...); },
+                   arguments);
+    }
+
+    // Calls function with the arguments as they arrived, handing each over as its parameter
+    // wants, and writes the result (nothing for void).
+    static void call(F& function, Writer& result, Carried&... argument) {
+        if constexpr (function_pointer<F>) {
+            using Parameters = typename function_pointer_traits<F>::parameters;
+            [&]<std::size_t... I>(std::index_sequence<I...>) {
+                finish(result, [&] {
+                    return function(hand_over<std::tuple_element_t<I, Parameters>>(argument)...);
+                });
+            }
+            (std::index_sequence_for<Carried...>{});
+        } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
+            finish(result, [&] { return std::invoke(function, std::move(argument)...); });
+        } else {
+            finish(result, [&] { return std::invoke(function, argument...); });
+        }
     }
 
     static F read_function(Reader& call) {

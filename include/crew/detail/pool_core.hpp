@@ -1,0 +1,124 @@
+// crew/detail/pool_core.hpp: the machinery under crew::Pool and ProcessPoolExecutor.
+//
+// A PoolCore owns worker processes and one broker thread. Each worker has a shared-memory channel:
+// a ring of task messages in and a ring of replies out (message_ring.hpp). The broker is the only
+// thread that touches workers: it takes submitted tasks, keeps up to two in flight per worker,
+// collects replies and hands them to each task's TaskSink, and watches the workers' pidfds. A
+// worker that dies fails the task it was running (crew::WorkerDied, or TimeoutError when the pool
+// killed it for running too long; or the task is tried again while retries remain); tasks queued
+// behind it go to other workers, and a new worker takes its place.
+//
+// Sinks are called on the broker thread and must not block.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "crew/detail/task.hpp"
+#include "crew/detail/unique_fd.hpp"
+#include "crew/start_method.hpp"
+
+namespace crew {
+class Process;
+}
+
+namespace crew::detail {
+
+class TaskSink {
+  public:
+    virtual ~TaskSink() = default;
+    // The task ran: one outcome per call, in order. first is the index the task's first call has
+    // in its batch (a map's input position).
+    virtual void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) = 0;
+    // The task failed as a whole: each of its count calls fails with error.
+    virtual void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) = 0;
+};
+
+struct PoolCoreOptions {
+    int processes = 1;
+    std::vector<std::byte>
+        initializer;              // a call (encode_call) each worker makes first; may be empty
+    int max_tasks_per_child = 0;  // 0: no limit
+    std::optional<StartMethod> start_method;
+    std::chrono::nanoseconds task_timeout{0};  // 0: none
+    int retries = 0;
+};
+
+class PoolCore {
+  public:
+    explicit PoolCore(PoolCoreOptions options);
+    ~PoolCore();  // terminates, unless join() ran
+    PoolCore(const PoolCore&) = delete;
+    PoolCore& operator=(const PoolCore&) = delete;
+
+    int processes() const noexcept { return options_.processes; }
+
+    // Queues a task message written with begin_task; throws crew::Error once the pool is closed.
+    void submit(Writer& task, std::uint64_t first, std::uint32_t count,
+                std::shared_ptr<TaskSink> sink);
+
+    // No more tasks; those queued still run.
+    void close();
+    // Waits until the broker has finished every task and stopped the workers (after close), or
+    // has failed them (after terminate).
+    void join();
+    // Kills the workers now; queued and running tasks fail.
+    void terminate();
+
+  private:
+    struct Task;
+    struct Worker;
+
+    void broker();
+    void start_worker(std::size_t index);
+    bool collect(Worker& worker);
+    void handle_reply(Worker& worker, std::span<const std::byte> reply);
+    void handle_end(std::size_t index);
+    void dispatch();
+    void fail_everything(const std::exception_ptr& error);
+    void sleep_until_woken();
+
+    PoolCoreOptions options_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::deque<Task> pending_;  // broker only
+
+    std::mutex submissions_mutex_;
+    std::vector<Task> submissions_;  // from callers, for the broker
+    std::atomic<bool> has_submissions_{false};
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> terminate_requested_{false};
+    std::atomic<bool> broker_sleeping_{false};
+    UniqueFd wake_;   // eventfd: wakes the broker from epoll
+    UniqueFd epoll_;  // the wake eventfd and the workers' pidfds
+    std::uint64_t next_task_id_ = 1;
+    int failed_starts_in_a_row_ = 0;
+    bool broken_ = false;  // workers could not start: none is replaced any more
+    std::thread broker_;
+    std::once_flag joined_;
+};
+
+// What each worker process runs (see pool_core.cpp).
+struct WorkerSetup {
+    SentFd channel;
+    SentFd wake;
+    std::uint64_t capacity = 0;
+    std::int32_t max_tasks = 0;
+    std::vector<std::byte> initializer;
+
+    void encode_into(Writer& writer) const;
+    static WorkerSetup decode_from(Reader& reader);
+};
+void worker_main(WorkerSetup setup);
+
+}  // namespace crew::detail

@@ -1,0 +1,616 @@
+// crew/pool.hpp: crew::Pool, Python's multiprocessing.Pool.
+//
+//     int square(int x) { return x * x; }
+//
+//     int main(int argc, char** argv) {
+//         crew::init(argc, argv);
+//         crew::Pool pool(4);                                   // or crew::Pool pool;
+//         (cpu_count()) std::vector<int> squares = pool.map(square, crew::range(10));  // 0, 1, 4,
+//         ..., 81 crew::AsyncResult<int> later = pool.apply_async(square, 12); for (int s :
+//         pool.imap_unordered(square, crew::range(100))) ... std::cout << later.get() << '\n'; //
+//         144
+//     }
+//
+// Functions and arguments cross to the workers as crew/process.hpp and crew/serialization.hpp
+// describe (a lambda with captures is refused at compile time); results come back the same way.
+// map, starmap and imap give results in input order; imap_unordered as they arrive.
+//
+// Faults fail one task, never the pool: a task whose worker crashes fails with crew::WorkerDied
+// (and the worker is replaced), one that runs past task_timeout with crew::TimeoutError (its
+// worker is killed and replaced), one that throws with crew::RemoteError, which carries the
+// exception's type name, what() and the worker's pid. With retries = n, a task whose worker died
+// is run again up to n times first. The error comes out of get(), map(), or the imap iterator at
+// that task's place.
+//
+// Blocking: map, starmap and apply wait for their results; the _async forms and imap return at
+// once. imap keeps a bounded window of work in flight and reads its input only as results are
+// consumed, so an endless input is fine; the input must outlive the iteration, and the results
+// of imap must not outlive the pool.
+//
+// Lifetime: close() stops new work, join() (after close or terminate) waits for the workers to
+// finish what was submitted and end; terminate() kills them at once and fails what was not done.
+// The destructor closes and joins. Submitting to a closed pool throws crew::Error.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/detail/async_state.hpp"
+#include "crew/detail/pool_core.hpp"
+#include "crew/detail/task.hpp"
+#include "crew/error.hpp"
+#include "crew/start_method.hpp"
+
+namespace crew {
+
+// A call each pool worker makes once, before its first task: Python's initializer and initargs.
+//     crew::Pool pool({.initializer = load_model});                    // no arguments
+//     crew::Pool pool({.initializer = crew::Initializer(connect, "db")});
+class Initializer {
+  public:
+    Initializer() = default;
+    template <class Function, class... Arguments>
+    requires(!std::same_as<std::remove_cvref_t<Function>, Initializer>)
+        Initializer(Function&& function, Arguments&&... arguments) {
+        detail::Writer call;
+        detail::encode_call(call, std::decay_t<Function>(std::forward<Function>(function)),
+                            std::forward<Arguments>(arguments)...);
+        call_.assign(call.bytes().begin(), call.bytes().end());
+    }
+    const std::vector<std::byte>& call() const noexcept { return call_; }
+
+  private:
+    std::vector<std::byte> call_;
+};
+
+// Every member has an initializer, so designated initializers may leave any out.
+struct PoolOptions {
+    int processes = 0;                             // 0: crew::cpu_count()
+    Initializer initializer = {};                  // run by each worker before its first task
+    int maxtasksperchild = 0;                      // tasks before a worker is replaced; 0: never
+    std::optional<StartMethod> start_method = {};  // default crew::get_start_method()
+    std::chrono::nanoseconds task_timeout{0};      // longer tasks fail with TimeoutError; 0: none
+    int retries = 0;                               // runs again of a task whose worker died
+};
+
+// The result of an _async call, as Python's AsyncResult.
+template <class T>
+class AsyncResult {
+  public:
+    explicit AsyncResult(std::shared_ptr<detail::AsyncState<T>> state) : state_(std::move(state)) {}
+
+    // Waits for the result; throws what the task threw (crew::RemoteError, WorkerDied, ...).
+    T get() const {
+        state_->wait(std::nullopt);
+        return value();
+    }
+    // As get(), but throws crew::TimeoutError after timeout.
+    template <class Rep, class Period>
+    T get(std::chrono::duration<Rep, Period> timeout) const {
+        if (!wait(timeout)) throw TimeoutError("crew: the result was not ready within the timeout");
+        return value();
+    }
+    void wait() const { state_->wait(std::nullopt); }
+    // Returns whether the result is ready.
+    template <class Rep, class Period>
+    bool wait(std::chrono::duration<Rep, Period> timeout) const {
+        return state_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    }
+    bool ready() const { return state_->ready(); }
+    // Whether the task completed without an exception; throws crew::Error if it is not ready.
+    bool successful() const {
+        if (!ready()) throw Error("crew: successful() called before the result is ready");
+        return state_->error() == nullptr;
+    }
+
+  private:
+    T value() const {
+        if constexpr (std::is_void_v<T>) {
+            (void)state_->value();
+        } else {
+            return state_->value();
+        }
+    }
+
+    std::shared_ptr<detail::AsyncState<T>> state_;
+};
+
+namespace detail {
+
+// What calling F with the carried arguments returns, as it comes back to the caller.
+template <class F, class Carried>
+struct call_result;
+template <class F, class... Carried>
+struct call_result<F, std::tuple<Carried...>> {
+    static auto result() {
+        if constexpr (function_pointer<F>) {
+            return std::type_identity<decltype(std::declval<F>()(std::declval<Carried&>()...))>{};
+        } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
+            return std::type_identity<std::invoke_result_t<F&, Carried&&...>>{};
+        } else {
+            return std::type_identity<std::invoke_result_t<F&, Carried&...>>{};
+        }
+    }
+    using raw = typename decltype(result())::type;
+    using type = std::conditional_t<std::is_void_v<raw>, void, carried_t<raw>>;
+};
+template <class F, class Carried>
+using call_result_t = typename call_result<F, Carried>::type;
+
+template <class R>
+R decode_outcome(const OutcomeView& outcome) {
+    if (outcome.outcome == Outcome::threw) {
+        Reader reader(outcome.bytes);
+        std::rethrow_exception(decode_exception(reader));
+    }
+    if constexpr (!std::is_void_v<R>) {
+        Reader reader(outcome.bytes);
+        return decode<R>(reader);
+    }
+}
+
+// apply_async: one call, one result.
+template <class R>
+class SingleSink final : public TaskSink {
+  public:
+    explicit SingleSink(std::shared_ptr<AsyncState<R>> state) : state_(std::move(state)) {}
+    void completed(std::uint64_t, std::span<const OutcomeView> outcomes) override {
+        try {
+            if constexpr (std::is_void_v<R>) {
+                decode_outcome<void>(outcomes[0]);
+                state_->set_value({});
+            } else {
+                state_->set_value(decode_outcome<R>(outcomes[0]));
+            }
+        } catch (...) {
+            state_->set_error(std::current_exception());
+        }
+    }
+    void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
+        state_->set_error(std::move(error));
+    }
+
+  private:
+    std::shared_ptr<AsyncState<R>> state_;
+};
+
+// map_async: results in input order once all are in; the error of the first failed input wins.
+template <class R>
+class MapSink final : public TaskSink {
+  public:
+    MapSink(std::shared_ptr<AsyncState<std::vector<R>>> state, std::size_t count)
+        : state_(std::move(state)), results_(count), remaining_(count) {
+        if (count == 0) state_->set_value({});
+    }
+    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) override {
+        for (std::size_t i = 0; i < outcomes.size(); ++i) {
+            try {
+                results_[first + i].emplace(decode_outcome<R>(outcomes[i]));
+            } catch (...) {
+                note_error(first + i, std::current_exception());
+            }
+        }
+        arrived(outcomes.size());
+    }
+    void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
+        note_error(first, std::move(error));
+        arrived(count);
+    }
+
+  private:
+    void note_error(std::uint64_t index, std::exception_ptr error) {
+        if (index < error_index_) {
+            error_index_ = index;
+            error_ = std::move(error);
+        }
+    }
+    void arrived(std::size_t count) {
+        remaining_ -= count;
+        if (remaining_ != 0) return;
+        if (error_) {
+            state_->set_error(error_);
+            return;
+        }
+        std::vector<R> results;
+        results.reserve(results_.size());
+        for (auto& result : results_) results.push_back(std::move(*result));
+        state_->set_value(std::move(results));
+    }
+
+    std::shared_ptr<AsyncState<std::vector<R>>> state_;
+    std::vector<std::optional<R>> results_;
+    std::size_t remaining_;
+    std::uint64_t error_index_ = ~std::uint64_t{0};
+    std::exception_ptr error_;
+};
+
+// imap: results wait here, by input position, until the consumer takes them.
+template <class R>
+class ImapSink final : public TaskSink {
+  public:
+    struct Arrived {
+        std::optional<R> value;
+        std::exception_ptr error;
+    };
+
+    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) override {
+        {
+            std::lock_guard lock(mutex_);
+            for (std::size_t i = 0; i < outcomes.size(); ++i) {
+                Arrived& slot = arrived_[first + i];
+                try {
+                    slot.value.emplace(decode_outcome<R>(outcomes[i]));
+                } catch (...) {
+                    slot.error = std::current_exception();
+                }
+            }
+            record_cost(first, outcomes.size());
+        }
+        changed_.notify_all();
+    }
+    void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
+        {
+            std::lock_guard lock(mutex_);
+            for (std::uint32_t i = 0; i < count; ++i) arrived_[first + i].error = error;
+        }
+        changed_.notify_all();
+    }
+
+    void submitted(std::uint64_t first) {
+        std::lock_guard lock(mutex_);
+        submitted_at_[first] = std::chrono::steady_clock::now();
+    }
+
+    // Takes the result at index (ordered) or any (unordered), waiting for it.
+    Arrived take(std::optional<std::uint64_t> index) {
+        std::unique_lock lock(mutex_);
+        typename std::map<std::uint64_t, Arrived>::iterator found;
+        changed_.wait(lock, [&] {
+            found = index ? arrived_.find(*index) : arrived_.begin();
+            return found != arrived_.end();
+        });
+        Arrived result = std::move(found->second);
+        arrived_.erase(found);
+        return result;
+    }
+
+    // How long one call took, as last seen (queueing included, so never less than it was).
+    std::chrono::nanoseconds cost_per_call() {
+        std::lock_guard lock(mutex_);
+        return cost_per_call_;
+    }
+
+  private:
+    void record_cost(std::uint64_t first, std::size_t count) {
+        auto sent = submitted_at_.find(first);
+        if (sent == submitted_at_.end()) return;
+        cost_per_call_ = (std::chrono::steady_clock::now() - sent->second) / count;
+        submitted_at_.erase(sent);
+    }
+
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::map<std::uint64_t, Arrived> arrived_;
+    std::map<std::uint64_t, std::chrono::steady_clock::time_point> submitted_at_;
+    std::chrono::nanoseconds cost_per_call_{0};
+};
+
+// Chunks sized so that one costs about this much: long enough to make a message's overhead
+// vanish, short enough to balance the load and keep results flowing.
+inline constexpr std::chrono::microseconds chunk_target{200};
+inline constexpr std::uint32_t largest_chunk = 1 << 16;
+
+}  // namespace detail
+
+// The lazy results of imap and imap_unordered: an input range, read once.
+template <class R>
+class ImapResults {
+  public:
+    // Submits the next chunk of up to size calls, its first numbered first; returns how many
+    // calls it holds, or nothing when the input is exhausted.
+    using Feeder =
+        std::function<std::optional<std::uint32_t>(std::uint64_t first, std::uint32_t size)>;
+
+    ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
+                std::size_t chunksize, std::size_t window_chunks)
+        : sink_(std::move(sink)),
+          feeder_(std::move(feeder)),
+          ordered_(ordered),
+          chunksize_(chunksize),
+          window_chunks_(window_chunks) {}
+
+    class iterator {
+      public:
+        using value_type = R;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        explicit iterator(ImapResults* owner) : owner_(owner) {}
+        R& operator*() const { return *owner_->current_; }
+        iterator& operator++() {
+            owner_->advance();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        bool operator==(std::default_sentinel_t) const { return !owner_->current_; }
+
+      private:
+        ImapResults* owner_ = nullptr;
+    };
+
+    // Starts the iteration: the first result is waited for here.
+    iterator begin() {
+        advance();
+        return iterator(this);
+    }
+    std::default_sentinel_t end() const { return {}; }
+
+  private:
+    void fill_window() {
+        while (!input_done_ && chunks_out_ < window_chunks_) {
+            std::uint32_t size = static_cast<std::uint32_t>(chunksize_);
+            if (size == 0) {  // automatic: grow towards chunk_target per chunk
+                auto cost = sink_->cost_per_call();
+                size =
+                    cost.count() == 0
+                        ? std::max<std::uint32_t>(1, last_chunk_ * 2)
+                        : static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+                              detail::chunk_target / std::max(cost, std::chrono::nanoseconds(1)), 1,
+                              std::min<std::int64_t>(detail::largest_chunk,
+                                                     std::int64_t{last_chunk_} * 2 + 1)));
+            }
+            std::optional<std::uint32_t> count = feeder_(submitted_, size);
+            if (!count) {
+                input_done_ = true;
+                break;
+            }
+            last_chunk_ = *count;
+            submitted_ += *count;
+            ++chunks_out_;
+            chunk_ends_.push_back(submitted_);
+        }
+    }
+
+    void advance() {
+        current_.reset();
+        fill_window();
+        if (yielded_ == submitted_) return;  // the end
+        auto arrived = sink_->take(ordered_ ? std::optional(yielded_) : std::nullopt);
+        ++yielded_;
+        // A chunk counts as out until all its results have been taken.
+        while (!chunk_ends_.empty() && chunk_ends_.front() <= yielded_) {
+            chunk_ends_.erase(chunk_ends_.begin());
+            --chunks_out_;
+        }
+        if (arrived.error) std::rethrow_exception(arrived.error);
+        current_ = std::move(arrived.value);
+    }
+
+    std::shared_ptr<detail::ImapSink<R>> sink_;
+    Feeder feeder_;
+    bool ordered_;
+    std::size_t chunksize_;
+    std::size_t window_chunks_;
+    std::uint64_t submitted_ = 0;
+    std::uint64_t yielded_ = 0;
+    std::size_t chunks_out_ = 0;
+    std::vector<std::uint64_t> chunk_ends_;
+    std::uint32_t last_chunk_ = 0;
+    bool input_done_ = false;
+    std::optional<R> current_;
+};
+
+class Pool {
+  public:
+    Pool() : Pool(PoolOptions{}) {}
+    explicit Pool(int processes) : Pool(PoolOptions{.processes = processes}) {}
+    explicit Pool(PoolOptions options);
+    ~Pool();
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    int processes() const noexcept { return core_->processes(); }
+
+    // f(item) for every item, in input order. chunksize 0: automatic.
+    template <class Function, std::ranges::input_range Range>
+    auto map(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return map_async(std::forward<Function>(function), std::forward<Range>(items), chunksize)
+            .get();
+    }
+
+    template <class Function, std::ranges::input_range Range>
+    auto map_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                 std::forward<Range>(items), chunksize);
+    }
+
+    // f(a, b, ...) for every tuple (a, b, ...), in input order.
+    template <class Function, std::ranges::input_range Range>
+    auto starmap(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return starmap_async(std::forward<Function>(function), std::forward<Range>(items),
+                             chunksize)
+            .get();
+    }
+
+    template <class Function, std::ranges::input_range Range>
+    auto starmap_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                std::forward<Range>(items), chunksize);
+    }
+
+    // function(arguments...) in a worker, waiting for the result.
+    template <class Function, class... Arguments>
+    auto apply(Function&& function, Arguments&&... arguments) {
+        return apply_async(std::forward<Function>(function), std::forward<Arguments>(arguments)...)
+            .get();
+    }
+
+    template <class Function, class... Arguments>
+    auto apply_async(Function&& function, Arguments&&... arguments) {
+        using F = std::decay_t<Function>;
+        if constexpr (detail::check_call<F, Arguments...>()) {
+            using Carried = detail::carried_arguments_t<F, Arguments...>;
+            using R = detail::call_result_t<F, Carried>;
+            auto state = std::make_shared<detail::AsyncState<R>>();
+            detail::Writer task;
+            std::size_t count_at =
+                detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
+            detail::encode_task_arguments<Carried>(task, std::forward<Arguments>(arguments)...);
+            detail::finish_task(task, count_at, 1);
+            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<R>>(state));
+            return AsyncResult<R>(state);
+        }
+    }
+
+    // Results in input order, computed a bounded window ahead of the consumer; chunksize 0:
+    // automatic (chunks grow until one costs a few hundred microseconds).
+    template <class Function, std::ranges::input_range Range>
+    auto imap(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                           std::forward<Range>(items), chunksize, true);
+    }
+
+    // As imap, in the order results arrive.
+    template <class Function, std::ranges::input_range Range>
+    auto imap_unordered(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                           std::forward<Range>(items), chunksize, false);
+    }
+
+    void close();
+    void join();
+    void terminate();
+
+  private:
+    // The carried argument types of one input item: the item itself, or a tuple's elements.
+    template <class F, class Item, bool Star>
+    struct Call;
+    template <class F, class Item>
+    struct Call<F, Item, false> {
+        static constexpr bool valid = detail::check_call<F, Item>();
+        using Carried = detail::carried_arguments_t<F, Item>;
+        static void encode(detail::Writer& task, Item&& item) {
+            detail::encode_task_arguments<Carried>(task, std::forward<Item>(item));
+        }
+    };
+    template <class F, class Item>
+    struct Call<F, Item, true> {
+        template <class Tuple>
+        struct from_tuple;
+        template <class... Elements>
+        struct from_tuple<std::tuple<Elements...>> {
+            static constexpr bool valid = detail::check_call<F, Elements...>();
+            using Carried = detail::carried_arguments_t<F, Elements...>;
+        };
+        template <class A, class B>
+        struct from_tuple<std::pair<A, B>> : from_tuple<std::tuple<A, B>> {};
+        using Unpacked = from_tuple<std::remove_cvref_t<Item>>;
+        static constexpr bool valid = Unpacked::valid;
+        using Carried = typename Unpacked::Carried;
+        static void encode(detail::Writer& task, Item&& item) {
+            std::apply(
+                [&](auto&&... elements) {
+                    detail::encode_task_arguments<Carried>(
+                        task, std::forward<decltype(elements)>(elements)...);
+                },
+                std::forward<Item>(item));
+        }
+    };
+
+    // Submits chunks of items [from the iterator] until size calls or the end; returns how many.
+    template <class F, class Call, class Iterator, class Sentinel>
+    std::uint32_t submit_chunk(const F& function, Iterator& next, const Sentinel& end,
+                               std::uint64_t first, std::uint32_t size,
+                               std::shared_ptr<detail::TaskSink> sink) {
+        detail::Writer task;
+        std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
+        std::uint32_t count = 0;
+        for (; count < size && next != end; ++count, ++next) {
+            Call::encode(task, std::forward<std::iter_reference_t<Iterator>>(*next));
+        }
+        detail::finish_task(task, count_at, count);
+        if (count != 0) core_->submit(task, first, count, std::move(sink));
+        return count;
+    }
+
+    template <bool Star, class F, class Range>
+    auto submit_all(F function, Range&& items, std::size_t chunksize) {
+        using Item = std::ranges::range_reference_t<Range>;
+        using C = Call<F, Item, Star>;
+        if constexpr (C::valid) {
+            using R = detail::call_result_t<F, typename C::Carried>;
+            static_assert(!std::is_void_v<R>,
+                          "crew: map and starmap collect results, and this function returns "
+                          "void; use apply_async for each item, or return a value.");
+            // Like Python, map needs the length: an input without one is read into a vector.
+            if constexpr (!std::ranges::sized_range<Range>) {
+                std::vector<std::ranges::range_value_t<Range>> all;
+                for (auto&& item : items) all.push_back(std::forward<decltype(item)>(item));
+                return submit_all<Star>(std::move(function), std::move(all), chunksize);
+            } else {
+                const auto count = static_cast<std::size_t>(std::ranges::size(items));
+                auto state = std::make_shared<detail::AsyncState<std::vector<R>>>();
+                auto sink = std::make_shared<detail::MapSink<R>>(state, count);
+                // Automatic: four chunks a worker, as Python does, balancing load and overhead.
+                std::size_t size = chunksize != 0
+                                       ? chunksize
+                                       : std::max<std::size_t>(
+                                             1, (count + 4 * processes() - 1) / (4 * processes()));
+                size = std::min<std::size_t>(size, detail::largest_chunk);
+                auto next = std::ranges::begin(items);
+                auto end = std::ranges::end(items);
+                for (std::uint64_t first = 0; first < count;) {
+                    first += submit_chunk<F, C>(function, next, end, first,
+                                                static_cast<std::uint32_t>(size), sink);
+                }
+                return AsyncResult<std::vector<R>>(state);
+            }
+        }
+    }
+
+    template <bool Star, class F, class Range>
+    auto lazy(F function, Range&& items, std::size_t chunksize, bool ordered) {
+        using Item = std::ranges::range_reference_t<Range>;
+        using C = Call<F, Item, Star>;
+        if constexpr (C::valid) {
+            using R = detail::call_result_t<F, typename C::Carried>;
+            static_assert(!std::is_void_v<R>,
+                          "crew: imap yields results, and this function returns void; use "
+                          "apply_async for each item, or return a value.");
+            auto sink = std::make_shared<detail::ImapSink<R>>();
+            // The input, owned if it was handed over, with where reading has got to.
+            struct Input {
+                std::views::all_t<Range> view;
+                std::ranges::iterator_t<std::views::all_t<Range>> next;
+                explicit Input(Range&& items)
+                    : view(std::views::all(std::forward<Range>(items))),
+                      next(std::ranges::begin(view)) {}
+            };
+            auto input = std::make_shared<Input>(std::forward<Range>(items));
+            typename ImapResults<R>::Feeder feeder =
+                [this, function = std::move(function), input, sink](
+                    std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
+                sink->submitted(first);
+                std::uint32_t count = submit_chunk<F, C>(
+                    function, input->next, std::ranges::end(input->view), first, size, sink);
+                if (count == 0) return std::nullopt;
+                return count;
+            };
+            return ImapResults<R>(sink, std::move(feeder), ordered, chunksize,
+                                  4 * static_cast<std::size_t>(processes()));
+        }
+    }
+
+    std::unique_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace crew

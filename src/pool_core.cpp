@@ -1,0 +1,447 @@
+#include "crew/detail/pool_core.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+#include "crew/detail/log.hpp"
+#include "crew/detail/message_ring.hpp"
+#include "crew/detail/shared_mapping.hpp"
+#include "crew/error.hpp"
+#include "crew/process.hpp"
+
+namespace crew::detail {
+namespace {
+
+// Each direction of a worker's channel: big enough that a map's chunks rarely wait for space,
+// small enough to stay warm (it is touched once, when the worker starts).
+constexpr std::size_t ring_capacity = std::size_t{1} << 20;
+// Tasks written to a worker ahead of the one it runs: one, so that it never waits for the broker.
+constexpr std::size_t tasks_in_flight_per_worker = 2;
+// Workers that die before they are ready, one after another, before the pool gives up.
+constexpr int start_failures_tolerated = 3;
+constexpr int spins_before_sleeping = 2000;
+
+// Replies from a worker: a task id (0 for none), then what happened.
+enum class Reply : std::uint8_t {
+    ran = 0,       // outcomes follow
+    failed = 1,    // the task could not be read: an exception follows
+    ready = 2,     // the worker's initializer ran; it takes tasks now
+    retiring = 3,  // max_tasks_per_child reached: the worker exits after this
+};
+constexpr std::uint64_t stop_task_id = ~std::uint64_t{0};
+
+std::chrono::steady_clock::time_point now() {
+    return std::chrono::steady_clock::now();
+}
+
+}  // namespace
+
+void WorkerSetup::encode_into(Writer& writer) const {
+    encode(writer, channel);
+    encode(writer, wake);
+    encode(writer, capacity);
+    encode(writer, max_tasks);
+    encode(writer, initializer);
+}
+
+WorkerSetup WorkerSetup::decode_from(Reader& reader) {
+    WorkerSetup setup;
+    setup.channel = decode<SentFd>(reader);
+    setup.wake = decode<SentFd>(reader);
+    setup.capacity = decode<std::uint64_t>(reader);
+    setup.max_tasks = decode<std::int32_t>(reader);
+    setup.initializer = decode<std::vector<std::byte>>(reader);
+    return setup;
+}
+
+void worker_main(WorkerSetup setup) {
+    SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
+    UniqueFd wake(setup.wake.fd);
+    const std::size_t capacity = setup.capacity;
+    RingReader tasks(channel.data(), capacity);
+    RingWriter replies(channel.data() + ring_footprint(capacity), capacity, wake.get());
+    Writer reply;
+    auto send = [&](std::uint64_t id, Reply kind) {
+        // The reply's header is written in front of whatever the caller appended after it.
+        reply.overwrite(0, &id, sizeof id);
+        reply.overwrite(sizeof id, &kind, sizeof kind);
+        replies.write(reply.bytes());
+    };
+    auto start_reply = [&] {
+        reply.clear();
+        encode(reply, std::uint64_t{0});
+        encode(reply, Reply::ran);
+    };
+
+    if (!setup.initializer.empty()) {
+        Reader call(setup.initializer);
+        Writer ignored;
+        invoke_call(call, ignored);  // an exception ends the worker: the pool sees it die unready
+    }
+    start_reply();
+    send(0, Reply::ready);
+
+    for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
+        std::span<const std::byte> message = tasks.read();
+        Reader task(message);
+        auto id = decode<std::uint64_t>(task);
+        if (id == stop_task_id) return;
+        start_reply();
+        Reply kind = Reply::ran;
+        try {
+            invoke_call(task, reply);
+        } catch (...) {
+            start_reply();
+            encode_current_exception(reply);
+            kind = Reply::failed;
+        }
+        tasks.release();
+        send(id, kind);
+    }
+    start_reply();
+    send(0, Reply::retiring);
+}
+
+struct PoolCore::Task {
+    std::vector<std::byte> message;  // begins with room for the task id
+    std::uint64_t first = 0;
+    std::uint32_t count = 0;
+    std::shared_ptr<TaskSink> sink;
+    int attempts = 0;
+};
+
+struct PoolCore::Worker {
+    std::unique_ptr<Process> process;
+    pid_t pid = 0;
+    SharedMapping channel;
+    std::optional<RingWriter> tasks;
+    std::optional<RingReader> replies;
+    std::deque<Task> in_flight;  // in the order sent; the first is the one running
+    std::chrono::steady_clock::time_point running_since;
+    bool ready = false;
+    bool retiring = false;
+    bool timed_out = false;
+    bool stopped = false;  // sent the stop message: it is expected to end
+};
+
+PoolCore::PoolCore(PoolCoreOptions options) : options_(std::move(options)) {
+    if (options_.processes < 1) {
+        throw Error(
+            fmt::format("crew: a pool needs at least one process, not {}", options_.processes));
+    }
+    int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake < 0) throw_system_error("cannot create the pool's eventfd");
+    wake_ = UniqueFd(wake);
+    int epoll = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll < 0) throw_system_error("cannot create the pool's epoll");
+    epoll_ = UniqueFd(epoll);
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = 0;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
+        throw_system_error("cannot watch the pool's eventfd");
+    }
+    workers_.resize(static_cast<std::size_t>(options_.processes));
+    for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
+    broker_ = std::thread([this] { broker(); });
+}
+
+PoolCore::~PoolCore() {
+    if (broker_.joinable()) {
+        terminate();
+        join();
+    }
+}
+
+// Starts the worker in slot index, in place of the one there before, if any.
+void PoolCore::start_worker(std::size_t index) {
+    workers_[index] = std::make_unique<Worker>();
+    Worker& worker = *workers_[index];
+    worker.channel =
+        SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pool-worker-channel");
+    worker.tasks.emplace(worker.channel.data(), ring_capacity);
+    worker.replies.emplace(worker.channel.data() + ring_footprint(ring_capacity), ring_capacity);
+    WorkerSetup setup{SentFd{worker.channel.fd()}, SentFd{wake_.get()}, ring_capacity,
+                      options_.max_tasks_per_child, options_.initializer};
+    ProcessOptions process_options{
+        .name = "PoolWorker", .daemon = true, .start_method = options_.start_method};
+    worker.process = std::make_unique<Process>(process_options, &worker_main, setup);
+    worker.process->start();
+    worker.pid = *worker.process->pid();
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = index + 1;  // 0 is the wake eventfd
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, ProcessAccess::pidfd(*worker.process), &event) !=
+        0) {
+        throw_system_error("cannot watch a pool worker");
+    }
+}
+
+void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
+                      std::shared_ptr<TaskSink> sink) {
+    if (closed_.load()) {
+        throw Error(
+            "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
+            "new tasks");
+    }
+    std::span<const std::byte> bytes = task.bytes();
+    Task queued{{bytes.begin(), bytes.end()}, first, count, std::move(sink), 0};
+    {
+        std::lock_guard lock(submissions_mutex_);
+        submissions_.push_back(std::move(queued));
+        has_submissions_.store(true);
+    }
+    if (broker_sleeping_.load()) {
+        std::uint64_t one = 1;
+        (void)!::write(wake_.get(), &one, sizeof one);
+    }
+}
+
+void PoolCore::close() {
+    closed_.store(true);
+    std::uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+void PoolCore::terminate() {
+    terminate_requested_.store(true);
+    close();
+}
+
+void PoolCore::join() {
+    if (!closed_.load()) {
+        throw Error(
+            "crew: join() called on a pool that is still open; call close() or "
+            "terminate() first");
+    }
+    std::call_once(joined_, [this] {
+        if (broker_.joinable()) broker_.join();
+    });
+}
+
+bool PoolCore::collect(Worker& worker) {
+    bool any = false;
+    while (auto reply = worker.replies->try_read()) {
+        handle_reply(worker, *reply);
+        worker.replies->release();
+        any = true;
+    }
+    return any;
+}
+
+void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
+    Reader reader(bytes);
+    auto id = decode<std::uint64_t>(reader);
+    auto kind = decode<Reply>(reader);
+    (void)id;
+    switch (kind) {
+        case Reply::ready:
+            worker.ready = true;
+            failed_starts_in_a_row_ = 0;
+            return;
+        case Reply::retiring:
+            worker.retiring = true;
+            return;
+        case Reply::ran:
+        case Reply::failed:
+            break;
+    }
+    if (worker.in_flight.empty())
+        throw Error("crew: a pool worker answered a task it was not given");
+    Task task = std::move(worker.in_flight.front());
+    worker.in_flight.pop_front();
+    worker.running_since = now();
+    if (kind == Reply::ran) {
+        std::vector<OutcomeView> outcomes = split_outcomes(bytes.subspan(sizeof id + sizeof kind));
+        task.sink->completed(task.first, outcomes);
+    } else {
+        task.sink->failed(task.first, task.count, decode_exception(reader));
+    }
+}
+
+void PoolCore::handle_end(std::size_t index) {
+    Worker& worker = *workers_[index];
+    collect(worker);  // what it finished before it ended still counts
+    int exitcode = worker.process->exitcode().value_or(-SIGKILL);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ProcessAccess::pidfd(*worker.process), nullptr);
+    if (worker.stopped || broken_) return;
+    log(LogLevel::debug, "pool worker {} ended with exitcode {}", worker.pid, exitcode);
+
+    std::deque<Task> orphans = std::move(worker.in_flight);
+    if (!worker.ready) {
+        if (++failed_starts_in_a_row_ >= start_failures_tolerated) {
+            for (Task& task : orphans) pending_.push_front(std::move(task));
+            fail_everything(std::make_exception_ptr(Error(fmt::format(
+                "crew: pool workers keep dying as they start (the last exit code was {}); is the "
+                "initializer failing? Every task of the pool failed",
+                exitcode))));
+            broken_ = true;
+            closed_.store(true);
+            return;
+        }
+    } else if (!worker.retiring && !orphans.empty()) {
+        // The first task was running: it failed, or it gets another try.
+        Task running = std::move(orphans.front());
+        orphans.pop_front();
+        if (worker.timed_out) {
+            running.sink->failed(
+                running.first, running.count,
+                std::make_exception_ptr(TimeoutError(fmt::format(
+                    "crew: a task ran longer than the pool's task_timeout of {} "
+                    "ms; its worker (pid {}) was killed and replaced",
+                    std::chrono::duration_cast<std::chrono::milliseconds>(options_.task_timeout)
+                        .count(),
+                    worker.pid))));
+        } else if (running.attempts < options_.retries) {
+            ++running.attempts;
+            orphans.push_front(std::move(running));
+        } else {
+            running.sink->failed(running.first, running.count,
+                                 std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
+        }
+    }
+    // The others never started: they go first to whoever is free.
+    while (!orphans.empty()) {
+        pending_.push_front(std::move(orphans.back()));
+        orphans.pop_back();
+    }
+    start_worker(index);
+}
+
+void PoolCore::dispatch() {
+    for (auto& worker : workers_) {
+        while (!pending_.empty() && !worker->stopped &&
+               worker->in_flight.size() < tasks_in_flight_per_worker) {
+            Task task = std::move(pending_.front());
+            pending_.pop_front();
+            const std::uint64_t id = next_task_id_++;
+            std::memcpy(task.message.data(), &id, sizeof id);
+            if (worker->in_flight.empty()) worker->running_since = now();
+            worker->tasks->write(task.message);
+            worker->in_flight.push_back(std::move(task));
+        }
+    }
+}
+
+void PoolCore::fail_everything(const std::exception_ptr& error) {
+    for (auto& worker : workers_) {
+        while (!worker->in_flight.empty()) {
+            pending_.push_back(std::move(worker->in_flight.front()));
+            worker->in_flight.pop_front();
+        }
+    }
+    {
+        std::lock_guard lock(submissions_mutex_);
+        for (Task& task : submissions_) pending_.push_back(std::move(task));
+        submissions_.clear();
+        has_submissions_.store(false);
+    }
+    for (Task& task : pending_) task.sink->failed(task.first, task.count, error);
+    pending_.clear();
+}
+
+void PoolCore::sleep_until_woken() {
+    broker_sleeping_.store(true);
+    bool may_sleep = !has_submissions_.load() && !terminate_requested_.load();
+    for (auto& worker : workers_) {
+        if (may_sleep && !worker->replies->prepare_to_sleep()) may_sleep = false;
+    }
+    int timeout_ms = -1;
+    if (options_.task_timeout.count() > 0) {
+        auto soonest = std::chrono::steady_clock::time_point::max();
+        for (auto& worker : workers_) {
+            if (!worker->in_flight.empty()) {
+                soonest = std::min(soonest, worker->running_since + options_.task_timeout);
+            }
+        }
+        if (soonest != std::chrono::steady_clock::time_point::max()) {
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(soonest - now()).count();
+            timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+        }
+    }
+    epoll_event events[16];
+    if (may_sleep) ::epoll_wait(epoll_.get(), events, 16, timeout_ms);
+    broker_sleeping_.store(false);
+    std::uint64_t count;
+    (void)!::read(wake_.get(), &count, sizeof count);
+}
+
+void PoolCore::broker() {
+    int idle = 0;
+    for (std::uint64_t iteration = 0;; ++iteration) {
+        bool progress = false;
+        if (has_submissions_.load()) {
+            std::lock_guard lock(submissions_mutex_);
+            for (Task& task : submissions_) pending_.push_back(std::move(task));
+            submissions_.clear();
+            has_submissions_.store(false);
+            progress = true;
+        }
+        if (terminate_requested_.load()) {
+            for (auto& worker : workers_) {
+                worker->stopped = true;
+                worker->process->kill();
+            }
+            fail_everything(std::make_exception_ptr(
+                Error("crew: the pool was terminated before this task finished")));
+            for (auto& worker : workers_) worker->process->join();
+            return;
+        }
+        for (auto& worker : workers_) progress |= collect(*worker);
+
+        // Ended workers and overdue tasks: checked each time the broker finds nothing to do, and
+        // now and then while it is busy.
+        if (!progress || iteration % 64 == 0) {
+            epoll_event events[16];
+            int ready = ::epoll_wait(epoll_.get(), events, 16, 0);
+            for (int i = 0; i < ready; ++i) {
+                if (events[i].data.u64 != 0) {
+                    handle_end(events[i].data.u64 - 1);
+                    progress = true;
+                }
+            }
+            if (options_.task_timeout.count() > 0) {
+                for (auto& worker : workers_) {
+                    if (!worker->in_flight.empty() && !worker->timed_out &&
+                        now() - worker->running_since > options_.task_timeout) {
+                        worker->timed_out = true;
+                        worker->process->kill();
+                    }
+                }
+            }
+        }
+        dispatch();
+
+        if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
+            std::all_of(workers_.begin(), workers_.end(),
+                        [](const auto& worker) { return worker->in_flight.empty(); })) {
+            Writer stop;
+            encode(stop, stop_task_id);
+            for (auto& worker : workers_) {
+                worker->stopped = true;
+                worker->tasks->write(stop.bytes());
+            }
+            for (auto& worker : workers_) worker->process->join();
+            return;
+        }
+
+        if (progress) {
+            idle = 0;
+        } else if (++idle > spins_before_sleeping) {
+            sleep_until_woken();
+            idle = 0;
+        } else {
+            __builtin_ia32_pause();
+        }
+    }
+}
+
+}  // namespace crew::detail
