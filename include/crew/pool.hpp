@@ -312,7 +312,9 @@ inline constexpr std::uint32_t largest_chunk = 1 << 16;
 
 }  // namespace detail
 
-// The lazy results of imap and imap_unordered: an input range, read once.
+// The lazy results of imap and imap_unordered: an input range, read once. A call that failed
+// throws its error where its result is read (*it); ++it then moves on to the next result, so
+// the other results can still be had, as with Python's next().
 template <class R>
 class ImapResults {
   public:
@@ -335,7 +337,10 @@ class ImapResults {
         using difference_type = std::ptrdiff_t;
         iterator() = default;
         explicit iterator(ImapResults* owner) : owner_(owner) {}
-        R& operator*() const { return *owner_->current_; }
+        R& operator*() const {
+            if (owner_->current_->error) std::rethrow_exception(owner_->current_->error);
+            return *owner_->current_->value;
+        }
         iterator& operator++() {
             owner_->advance();
             return *this;
@@ -391,8 +396,7 @@ class ImapResults {
             chunk_ends_.erase(chunk_ends_.begin());
             --chunks_out_;
         }
-        if (arrived.error) std::rethrow_exception(arrived.error);
-        current_ = std::move(arrived.value);
+        current_ = std::move(arrived);
     }
 
     std::shared_ptr<detail::ImapSink<R>> sink_;
@@ -406,7 +410,7 @@ class ImapResults {
     std::vector<std::uint64_t> chunk_ends_;
     std::uint32_t last_chunk_ = 0;
     bool input_done_ = false;
-    std::optional<R> current_;
+    std::optional<typename detail::ImapSink<R>::Arrived> current_;
 };
 
 class Pool {

@@ -1,0 +1,344 @@
+// crew::Pool: Python's multiprocessing.Pool semantics, its faults and its resources.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <crew/crew.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using crew::StartMethod;
+
+int square(int x) {
+    return x * x;
+}
+int add(int a, int b) {
+    return a + b;
+}
+std::string greet(std::string name) {
+    return "hello " + name;
+}
+int worker_pid(int) {
+    return getpid();
+}
+void do_nothing() {}
+int throw_at_three(int x) {
+    if (x == 3) throw std::invalid_argument("three is not allowed");
+    return x;
+}
+int crash_at_three(int x) {
+    if (x == 3) std::raise(SIGSEGV);
+    return x;
+}
+int abort_now(int) {
+    std::abort();
+}
+int exit_three(int) {
+    std::exit(3);
+}
+int sleep_ms(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    return milliseconds;
+}
+// Crashes the first time it runs for a given marker file, then succeeds.
+int crash_once(std::string marker) {
+    if (!std::ifstream(marker)) {
+        std::ofstream(marker) << "crashed once";
+        std::raise(SIGKILL);
+    }
+    return 7;
+}
+std::vector<char> reversed(std::vector<char> bytes) {
+    std::reverse(bytes.begin(), bytes.end());
+    return bytes;
+}
+
+int initialized_value = 0;
+void initialize(int value) {
+    initialized_value = value;
+}
+int read_initialized(int) {
+    return initialized_value;
+}
+
+class PoolTest : public ::testing::TestWithParam<StartMethod> {
+  protected:
+    crew::PoolOptions options(int processes = 2) const {
+        return {.processes = processes, .start_method = GetParam()};
+    }
+};
+
+TEST_P(PoolTest, MapGivesResultsInInputOrder) {
+    crew::Pool pool(options());
+    EXPECT_EQ(pool.map(square, crew::range(10)),
+              (std::vector<int>{0, 1, 4, 9, 16, 25, 36, 49, 64, 81}));
+    std::vector<int> input{5, 3, 9};
+    EXPECT_EQ(pool.map(square, input, 1), (std::vector<int>{25, 9, 81}));
+    EXPECT_EQ(pool.map(square, crew::range(100), 7), pool.map(square, crew::range(100)));
+    EXPECT_TRUE(pool.map(square, std::vector<int>{}).empty());
+}
+
+TEST_P(PoolTest, MapTakesAnyInputRange) {
+    crew::Pool pool(options());
+    auto odd = crew::range(20) | std::views::filter([](int x) { return x % 2 == 1; });
+    EXPECT_EQ(pool.map(square, odd), (std::vector<int>{1, 9, 25, 49, 81, 121, 169, 225, 289, 361}));
+    std::vector<std::string> names{"ann", "bob"};
+    EXPECT_EQ(pool.map(greet, names), (std::vector<std::string>{"hello ann", "hello bob"}));
+    EXPECT_EQ(pool.map([](double x) { return x / 2; }, std::vector<double>{1, 3}),
+              (std::vector<double>{0.5, 1.5}));
+}
+
+TEST_P(PoolTest, MapAsyncReturnsAtOnce) {
+    crew::Pool pool(options());
+    auto slow = pool.map_async(sleep_ms, std::vector<int>{300, 300});
+    EXPECT_FALSE(slow.ready());
+    EXPECT_THROW(slow.successful(), crew::Error);
+    EXPECT_FALSE(slow.wait(10ms));
+    EXPECT_EQ(slow.get(), (std::vector<int>{300, 300}));
+    EXPECT_TRUE(slow.ready());
+    EXPECT_TRUE(slow.successful());
+    EXPECT_EQ(slow.get(), (std::vector<int>{300, 300})) << "get() may be called again";
+}
+
+TEST_P(PoolTest, Starmap) {
+    crew::Pool pool(options());
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+    EXPECT_EQ(pool.starmap(add, pairs), (std::vector<int>{3, 7, 11}));
+    std::vector<std::pair<int, int>> std_pairs{{10, 1}};
+    EXPECT_EQ(pool.starmap_async(add, std_pairs).get(), std::vector<int>{11});
+}
+
+TEST_P(PoolTest, ApplyAndApplyAsync) {
+    crew::Pool pool(options());
+    EXPECT_EQ(pool.apply(add, 40, 2), 42);
+    EXPECT_EQ(pool.apply(greet, "you"), "hello you");
+    pool.apply(do_nothing);
+    auto result = pool.apply_async(sleep_ms, 300);
+    EXPECT_THROW(result.get(10ms), crew::TimeoutError);
+    EXPECT_EQ(result.get(30s), 300);
+}
+
+TEST_P(PoolTest, AnExceptionComesBackAsRemoteError) {
+    crew::Pool pool(options());
+    try {
+        pool.map(throw_at_three, crew::range(10), 1);
+        FAIL() << "map should have thrown";
+    } catch (const crew::RemoteError& error) {
+        EXPECT_EQ(error.type_name(), "std::invalid_argument");
+        EXPECT_EQ(error.message(), "three is not allowed");
+        EXPECT_NE(error.pid(), getpid());
+        EXPECT_NE(std::string(error.what()).find("std::invalid_argument: three is not allowed"),
+                  std::string::npos);
+    }
+    auto failed = pool.apply_async(throw_at_three, 3);
+    failed.wait();
+    EXPECT_FALSE(failed.successful());
+    EXPECT_THROW(failed.get(), crew::RemoteError);
+    EXPECT_EQ(pool.apply(throw_at_three, 4), 4) << "the pool goes on";
+}
+
+TEST_P(PoolTest, ImapRaisesAtTheFailedItemsPlace) {
+    crew::Pool pool(options());
+    std::vector<int> seen;
+    int failures = 0;
+    auto results = pool.imap(throw_at_three, crew::range(6), 1);
+    for (auto it = results.begin(); it != results.end(); ++it) {
+        try {
+            seen.push_back(*it);
+        } catch (const crew::RemoteError& error) {
+            EXPECT_EQ(seen.size(), 3u) << "the error comes at the failed item's place";
+            EXPECT_EQ(error.message(), "three is not allowed");
+            ++failures;
+        }
+    }
+    EXPECT_EQ(failures, 1);
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5}));
+}
+
+TEST_P(PoolTest, ACrashFailsOnlyItsTask) {
+    crew::Pool pool(options());
+    std::set<int> pids_before;
+    for (int pid : pool.map(worker_pid, crew::range(20), 1)) pids_before.insert(pid);
+    auto crashing = pool.apply_async(crash_at_three, 3);
+    auto fine = pool.apply_async(crash_at_three, 4);
+    try {
+        crashing.get();
+        FAIL() << "the task should have failed";
+    } catch (const crew::WorkerDied& died) {
+        EXPECT_EQ(died.signal(), SIGSEGV);
+        EXPECT_EQ(died.exitcode(), -SIGSEGV);
+        EXPECT_TRUE(pids_before.contains(died.pid()));
+    }
+    EXPECT_EQ(fine.get(), 4);
+    EXPECT_EQ(pool.map(square, crew::range(5)), (std::vector<int>{0, 1, 4, 9, 16}));
+    EXPECT_THROW(pool.map(crash_at_three, crew::range(10), 1), crew::WorkerDied);
+    EXPECT_THROW(pool.apply(abort_now, 0), crew::WorkerDied);
+    try {
+        pool.apply(exit_three, 0);
+    } catch (const crew::WorkerDied& died) {
+        EXPECT_EQ(died.exitcode(), 3);
+        EXPECT_EQ(died.signal(), 0);
+    }
+    EXPECT_EQ(pool.apply(square, 9), 81);
+}
+
+TEST_P(PoolTest, ACrashInImapFailsItsItemOnly) {
+    crew::Pool pool(options());
+    std::vector<int> seen;
+    int failures = 0;
+    auto results = pool.imap(crash_at_three, crew::range(6), 1);
+    for (auto it = results.begin(); it != results.end(); ++it) {
+        try {
+            seen.push_back(*it);
+        } catch (const crew::WorkerDied&) {
+            ++failures;
+        }
+    }
+    EXPECT_EQ(failures, 1);
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5}));
+}
+
+TEST_P(PoolTest, TaskTimeoutKillsTheWorker) {
+    crew::PoolOptions with_timeout = options();
+    with_timeout.task_timeout = 300ms;
+    crew::Pool pool(with_timeout);
+    auto stuck = pool.apply_async(sleep_ms, 60'000);
+    auto quick = pool.apply_async(sleep_ms, 1);
+    EXPECT_THROW(stuck.get(30s), crew::TimeoutError);
+    EXPECT_EQ(quick.get(30s), 1);
+    EXPECT_EQ(pool.apply(square, 3), 9);
+}
+
+TEST_P(PoolTest, RetriesRunAgainATaskWhoseWorkerDied) {
+    crew::testing::TempDir dir;
+    crew::PoolOptions retrying = options();
+    retrying.retries = 1;
+    crew::Pool pool(retrying);
+    EXPECT_EQ(pool.apply(crash_once, dir.file("first")), 7);
+    crew::Pool no_retries(options());
+    EXPECT_THROW(no_retries.apply(crash_once, dir.file("second")), crew::WorkerDied);
+}
+
+TEST_P(PoolTest, MaxTasksPerChildReplacesWorkers) {
+    crew::PoolOptions limited = options();
+    limited.maxtasksperchild = 1;
+    crew::Pool pool(limited);
+    std::vector<int> pids = pool.map(worker_pid, crew::range(6), 1);
+    EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 6u);
+}
+
+TEST_P(PoolTest, InitializerRunsInEveryWorker) {
+    crew::PoolOptions initialized = options();
+    initialized.initializer = crew::Initializer(initialize, 42);
+    crew::Pool pool(initialized);
+    EXPECT_EQ(pool.map(read_initialized, crew::range(8), 1), std::vector<int>(8, 42));
+}
+
+TEST_P(PoolTest, ImapUnorderedGivesEveryResult) {
+    crew::Pool pool(options());
+    std::multiset<int> results;
+    for (int r : pool.imap_unordered(square, crew::range(1000))) results.insert(r);
+    std::multiset<int> expected;
+    for (int i = 0; i < 1000; ++i) expected.insert(i * i);
+    EXPECT_EQ(results, expected);
+}
+
+TEST_P(PoolTest, TenThousandApplyAsync) {
+    crew::Pool pool(options());
+    std::vector<crew::AsyncResult<int>> results;
+    for (int i = 0; i < 10'000; ++i) results.push_back(pool.apply_async(square, i));
+    int wrong = 0;
+    for (int i = 0; i < 10'000; ++i) wrong += results[i].get() != i * i;
+    EXPECT_EQ(wrong, 0);
+}
+
+TEST_P(PoolTest, SixtyFourMebibytesBothWays) {
+    crew::Pool pool(options());
+    std::vector<char> bytes(64 << 20);
+    for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 4096);
+    std::vector<char> back = pool.apply(reversed, bytes);
+    std::reverse(back.begin(), back.end());
+    EXPECT_TRUE(back == bytes);
+}
+
+TEST_P(PoolTest, ClosedPoolsTakeNoWork) {
+    crew::Pool pool(options());
+    EXPECT_THROW(pool.join(), crew::Error) << "join before close";
+    auto pending = pool.map_async(sleep_ms, std::vector<int>{200, 200});
+    pool.close();
+    EXPECT_THROW(pool.apply(square, 2), crew::Error);
+    pool.join();
+    EXPECT_TRUE(pending.ready()) << "close() lets submitted work finish";
+    EXPECT_EQ(pending.get(), (std::vector<int>{200, 200}));
+}
+
+TEST_P(PoolTest, TerminateFailsWhatIsNotDone) {
+    crew::Pool pool(options());
+    auto stuck = pool.map_async(sleep_ms, std::vector<int>(8, 60'000), 1);
+    std::this_thread::sleep_for(100ms);
+    pool.terminate();
+    EXPECT_THROW(stuck.get(30s), crew::Error);
+}
+
+// No process, descriptor or mapping of a pool outlives it.
+TEST_P(PoolTest, NothingIsLeftAfterThePool) {
+    std::set<int> fds_before = crew::testing::open_fds();
+    std::set<int> pids;
+    {
+        crew::Pool pool(options());
+        for (int pid : pool.map(worker_pid, crew::range(10), 1)) pids.insert(pid);
+        EXPECT_THROW(pool.apply(crash_at_three, 3), crew::WorkerDied);
+    }
+    EXPECT_EQ(crew::testing::open_fds(), fds_before);
+    for (int pid : pids) EXPECT_FALSE(crew::testing::process_exists(pid)) << pid;
+    std::string maps = crew::testing::read_file("/proc/self/maps");
+    EXPECT_EQ(maps.find("crew-pool-worker-channel"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStartMethods, PoolTest,
+                         ::testing::Values(StartMethod::forkserver, StartMethod::fork,
+                                           StartMethod::spawn),
+                         [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+TEST(Pool, DefaultsToOneWorkerPerCpu) {
+    crew::Pool pool;
+    EXPECT_EQ(pool.processes(), crew::cpu_count());
+    crew::Pool four(4);
+    EXPECT_EQ(four.processes(), 4);
+    EXPECT_THROW(crew::Pool({.processes = -1}), crew::Error);
+}
+
+TEST(Pool, ImapStreamsAnEndlessInputInBoundedMemory) {
+    crew::Pool pool(2);
+    constexpr long kItems = 20'000'000;
+    long count = 0;
+    long sum = 0;
+    auto rss_kib = [] {
+        std::string status = crew::testing::read_file("/proc/self/status");
+        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
+    };
+    long rss_before = rss_kib();
+    long rss_peak = rss_before;
+    for (int r : pool.imap(square, std::views::iota(0) | std::views::take(kItems))) {
+        sum += r % 7;
+        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
+    }
+    EXPECT_EQ(count, kItems);
+    EXPECT_GT(sum, 0);
+    // All the items would be 80 MB as ints; the window holds a few chunks of at most 64 Ki.
+    EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while streaming";
+}
+
+}  // namespace
