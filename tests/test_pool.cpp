@@ -45,8 +45,10 @@ int crash_at_three(int x) {
 int abort_now(int) {
     std::abort();
 }
+// _exit: the status is the point. exit() would also run the sanitizers' leak check, which in a
+// child forked from a threaded parent sees memory held by the threads it lacks as leaked.
 int exit_three(int) {
-    std::exit(3);
+    _exit(3);
 }
 int sleep_ms(int milliseconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
@@ -320,9 +322,18 @@ TEST(Pool, DefaultsToOneWorkerPerCpu) {
     EXPECT_THROW(crew::Pool({.processes = -1}), crew::Error);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing there, and
+// everything runs ten times slower: the bound is checked in the optimised build.
+constexpr long kItems = 1'000'000;
+constexpr bool kMeasureMemory = false;
+#else
+constexpr long kItems = 20'000'000;
+constexpr bool kMeasureMemory = true;
+#endif
+
 TEST(Pool, ImapStreamsAnEndlessInputInBoundedMemory) {
     crew::Pool pool(2);
-    constexpr long kItems = 20'000'000;
     long count = 0;
     long sum = 0;
     auto rss_kib = [] {
@@ -331,14 +342,18 @@ TEST(Pool, ImapStreamsAnEndlessInputInBoundedMemory) {
     };
     long rss_before = rss_kib();
     long rss_peak = rss_before;
-    for (int r : pool.imap(square, std::views::iota(0) | std::views::take(kItems))) {
-        sum += r % 7;
+    auto seventh = [](int x) { return x % 7; };
+    for (int r : pool.imap(seventh, std::views::iota(0) | std::views::take(kItems))) {
+        sum += r;
         if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
     }
     EXPECT_EQ(count, kItems);
-    EXPECT_GT(sum, 0);
+    // 0 + 1 + ... + 6 for every full seven, then 0, 1, ... for what is left.
+    EXPECT_EQ(sum, (kItems / 7) * 21 + (kItems % 7) * (kItems % 7 - 1) / 2);
     // All the items would be 80 MB as ints; the window holds a few chunks of at most 64 Ki.
-    EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while streaming";
+    if (kMeasureMemory) {
+        EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while streaming";
+    }
 }
 
 }  // namespace
