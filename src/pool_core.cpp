@@ -322,6 +322,7 @@ void PoolCore::dispatch() {
                worker->in_flight.size() < tasks_in_flight_per_worker) {
             Task task = std::move(pending_.front());
             pending_.pop_front();
+            if (!task.sink->starting()) continue;
             const std::uint64_t id = next_task_id_++;
             std::memcpy(task.message.data(), &id, sizeof id);
             if (worker->in_flight.empty()) worker->running_since = now();

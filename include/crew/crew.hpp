@@ -13,6 +13,8 @@
 #pragma once
 
 #include "crew/error.hpp"
+#include "crew/executor.hpp"
+#include "crew/future.hpp"
 #include "crew/init.hpp"
 #include "crew/log.hpp"
 #include "crew/pool.hpp"

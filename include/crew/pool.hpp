@@ -159,11 +159,19 @@ R decode_outcome(const OutcomeView& outcome) {
     }
 }
 
-// apply_async: one call, one result.
-template <class R>
+template <class State>
+struct state_value;
+template <template <class> class State, class R>
+struct state_value<State<R>> {
+    using type = R;
+};
+
+// apply_async and submit: one call, one result, into an AsyncState or a FutureState.
+template <class State>
 class SingleSink final : public TaskSink {
   public:
-    explicit SingleSink(std::shared_ptr<AsyncState<R>> state) : state_(std::move(state)) {}
+    using R = typename state_value<State>::type;
+    explicit SingleSink(std::shared_ptr<State> state) : state_(std::move(state)) {}
     void completed(std::uint64_t, std::span<const OutcomeView> outcomes) override {
         try {
             if constexpr (std::is_void_v<R>) {
@@ -179,9 +187,16 @@ class SingleSink final : public TaskSink {
     void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
         state_->set_error(std::move(error));
     }
+    bool starting() override {
+        if constexpr (requires { state_->set_running(); }) {
+            return state_->set_running();
+        } else {
+            return true;
+        }
+    }
 
   private:
-    std::shared_ptr<AsyncState<R>> state_;
+    std::shared_ptr<State> state_;
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
@@ -271,14 +286,20 @@ class ImapSink final : public TaskSink {
         submitted_at_[first] = std::chrono::steady_clock::now();
     }
 
-    // Takes the result at index (ordered) or any (unordered), waiting for it.
-    Arrived take(std::optional<std::uint64_t> index) {
+    // Takes the result at index (ordered) or any (unordered), waiting for it until deadline.
+    Arrived take(std::optional<std::uint64_t> index,
+                 std::optional<std::chrono::steady_clock::time_point> deadline) {
         std::unique_lock lock(mutex_);
         typename std::map<std::uint64_t, Arrived>::iterator found;
-        changed_.wait(lock, [&] {
+        auto there = [&] {
             found = index ? arrived_.find(*index) : arrived_.begin();
             return found != arrived_.end();
-        });
+        };
+        if (!deadline) {
+            changed_.wait(lock, there);
+        } else if (!changed_.wait_until(lock, *deadline, there)) {
+            throw TimeoutError("crew: map: a result was not ready within the timeout");
+        }
         Arrived result = std::move(found->second);
         arrived_.erase(found);
         return result;
@@ -324,12 +345,14 @@ class ImapResults {
         std::function<std::optional<std::uint32_t>(std::uint64_t first, std::uint32_t size)>;
 
     ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
-                std::size_t chunksize, std::size_t window_chunks)
+                std::size_t chunksize, std::size_t window_chunks,
+                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt)
         : sink_(std::move(sink)),
           feeder_(std::move(feeder)),
           ordered_(ordered),
           chunksize_(chunksize),
-          window_chunks_(window_chunks) {}
+          window_chunks_(window_chunks),
+          deadline_(deadline) {}
 
     class iterator {
       public:
@@ -389,7 +412,7 @@ class ImapResults {
         current_.reset();
         fill_window();
         if (yielded_ == submitted_) return;  // the end
-        auto arrived = sink_->take(ordered_ ? std::optional(yielded_) : std::nullopt);
+        auto arrived = sink_->take(ordered_ ? std::optional(yielded_) : std::nullopt, deadline_);
         ++yielded_;
         // A chunk counts as out until all its results have been taken.
         while (!chunk_ends_.empty() && chunk_ends_.front() <= yielded_) {
@@ -404,6 +427,7 @@ class ImapResults {
     bool ordered_;
     std::size_t chunksize_;
     std::size_t window_chunks_;
+    std::optional<std::chrono::steady_clock::time_point> deadline_;  // for every result
     std::uint64_t submitted_ = 0;
     std::uint64_t yielded_ = 0;
     std::size_t chunks_out_ = 0;
@@ -460,19 +484,8 @@ class Pool {
 
     template <class Function, class... Arguments>
     auto apply_async(Function&& function, Arguments&&... arguments) {
-        using F = std::decay_t<Function>;
-        if constexpr (detail::check_call<F, Arguments...>()) {
-            using Carried = detail::carried_arguments_t<F, Arguments...>;
-            using R = detail::call_result_t<F, Carried>;
-            auto state = std::make_shared<detail::AsyncState<R>>();
-            detail::Writer task;
-            std::size_t count_at =
-                detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
-            detail::encode_task_arguments<Carried>(task, std::forward<Arguments>(arguments)...);
-            detail::finish_task(task, count_at, 1);
-            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<R>>(state));
-            return AsyncResult<R>(state);
-        }
+        return AsyncResult(submit_call<detail::AsyncState>(std::forward<Function>(function),
+                                                           std::forward<Arguments>(arguments)...));
     }
 
     // Results in input order, computed a bounded window ahead of the consumer; chunksize 0:
@@ -480,14 +493,14 @@ class Pool {
     template <class Function, std::ranges::input_range Range>
     auto imap(Function&& function, Range&& items, std::size_t chunksize = 0) {
         return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                           std::forward<Range>(items), chunksize, true);
+                           std::forward<Range>(items), chunksize, true, std::nullopt);
     }
 
     // As imap, in the order results arrive.
     template <class Function, std::ranges::input_range Range>
     auto imap_unordered(Function&& function, Range&& items, std::size_t chunksize = 0) {
         return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                           std::forward<Range>(items), chunksize, false);
+                           std::forward<Range>(items), chunksize, false, std::nullopt);
     }
 
     void close();
@@ -581,8 +594,11 @@ class Pool {
         }
     }
 
+    friend class ProcessPoolExecutor;
+
     template <bool Star, class F, class Range>
-    auto lazy(F function, Range&& items, std::size_t chunksize, bool ordered) {
+    auto lazy(F function, Range&& items, std::size_t chunksize, bool ordered,
+              std::optional<std::chrono::nanoseconds> timeout) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = Call<F, Item, Star>;
         if constexpr (C::valid) {
@@ -609,8 +625,28 @@ class Pool {
                 if (count == 0) return std::nullopt;
                 return count;
             };
+            std::optional<std::chrono::steady_clock::time_point> deadline;
+            if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
             return ImapResults<R>(sink, std::move(feeder), ordered, chunksize,
-                                  4 * static_cast<std::size_t>(processes()));
+                                  4 * static_cast<std::size_t>(processes()), deadline);
+        }
+    }
+
+    // One call as one task; its result goes to a new State<R> (AsyncState or FutureState).
+    template <template <class> class State, class Function, class... Arguments>
+    auto submit_call(Function&& function, Arguments&&... arguments) {
+        using F = std::decay_t<Function>;
+        if constexpr (detail::check_call<F, Arguments...>()) {
+            using Carried = detail::carried_arguments_t<F, Arguments...>;
+            using R = detail::call_result_t<F, Carried>;
+            auto state = std::make_shared<State<R>>();
+            detail::Writer task;
+            std::size_t count_at =
+                detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
+            detail::encode_task_arguments<Carried>(task, std::forward<Arguments>(arguments)...);
+            detail::finish_task(task, count_at, 1);
+            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<State<R>>>(state));
+            return state;
         }
     }
 

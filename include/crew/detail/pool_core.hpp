@@ -43,6 +43,8 @@ class TaskSink {
     virtual void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) = 0;
     // The task failed as a whole: each of its count calls fails with error.
     virtual void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) = 0;
+    // The task is about to go to a worker; false drops it instead (it was cancelled).
+    virtual bool starting() { return true; }
 };
 
 struct PoolCoreOptions {

@@ -1,0 +1,234 @@
+// crew/executor.hpp: crew::ProcessPoolExecutor and crew::ThreadPoolExecutor, as in
+// concurrent.futures.
+//
+//     int compute_square(int n) { return n * n; }
+//
+//     crew::ProcessPoolExecutor executor({.max_workers = 4});
+//     std::vector<crew::Future<int>> futures;
+//     for (int i = 0; i < 10; ++i) futures.push_back(executor.submit(compute_square, i));
+//     for (const auto& future : crew::as_completed(futures)) std::cout << future.result() << '\n';
+//     for (int square : executor.map(compute_square, crew::range(10))) ...   // in input order
+//
+// submit returns at once with a crew::Future (crew/future.hpp). map is lazy and ordered: it reads
+// its input as results are consumed, a bounded window ahead; with a timeout, a result not ready
+// that long after the call throws crew::TimeoutError where it is read.
+//
+// The process executor runs tasks in worker processes, with everything crew::Pool guarantees
+// (crew/pool.hpp): what may be sent, and faults that fail one task, never the executor. The
+// thread executor runs any callable (capturing lambdas too) on threads of this process.
+//
+// shutdown(wait = true, cancel_futures = false): no more submissions (they throw crew::Error);
+// cancel_futures cancels what has not started; wait waits for the rest. The destructor shuts down
+// and waits.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <ranges>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "crew/future.hpp"
+#include "crew/pool.hpp"
+
+namespace crew {
+
+// Options of Executor::map. Every member has an initializer, so any may be left out.
+struct MapOptions {
+    std::size_t chunksize = 0;                             // process executor; 0: automatic
+    std::optional<std::chrono::nanoseconds> timeout = {};  // for every result, from the call
+};
+
+struct ProcessPoolExecutorOptions {
+    int max_workers = 0;  // 0: crew::cpu_count()
+    Initializer initializer = {};
+    int max_tasks_per_child = 0;  // 0: never replaced
+    std::optional<StartMethod> start_method = {};
+    std::chrono::nanoseconds task_timeout{0};  // 0: none
+};
+
+class ProcessPoolExecutor {
+  public:
+    ProcessPoolExecutor() : ProcessPoolExecutor(ProcessPoolExecutorOptions{}) {}
+    explicit ProcessPoolExecutor(ProcessPoolExecutorOptions options)
+        : pool_(PoolOptions{.processes = options.max_workers,
+                            .initializer = std::move(options.initializer),
+                            .maxtasksperchild = options.max_tasks_per_child,
+                            .start_method = options.start_method,
+                            .task_timeout = options.task_timeout}) {}
+    ~ProcessPoolExecutor() { shutdown(); }
+    ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+    ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+
+    template <class Function, class... Arguments>
+    auto submit(Function&& function, Arguments&&... arguments) {
+        auto state = pool_.submit_call<detail::FutureState>(std::forward<Function>(function),
+                                                            std::forward<Arguments>(arguments)...);
+        remember(state);
+        return Future(std::move(state));
+    }
+
+    template <class Function, std::ranges::input_range Range>
+    auto map(Function&& function, Range&& items, MapOptions options = {}) {
+        return pool_.lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                 std::forward<Range>(items), options.chunksize, true,
+                                 options.timeout);
+    }
+
+    void shutdown(bool wait = true, bool cancel_futures = false) {
+        pool_.close();
+        if (cancel_futures) {
+            std::lock_guard lock(mutex_);
+            for (auto& cancel : cancels_) cancel();
+            cancels_.clear();
+        }
+        if (wait) pool_.join();
+    }
+
+  private:
+    // Keeps a way to cancel each future that may not have started yet.
+    template <class State>
+    void remember(const std::shared_ptr<State>& state) {
+        std::lock_guard lock(mutex_);
+        std::erase_if(cancels_, [](const auto& cancel) { return !cancel; });
+        cancels_.push_back([weak = std::weak_ptr<State>(state)] {
+            if (auto alive = weak.lock()) alive->cancel();
+        });
+    }
+
+    Pool pool_;
+    std::mutex mutex_;
+    std::vector<std::function<void()>> cancels_;
+};
+
+struct ThreadPoolExecutorOptions {
+    int max_workers = 0;  // 0: crew::cpu_count() + 4, as Python (at most 32)
+};
+
+class ThreadPoolExecutor {
+  public:
+    ThreadPoolExecutor() : ThreadPoolExecutor(ThreadPoolExecutorOptions{}) {}
+    explicit ThreadPoolExecutor(ThreadPoolExecutorOptions options);
+    ~ThreadPoolExecutor() { shutdown(); }
+    ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
+    ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
+
+    int max_workers() const noexcept { return static_cast<int>(threads_.size()); }
+
+    template <class Function, class... Arguments>
+    auto submit(Function&& function, Arguments&&... arguments) {
+        using R = std::invoke_result_t<std::decay_t<Function>, std::decay_t<Arguments>...>;
+        auto state = std::make_shared<detail::FutureState<R>>();
+        auto cancel = [state] { state->cancel(); };
+        enqueue(std::move(cancel), [state, function = std::forward<Function>(function),
+                                    ... arguments = std::forward<Arguments>(arguments)]() mutable {
+            if (!state->set_running()) return;  // cancelled
+            try {
+                if constexpr (std::is_void_v<R>) {
+                    std::invoke(std::move(function), std::move(arguments)...);
+                    state->set_value({});
+                } else {
+                    state->set_value(std::invoke(std::move(function), std::move(arguments)...));
+                }
+            } catch (...) {
+                state->set_error(std::current_exception());
+            }
+        });
+        return Future<R>(std::move(state));
+    }
+
+    // Lazy and ordered; keeps twice max_workers() calls in flight.
+    template <class Function, std::ranges::input_range Range>
+    auto map(Function&& function, Range&& items, MapOptions options = {}) {
+        using Item = std::ranges::range_reference_t<Range>;
+        using R = std::invoke_result_t<std::decay_t<Function>&, Item>;
+        return ThreadMapResults<std::decay_t<Function>, std::views::all_t<Range>, R>(
+            *this, std::forward<Function>(function), std::views::all(std::forward<Range>(items)),
+            options.timeout);
+    }
+
+    void shutdown(bool wait = true, bool cancel_futures = false);
+
+  private:
+    template <class F, class View, class R>
+    class ThreadMapResults {
+      public:
+        ThreadMapResults(ThreadPoolExecutor& executor, F function, View view,
+                         std::optional<std::chrono::nanoseconds> timeout)
+            : executor_(&executor),
+              function_(std::move(function)),
+              view_(std::move(view)),
+              next_(std::ranges::begin(view_)) {
+            if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
+        }
+
+        class iterator {
+          public:
+            using value_type = R;
+            using difference_type = std::ptrdiff_t;
+            iterator() = default;
+            explicit iterator(ThreadMapResults* owner) : owner_(owner) {}
+            R operator*() const {
+                Future<R>& front = owner_->in_flight_.front();
+                if (owner_->deadline_) {
+                    return front.result(*owner_->deadline_ - std::chrono::steady_clock::now());
+                }
+                return front.result();
+            }
+            iterator& operator++() {
+                owner_->in_flight_.pop_front();
+                owner_->fill();
+                return *this;
+            }
+            void operator++(int) { ++*this; }
+            bool operator==(std::default_sentinel_t) const { return owner_->in_flight_.empty(); }
+
+          private:
+            ThreadMapResults* owner_ = nullptr;
+        };
+
+        iterator begin() {
+            fill();
+            return iterator(this);
+        }
+        std::default_sentinel_t end() const { return {}; }
+
+      private:
+        void fill() {
+            const std::size_t window = 2 * static_cast<std::size_t>(executor_->max_workers());
+            for (; in_flight_.size() < window && next_ != std::ranges::end(view_); ++next_) {
+                in_flight_.push_back(executor_->submit(function_, *next_));
+            }
+        }
+
+        ThreadPoolExecutor* executor_;
+        F function_;
+        View view_;
+        std::ranges::iterator_t<View> next_;
+        std::deque<Future<R>> in_flight_;
+        std::optional<std::chrono::steady_clock::time_point> deadline_;
+    };
+
+    struct Job {
+        std::function<void()> cancel;  // cancels the job's future
+        std::function<void()> run;
+    };
+    void enqueue(std::function<void()> cancel, std::function<void()> run);
+    void work();
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Job> jobs_;
+    bool shutting_down_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace crew

@@ -1,0 +1,141 @@
+// crew::ProcessPoolExecutor and crew::ThreadPoolExecutor.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <crew/crew.hpp>
+#include <csignal>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int compute_square(int n) {
+    return n * n;
+}
+int crash_at_five(int n) {
+    if (n == 5) std::raise(SIGKILL);
+    return n;
+}
+int sleep_ms(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    return milliseconds;
+}
+
+class ProcessPoolExecutorTest : public ::testing::TestWithParam<crew::StartMethod> {
+  protected:
+    crew::ProcessPoolExecutorOptions options() const {
+        return {.max_workers = 2, .start_method = GetParam()};
+    }
+};
+
+TEST_P(ProcessPoolExecutorTest, SubmitAndAsCompleted) {
+    crew::ProcessPoolExecutor executor(options());
+    std::vector<crew::Future<int>> futures;
+    for (int i = 0; i < 10; ++i) futures.push_back(executor.submit(compute_square, i));
+    std::multiset<int> results;
+    for (const auto& future : crew::as_completed(futures)) results.insert(future.result());
+    EXPECT_EQ(results, (std::multiset<int>{0, 1, 4, 9, 16, 25, 36, 49, 64, 81}));
+}
+
+TEST_P(ProcessPoolExecutorTest, ACrashFailsOneFuture) {
+    crew::ProcessPoolExecutor executor(options());
+    std::vector<crew::Future<int>> futures;
+    for (int i = 0; i < 10; ++i) futures.push_back(executor.submit(crash_at_five, i));
+    int failed = 0;
+    int sum = 0;
+    for (const auto& future : crew::as_completed(futures)) {
+        try {
+            sum += future.result();
+        } catch (const crew::WorkerDied& died) {
+            EXPECT_EQ(died.signal(), SIGKILL);
+            ++failed;
+        }
+    }
+    EXPECT_EQ(failed, 1);
+    EXPECT_EQ(sum, 45 - 5);
+}
+
+TEST_P(ProcessPoolExecutorTest, MapIsLazyAndOrdered) {
+    crew::ProcessPoolExecutor executor(options());
+    std::vector<int> results;
+    for (int r : executor.map(compute_square, crew::range(1000))) results.push_back(r);
+    ASSERT_EQ(results.size(), 1000u);
+    for (int i = 0; i < 1000; ++i) EXPECT_EQ(results[i], i * i);
+    auto timed =
+        executor.map(sleep_ms, std::vector<int>{1, 2000}, {.chunksize = 1, .timeout = 300ms});
+    auto it = timed.begin();
+    EXPECT_EQ(*it, 1);
+    EXPECT_THROW(++it, crew::TimeoutError);
+}
+
+TEST_P(ProcessPoolExecutorTest, TenThousandSubmits) {
+    crew::ProcessPoolExecutor executor(options());
+    std::vector<crew::Future<int>> futures;
+    for (int i = 0; i < 10'000; ++i) futures.push_back(executor.submit(compute_square, i % 100));
+    int wrong = 0;
+    for (int i = 0; i < 10'000; ++i) wrong += futures[i].result() != (i % 100) * (i % 100);
+    EXPECT_EQ(wrong, 0);
+}
+
+TEST_P(ProcessPoolExecutorTest, ShutdownCancelsWhatHasNotStarted) {
+    crew::ProcessPoolExecutor executor(options());
+    std::vector<crew::Future<int>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(executor.submit(sleep_ms, 100));
+    std::this_thread::sleep_for(50ms);
+    executor.shutdown(true, true);
+    int cancelled = 0;
+    int finished = 0;
+    for (auto& future : futures) {
+        if (future.cancelled()) {
+            ++cancelled;
+        } else {
+            EXPECT_EQ(future.result(), 100);
+            ++finished;
+        }
+    }
+    EXPECT_GT(cancelled, 0);
+    EXPECT_GT(finished, 0);
+    EXPECT_THROW(executor.submit(compute_square, 1), crew::Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStartMethods, ProcessPoolExecutorTest,
+                         ::testing::Values(crew::StartMethod::forkserver, crew::StartMethod::fork,
+                                           crew::StartMethod::spawn),
+                         [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+TEST(ThreadPoolExecutor, TakesAnyCallable) {
+    crew::ThreadPoolExecutor executor({.max_workers = 4});
+    int offset = 10;
+    auto future = executor.submit([offset](int x) { return x + offset; }, 5);
+    EXPECT_EQ(future.result(), 15);
+    std::vector<int> results;
+    for (int r : executor.map([&](int x) { return x * offset; }, crew::range(100))) {
+        results.push_back(r);
+    }
+    ASSERT_EQ(results.size(), 100u);
+    EXPECT_EQ(results[99], 990);
+    executor.submit([] {}).result();
+}
+
+TEST(ThreadPoolExecutor, ShutdownCancelsPendingFutures) {
+    crew::ThreadPoolExecutor executor({.max_workers = 1});
+    auto running = executor.submit(sleep_ms, 100);
+    auto pending = executor.submit(sleep_ms, 100);
+    std::this_thread::sleep_for(30ms);
+    executor.shutdown(true, true);
+    EXPECT_EQ(running.result(), 100);
+    EXPECT_TRUE(pending.cancelled());
+    EXPECT_THROW(executor.submit(sleep_ms, 1), crew::Error);
+}
+
+TEST(ThreadPoolExecutor, DefaultSize) {
+    crew::ThreadPoolExecutor executor;
+    EXPECT_EQ(executor.max_workers(), std::min(32, crew::cpu_count() + 4));
+}
+
+}  // namespace

@@ -1,0 +1,107 @@
+// crew::Future, as_completed and wait: concurrent.futures semantics.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <crew/crew.hpp>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int sleep_then_return(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    return milliseconds;
+}
+
+TEST(Future, ResultExceptionDoneRunning) {
+    crew::ThreadPoolExecutor executor({.max_workers = 1});
+    crew::Future<int> slow = executor.submit(sleep_then_return, 200);
+    crew::Future<int> queued = executor.submit(sleep_then_return, 1);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(slow.running());
+    EXPECT_FALSE(slow.done());
+    EXPECT_FALSE(queued.running());
+    EXPECT_THROW(slow.result(10ms), crew::TimeoutError);
+    EXPECT_EQ(slow.result(), 200);
+    EXPECT_TRUE(slow.done());
+    EXPECT_EQ(slow.exception(), nullptr);
+    EXPECT_EQ(queued.result(30s), 1);
+
+    crew::Future<int> failing = executor.submit([]() -> int { throw std::logic_error("no"); });
+    EXPECT_THROW(failing.result(), std::logic_error);
+    EXPECT_NE(failing.exception(), nullptr);
+}
+
+TEST(Future, CancelOnlyWhilePending) {
+    crew::ThreadPoolExecutor executor({.max_workers = 1});
+    crew::Future<int> running = executor.submit(sleep_then_return, 200);
+    crew::Future<int> pending = executor.submit(sleep_then_return, 200);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_FALSE(running.cancel());
+    EXPECT_TRUE(pending.cancel());
+    EXPECT_TRUE(pending.cancelled());
+    EXPECT_TRUE(pending.done());
+    EXPECT_THROW(pending.result(), crew::Cancelled);
+    EXPECT_EQ(running.result(), 200);
+    EXPECT_FALSE(running.cancelled());
+}
+
+TEST(Future, DoneCallbacksRunOnceDone) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    std::atomic<int> calls{0};
+    crew::Future<int> future = executor.submit(sleep_then_return, 50);
+    future.add_done_callback([&](crew::Future<int> done) { calls += done.result(); });
+    future.wait();
+    for (int i = 0; i < 100 && calls.load() == 0; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(calls.load(), 50);
+    future.add_done_callback([&](crew::Future<int> done) { calls += done.result(); });
+    EXPECT_EQ(calls.load(), 100) << "on a done future it runs at once";
+}
+
+TEST(Future, AsCompletedYieldsInCompletionOrder) {
+    crew::ThreadPoolExecutor executor({.max_workers = 3});
+    std::vector<crew::Future<int>> futures{executor.submit(sleep_then_return, 300),
+                                           executor.submit(sleep_then_return, 10),
+                                           executor.submit(sleep_then_return, 150)};
+    std::vector<int> order;
+    for (const auto& future : crew::as_completed(futures)) order.push_back(future.result());
+    EXPECT_EQ(order, (std::vector<int>{10, 150, 300}));
+}
+
+TEST(Future, AsCompletedTimesOut) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    std::vector<crew::Future<int>> futures{executor.submit(sleep_then_return, 1),
+                                           executor.submit(sleep_then_return, 2000)};
+    auto completed = crew::as_completed(futures, 200ms);
+    auto it = completed.begin();
+    EXPECT_EQ((*it).result(), 1);
+    EXPECT_THROW(++it, crew::TimeoutError);
+}
+
+TEST(Future, WaitSortsDoneFromNotDone) {
+    crew::ThreadPoolExecutor executor({.max_workers = 3});
+    std::vector<crew::Future<int>> futures{executor.submit(sleep_then_return, 10),
+                                           executor.submit(sleep_then_return, 1500)};
+    auto first = crew::wait(futures, crew::FIRST_COMPLETED);
+    EXPECT_EQ(first.done.size(), 1u);
+    EXPECT_EQ(first.done.front().result(), 10);
+    EXPECT_EQ(first.not_done.size(), 1u);
+    auto timed = crew::wait(futures, crew::ALL_COMPLETED, 50ms);
+    EXPECT_EQ(timed.not_done.size(), 1u);
+    auto all = crew::wait(futures);
+    EXPECT_EQ(all.done.size(), 2u);
+    EXPECT_TRUE(all.not_done.empty());
+
+    std::vector<crew::Future<int>> with_failure{
+        executor.submit(sleep_then_return, 1500),
+        executor.submit([]() -> int { throw std::runtime_error("x"); })};
+    auto failed = crew::wait(with_failure, crew::FIRST_EXCEPTION);
+    EXPECT_EQ(failed.done.size(), 1u);
+    EXPECT_NE(failed.done.front().exception(), nullptr);
+}
+
+}  // namespace
