@@ -1,6 +1,7 @@
 // Each example in examples/ runs and prints what its seed document shows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "support.hpp"
@@ -31,14 +32,44 @@ TEST(Examples, ProcessSubclass) {
     EXPECT_EQ(run.output, "I'm the process with id: 0\nI'm the process with id: 1\n");
 }
 
+TEST(Examples, PoolMapSquare) {
+    auto run = run_example("pool_map_square");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n");
+}
+
+TEST(Examples, ExecutorAsCompleted) {
+    auto run = run_example("executor_as_completed");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    for (int i = 0; i < 10; ++i) {
+        std::string line = std::to_string(i) + ": " + std::to_string(i * i) + "\n";
+        EXPECT_NE(run.output.find(line), std::string::npos) << line << run.output;
+    }
+    EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 10);
+}
+
+TEST(Examples, PoolSquaresAsync) {
+    auto run = run_example("pool_squares_async");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output,
+              "Input: [0, 1, 2, 3, 4]\nOutput: [0, 1, 4, 9, 16]\nOutput (map_async): [0, 1, 4, "
+              "9, 16]\nOutput (apply_async): 16\n");
+}
+
 TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;
     for (const char* expected :
-         {"hello from forkserver", "hello from fork", "hello from spawn", "exitcode " /* of each */,
-          "exitcode -11", "exitcode 1", "exitcode 7", "exitcode -15", "the parent is fine."}) {
+         {"N = 5000000", "N = 100000", "crew::Pool.map", "crew::ThreadPoolExecutor", "Python here",
+          "failed: crew: the worker", "signal 11",
+          "the pool goes on: pool.apply(root, 144L) = 12.0"}) {
         EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
     }
+    std::size_t first = run.output.find("results identical: yes");
+    ASSERT_NE(first, std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("results identical: yes", first + 1), std::string::npos)
+        << "both sizes must match the serial loop\n"
+        << run.output;
 }
 
 }  // namespace
