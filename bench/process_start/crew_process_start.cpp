@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "timing.hpp"
+#include "../timing.hpp"
 
 void empty_target() {}
 

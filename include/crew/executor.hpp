@@ -87,26 +87,31 @@ class ProcessPoolExecutor {
         pool_.close();
         if (cancel_futures) {
             std::lock_guard lock(mutex_);
-            for (auto& cancel : cancels_) cancel();
-            cancels_.clear();
+            for (auto& weak : futures_) {
+                if (auto future = weak.lock()) future->cancel();
+            }
+            futures_.clear();
         }
         if (wait) pool_.join();
     }
 
   private:
-    // Keeps a way to cancel each future that may not have started yet.
-    template <class State>
-    void remember(const std::shared_ptr<State>& state) {
+    // Keeps each future that may not have started yet, for shutdown(cancel_futures). Futures
+    // nobody holds any more are dropped now and then, so that the list stays as long as the
+    // futures alive, at a constant cost a submit.
+    void remember(std::weak_ptr<detail::Cancellable> future) {
         std::lock_guard lock(mutex_);
-        std::erase_if(cancels_, [](const auto& cancel) { return !cancel; });
-        cancels_.push_back([weak = std::weak_ptr<State>(state)] {
-            if (auto alive = weak.lock()) alive->cancel();
-        });
+        if (futures_.size() >= prune_at_) {
+            std::erase_if(futures_, [](const auto& weak) { return weak.expired(); });
+            prune_at_ = std::max<std::size_t>(64, 2 * futures_.size());
+        }
+        futures_.push_back(std::move(future));
     }
 
     Pool pool_;
     std::mutex mutex_;
-    std::vector<std::function<void()>> cancels_;
+    std::vector<std::weak_ptr<detail::Cancellable>> futures_;
+    std::size_t prune_at_ = 64;
 };
 
 struct ThreadPoolExecutorOptions {

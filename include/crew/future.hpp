@@ -44,8 +44,15 @@ class Future;
 
 namespace detail {
 
+// What an executor needs of a future to cancel it at shutdown, whatever its type.
+class Cancellable {
+  public:
+    virtual ~Cancellable() = default;
+    virtual bool cancel() = 0;
+};
+
 template <class T>
-class FutureState : public std::enable_shared_from_this<FutureState<T>> {
+class FutureState final : public Cancellable, public std::enable_shared_from_this<FutureState<T>> {
   public:
     using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
     enum class Status { pending, running, done };
@@ -64,7 +71,7 @@ class FutureState : public std::enable_shared_from_this<FutureState<T>> {
     void set_error(std::exception_ptr error) {
         finish([&] { error_ = std::move(error); });
     }
-    bool cancel() {
+    bool cancel() override {
         {
             std::lock_guard lock(mutex_);
             if (status_ == Status::done) return cancelled_;
