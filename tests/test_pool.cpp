@@ -325,7 +325,7 @@ TEST(Pool, DefaultsToOneWorkerPerCpu) {
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing there, and
 // everything runs ten times slower: the bound is checked in the optimised build.
-constexpr long kItems = 1'000'000;
+constexpr long kItems = 300'000;
 constexpr bool kMeasureMemory = false;
 #else
 constexpr long kItems = 20'000'000;

@@ -70,8 +70,8 @@ class ProcessPoolExecutor {
 
     template <class Function, class... Arguments>
     auto submit(Function&& function, Arguments&&... arguments) {
-        auto state = pool_.submit_call<detail::FutureState>(std::forward<Function>(function),
-                                                            std::forward<Arguments>(arguments)...);
+        auto state = pool_.submit_call(std::forward<Function>(function),
+                                       std::forward<Arguments>(arguments)...);
         remember(state);
         return Future(std::move(state));
     }
@@ -175,30 +175,7 @@ class ThreadPoolExecutor {
             if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
         }
 
-        class iterator {
-          public:
-            using value_type = R;
-            using difference_type = std::ptrdiff_t;
-            iterator() = default;
-            explicit iterator(ThreadMapResults* owner) : owner_(owner) {}
-            R operator*() const {
-                Future<R>& front = owner_->in_flight_.front();
-                if (owner_->deadline_) {
-                    return front.result(*owner_->deadline_ - std::chrono::steady_clock::now());
-                }
-                return front.result();
-            }
-            iterator& operator++() {
-                owner_->in_flight_.pop_front();
-                owner_->fill();
-                return *this;
-            }
-            void operator++(int) { ++*this; }
-            bool operator==(std::default_sentinel_t) const { return owner_->in_flight_.empty(); }
-
-          private:
-            ThreadMapResults* owner_ = nullptr;
-        };
+        using iterator = detail::PullIterator<ThreadMapResults, R>;
 
         iterator begin() {
             fill();
@@ -207,6 +184,17 @@ class ThreadPoolExecutor {
         std::default_sentinel_t end() const { return {}; }
 
       private:
+        friend iterator;
+        R current() const {
+            const Future<R>& front = in_flight_.front();
+            if (deadline_) return front.result(*deadline_ - std::chrono::steady_clock::now());
+            return front.result();
+        }
+        void advance() {
+            in_flight_.pop_front();
+            fill();
+        }
+        bool at_end() const { return in_flight_.empty(); }
         void fill() {
             const std::size_t window = 2 * static_cast<std::size_t>(executor_->max_workers());
             for (; in_flight_.size() < window && next_ != std::ranges::end(view_); ++next_) {

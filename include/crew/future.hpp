@@ -29,6 +29,7 @@
 #include <variant>
 #include <vector>
 
+#include "crew/detail/pull_iterator.hpp"
 #include "crew/error.hpp"
 
 namespace crew {
@@ -218,23 +219,7 @@ class AsCompleted {
         }
     }
 
-    class iterator {
-      public:
-        using value_type = Future<T>;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(AsCompleted* owner) : owner_(owner) {}
-        const Future<T>& operator*() const { return *owner_->current_; }
-        iterator& operator++() {
-            owner_->advance();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        bool operator==(std::default_sentinel_t) const { return !owner_->current_; }
-
-      private:
-        AsCompleted* owner_ = nullptr;
-    };
+    using iterator = detail::PullIterator<AsCompleted, const Future<T>&>;
 
     iterator begin() {
         advance();
@@ -243,6 +228,9 @@ class AsCompleted {
     std::default_sentinel_t end() const { return {}; }
 
   private:
+    friend iterator;
+    const Future<T>& current() const { return *current_; }
+    bool at_end() const { return !current_; }
     struct Shared {
         std::mutex mutex;
         std::condition_variable arrived;

@@ -45,10 +45,11 @@
 #include <utility>
 #include <vector>
 
-#include "crew/detail/async_state.hpp"
 #include "crew/detail/pool_core.hpp"
+#include "crew/detail/pull_iterator.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
+#include "crew/future.hpp"
 #include "crew/start_method.hpp"
 
 namespace crew {
@@ -87,7 +88,8 @@ struct PoolOptions {
 template <class T>
 class AsyncResult {
   public:
-    explicit AsyncResult(std::shared_ptr<detail::AsyncState<T>> state) : state_(std::move(state)) {}
+    explicit AsyncResult(std::shared_ptr<detail::FutureState<T>> state)
+        : state_(std::move(state)) {}
 
     // Waits for the result; throws what the task threw (crew::RemoteError, WorkerDied, ...).
     T get() const {
@@ -106,7 +108,7 @@ class AsyncResult {
     bool wait(std::chrono::duration<Rep, Period> timeout) const {
         return state_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
     }
-    bool ready() const { return state_->ready(); }
+    bool ready() const { return state_->status() == detail::FutureState<T>::Status::done; }
     // Whether the task completed without an exception; throws crew::Error if it is not ready.
     bool successful() const {
         if (!ready()) throw Error("crew: successful() called before the result is ready");
@@ -122,7 +124,7 @@ class AsyncResult {
         }
     }
 
-    std::shared_ptr<detail::AsyncState<T>> state_;
+    std::shared_ptr<detail::FutureState<T>> state_;
 };
 
 namespace detail {
@@ -159,19 +161,11 @@ R decode_outcome(const OutcomeView& outcome) {
     }
 }
 
-template <class State>
-struct state_value;
-template <template <class> class State, class R>
-struct state_value<State<R>> {
-    using type = R;
-};
-
-// apply_async and submit: one call, one result, into an AsyncState or a FutureState.
-template <class State>
+// apply_async and submit: one call, one result.
+template <class R>
 class SingleSink final : public TaskSink {
   public:
-    using R = typename state_value<State>::type;
-    explicit SingleSink(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    explicit SingleSink(std::shared_ptr<FutureState<R>> state) : state_(std::move(state)) {}
     void completed(std::uint64_t, std::span<const OutcomeView> outcomes) override {
         try {
             if constexpr (std::is_void_v<R>) {
@@ -187,23 +181,17 @@ class SingleSink final : public TaskSink {
     void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
         state_->set_error(std::move(error));
     }
-    bool starting() override {
-        if constexpr (requires { state_->set_running(); }) {
-            return state_->set_running();
-        } else {
-            return true;
-        }
-    }
+    bool starting() override { return state_->set_running(); }
 
   private:
-    std::shared_ptr<State> state_;
+    std::shared_ptr<FutureState<R>> state_;
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
 template <class R>
 class MapSink final : public TaskSink {
   public:
-    MapSink(std::shared_ptr<AsyncState<std::vector<R>>> state, std::size_t count)
+    MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count)
         : state_(std::move(state)), results_(count), remaining_(count) {
         if (count == 0) state_->set_value({});
     }
@@ -242,7 +230,7 @@ class MapSink final : public TaskSink {
         state_->set_value(std::move(results));
     }
 
-    std::shared_ptr<AsyncState<std::vector<R>>> state_;
+    std::shared_ptr<FutureState<std::vector<R>>> state_;
     std::vector<std::optional<R>> results_;
     std::size_t remaining_;
     std::uint64_t error_index_ = ~std::uint64_t{0};
@@ -354,26 +342,7 @@ class ImapResults {
           window_chunks_(window_chunks),
           deadline_(deadline) {}
 
-    class iterator {
-      public:
-        using value_type = R;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(ImapResults* owner) : owner_(owner) {}
-        R& operator*() const {
-            if (owner_->current_->error) std::rethrow_exception(owner_->current_->error);
-            return *owner_->current_->value;
-        }
-        iterator& operator++() {
-            owner_->advance();
-            return *this;
-        }
-        void operator++(int) { ++*this; }
-        bool operator==(std::default_sentinel_t) const { return !owner_->current_; }
-
-      private:
-        ImapResults* owner_ = nullptr;
-    };
+    using iterator = detail::PullIterator<ImapResults, R&>;
 
     // Starts the iteration: the first result is waited for here.
     iterator begin() {
@@ -383,6 +352,12 @@ class ImapResults {
     std::default_sentinel_t end() const { return {}; }
 
   private:
+    friend iterator;
+    R& current() {
+        if (current_->error) std::rethrow_exception(current_->error);
+        return *current_->value;
+    }
+    bool at_end() const { return !current_; }
     void fill_window() {
         while (!input_done_ && chunks_out_ < window_chunks_) {
             std::uint32_t size = static_cast<std::uint32_t>(chunksize_);
@@ -484,8 +459,8 @@ class Pool {
 
     template <class Function, class... Arguments>
     auto apply_async(Function&& function, Arguments&&... arguments) {
-        return AsyncResult(submit_call<detail::AsyncState>(std::forward<Function>(function),
-                                                           std::forward<Arguments>(arguments)...));
+        return AsyncResult(
+            submit_call(std::forward<Function>(function), std::forward<Arguments>(arguments)...));
     }
 
     // Results in input order, computed a bounded window ahead of the consumer; chunksize 0:
@@ -575,7 +550,7 @@ class Pool {
                 return submit_all<Star>(std::move(function), std::move(all), chunksize);
             } else {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
-                auto state = std::make_shared<detail::AsyncState<std::vector<R>>>();
+                auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
                 auto sink = std::make_shared<detail::MapSink<R>>(state, count);
                 // Automatic: four chunks a worker, as Python does, balancing load and overhead.
                 std::size_t size = chunksize != 0
@@ -632,20 +607,20 @@ class Pool {
         }
     }
 
-    // One call as one task; its result goes to a new State<R> (AsyncState or FutureState).
-    template <template <class> class State, class Function, class... Arguments>
+    // One call as one task; its result goes to the state returned.
+    template <class Function, class... Arguments>
     auto submit_call(Function&& function, Arguments&&... arguments) {
         using F = std::decay_t<Function>;
         if constexpr (detail::check_call<F, Arguments...>()) {
             using Carried = detail::carried_arguments_t<F, Arguments...>;
             using R = detail::call_result_t<F, Carried>;
-            auto state = std::make_shared<State<R>>();
+            auto state = std::make_shared<detail::FutureState<R>>();
             detail::Writer task;
             std::size_t count_at =
                 detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
             detail::encode_task_arguments<Carried>(task, std::forward<Arguments>(arguments)...);
             detail::finish_task(task, count_at, 1);
-            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<State<R>>>(state));
+            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<R>>(state));
             return state;
         }
     }
