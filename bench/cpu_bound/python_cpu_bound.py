@@ -1,0 +1,41 @@
+"""CPU-bound tasks: 400 tasks of about 5 ms each, serially and on multiprocessing.Pool(2).
+
+Usage: python3 python_cpu_bound.py [REPEATS]
+"""
+import multiprocessing
+import statistics
+import sys
+import time
+
+
+def work(rounds):
+    x = rounds
+    for _ in range(rounds):
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+    return x
+
+
+def seconds(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    tasks = 400
+    rounds = 10_000
+    rounds = int(0.005 / (seconds(lambda: work(rounds)) / rounds))
+    inputs = [rounds] * tasks
+    serial, parallel = [], []
+    with multiprocessing.Pool(2) as pool:
+        for _ in range(repeats):
+            serial.append(seconds(lambda: [work(t) for t in inputs]))
+            parallel.append(seconds(lambda: pool.map(work, inputs)))
+    s, p = statistics.median(serial), statistics.median(parallel)
+    print(f"python serial        {s:8.3f} s")
+    print(f"python Pool(2)       {p:8.3f} s  speedup {s / p:.3f}")
+
+
+if __name__ == "__main__":
+    main()
