@@ -69,16 +69,19 @@ void worker_main(WorkerSetup setup) {
     RingReader tasks(channel.data(), capacity);
     RingWriter replies(channel.data() + ring_footprint(capacity), capacity, wake.get());
     Writer reply;
-    auto send = [&](std::uint64_t id, Reply kind) {
-        // The reply's header is written in front of whatever the caller appended after it.
+    // A reply's header: the task id, the kind, and the nanoseconds the task kept this worker busy
+    // (the pool sizes imap's chunks by it: round trips would count queueing as work).
+    auto send = [&](std::uint64_t id, Reply kind, std::uint64_t busy) {
         reply.overwrite(0, &id, sizeof id);
         reply.overwrite(sizeof id, &kind, sizeof kind);
+        reply.overwrite(sizeof id + sizeof kind, &busy, sizeof busy);
         replies.write(reply.bytes());
     };
     auto start_reply = [&] {
         reply.clear();
         encode(reply, std::uint64_t{0});
         encode(reply, Reply::ran);
+        encode(reply, std::uint64_t{0});
     };
 
     if (!setup.initializer.empty()) {
@@ -87,7 +90,7 @@ void worker_main(WorkerSetup setup) {
         invoke_call(call, ignored);  // an exception ends the worker: the pool sees it die unready
     }
     start_reply();
-    send(0, Reply::ready);
+    send(0, Reply::ready, 0);
 
     for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
         std::span<const std::byte> message = tasks.read();
@@ -96,6 +99,7 @@ void worker_main(WorkerSetup setup) {
         if (id == stop_task_id) return;
         start_reply();
         Reply kind = Reply::ran;
+        const auto started = std::chrono::steady_clock::now();
         try {
             invoke_call(task, reply);
         } catch (...) {
@@ -103,11 +107,13 @@ void worker_main(WorkerSetup setup) {
             encode_current_exception(reply);
             kind = Reply::failed;
         }
+        const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::steady_clock::now() - started);
         tasks.release();
-        send(id, kind);
+        send(id, kind, static_cast<std::uint64_t>(busy.count()));
     }
     start_reply();
-    send(0, Reply::retiring);
+    send(0, Reply::retiring, 0);
 }
 
 struct PoolCore::Task {
@@ -241,6 +247,7 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     Reader reader(bytes);
     auto id = decode<std::uint64_t>(reader);
     auto kind = decode<Reply>(reader);
+    auto busy = decode<std::uint64_t>(reader);
     (void)id;
     switch (kind) {
         case Reply::ready:
@@ -260,8 +267,9 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     worker.in_flight.pop_front();
     worker.running_since = now();
     if (kind == Reply::ran) {
-        std::vector<OutcomeView> outcomes = split_outcomes(bytes.subspan(sizeof id + sizeof kind));
-        task.sink->completed(task.first, outcomes);
+        std::vector<OutcomeView> outcomes =
+            split_outcomes(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
+        task.sink->completed(task.first, outcomes, std::chrono::nanoseconds(busy));
     } else {
         task.sink->failed(task.first, task.count, decode_exception(reader));
     }

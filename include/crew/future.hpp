@@ -106,10 +106,11 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
         std::lock_guard lock(mutex_);
         return error_;
     }
-    Stored value() const {
+    // Once done: the value (nothing for void), or the exception it ended with.
+    T value() const {
         std::lock_guard lock(mutex_);
         if (error_) std::rethrow_exception(error_);
-        return *value_;
+        if constexpr (!std::is_void_v<T>) return *value_;
     }
     void on_done(std::function<void(Future<T>)> callback) {
         {
@@ -189,13 +190,7 @@ class Future {
     bool operator==(const Future& other) const { return state_ == other.state_; }
 
   private:
-    T value() const {
-        if constexpr (std::is_void_v<T>) {
-            (void)state_->value();
-        } else {
-            return state_->value();
-        }
-    }
+    T value() const { return state_->value(); }
 
     std::shared_ptr<detail::FutureState<T>> state_;
 };

@@ -116,13 +116,7 @@ class AsyncResult {
     }
 
   private:
-    T value() const {
-        if constexpr (std::is_void_v<T>) {
-            (void)state_->value();
-        } else {
-            return state_->value();
-        }
-    }
+    T value() const { return state_->value(); }
 
     std::shared_ptr<detail::FutureState<T>> state_;
 };
@@ -166,7 +160,8 @@ template <class R>
 class SingleSink final : public TaskSink {
   public:
     explicit SingleSink(std::shared_ptr<FutureState<R>> state) : state_(std::move(state)) {}
-    void completed(std::uint64_t, std::span<const OutcomeView> outcomes) override {
+    void completed(std::uint64_t, std::span<const OutcomeView> outcomes,
+                   std::chrono::nanoseconds) override {
         try {
             if constexpr (std::is_void_v<R>) {
                 decode_outcome<void>(outcomes[0]);
@@ -195,7 +190,8 @@ class MapSink final : public TaskSink {
         : state_(std::move(state)), results_(count), remaining_(count) {
         if (count == 0) state_->set_value({});
     }
-    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) override {
+    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes,
+                   std::chrono::nanoseconds) override {
         for (std::size_t i = 0; i < outcomes.size(); ++i) {
             try {
                 results_[first + i].emplace(decode_outcome<R>(outcomes[i]));
@@ -246,7 +242,8 @@ class ImapSink final : public TaskSink {
         std::exception_ptr error;
     };
 
-    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes) override {
+    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes,
+                   std::chrono::nanoseconds busy) override {
         {
             std::lock_guard lock(mutex_);
             for (std::size_t i = 0; i < outcomes.size(); ++i) {
@@ -257,7 +254,7 @@ class ImapSink final : public TaskSink {
                     slot.error = std::current_exception();
                 }
             }
-            record_cost(first, outcomes.size());
+            if (!outcomes.empty()) cost_per_call_ = busy / outcomes.size();
         }
         changed_.notify_all();
     }
@@ -267,11 +264,6 @@ class ImapSink final : public TaskSink {
             for (std::uint32_t i = 0; i < count; ++i) arrived_[first + i].error = error;
         }
         changed_.notify_all();
-    }
-
-    void submitted(std::uint64_t first) {
-        std::lock_guard lock(mutex_);
-        submitted_at_[first] = std::chrono::steady_clock::now();
     }
 
     // Takes the result at index (ordered) or any (unordered), waiting for it until deadline.
@@ -293,24 +285,17 @@ class ImapSink final : public TaskSink {
         return result;
     }
 
-    // How long one call took, as last seen (queueing included, so never less than it was).
+    // How long one call kept a worker busy, as last seen.
     std::chrono::nanoseconds cost_per_call() {
         std::lock_guard lock(mutex_);
         return cost_per_call_;
     }
 
   private:
-    void record_cost(std::uint64_t first, std::size_t count) {
-        auto sent = submitted_at_.find(first);
-        if (sent == submitted_at_.end()) return;
-        cost_per_call_ = (std::chrono::steady_clock::now() - sent->second) / count;
-        submitted_at_.erase(sent);
-    }
-
     std::mutex mutex_;
     std::condition_variable changed_;
     std::map<std::uint64_t, Arrived> arrived_;
-    std::map<std::uint64_t, std::chrono::steady_clock::time_point> submitted_at_;
+
     std::chrono::nanoseconds cost_per_call_{0};
 };
 
@@ -594,7 +579,6 @@ class Pool {
             typename ImapResults<R>::Feeder feeder =
                 [this, function = std::move(function), input, sink](
                     std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
-                sink->submitted(first);
                 std::uint32_t count = submit_chunk<F, C>(
                     function, input->next, std::ranges::end(input->view), first, size, sink);
                 if (count == 0) return std::nullopt;
