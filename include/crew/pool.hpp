@@ -89,36 +89,30 @@ template <class T>
 class AsyncResult {
   public:
     explicit AsyncResult(std::shared_ptr<detail::FutureState<T>> state)
-        : state_(std::move(state)) {}
+        : future_(std::move(state)) {}
 
     // Waits for the result; throws what the task threw (crew::RemoteError, WorkerDied, ...).
-    T get() const {
-        state_->wait(std::nullopt);
-        return value();
-    }
+    T get() const { return future_.result(); }
     // As get(), but throws crew::TimeoutError after timeout.
     template <class Rep, class Period>
     T get(std::chrono::duration<Rep, Period> timeout) const {
-        if (!wait(timeout)) throw TimeoutError("crew: the result was not ready within the timeout");
-        return value();
+        return future_.result(timeout);
     }
-    void wait() const { state_->wait(std::nullopt); }
+    void wait() const { future_.wait(); }
     // Returns whether the result is ready.
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) const {
-        return state_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+        return future_.wait(timeout);
     }
-    bool ready() const { return state_->status() == detail::FutureState<T>::Status::done; }
+    bool ready() const { return future_.done(); }
     // Whether the task completed without an exception; throws crew::Error if it is not ready.
     bool successful() const {
         if (!ready()) throw Error("crew: successful() called before the result is ready");
-        return state_->error() == nullptr;
+        return future_.exception() == nullptr;
     }
 
   private:
-    T value() const { return state_->value(); }
-
-    std::shared_ptr<detail::FutureState<T>> state_;
+    Future<T> future_;  // Python's AsyncResult is a Future without cancel and callbacks
 };
 
 namespace detail {
