@@ -50,10 +50,6 @@ std::ostream& Writer::stream() {
     return *stream_;
 }
 
-void Writer::write_bytes(const void* data, std::size_t size) {
-    appender_.append(data, size);
-}
-
 Reader::Source::Source(std::span<const std::byte> bytes) {
     // std::streambuf's get area is char*, but nothing ever writes through it.
     char* begin = const_cast<char*>(reinterpret_cast<const char*>(bytes.data()));
@@ -104,7 +100,7 @@ std::span<const std::byte> Reader::take(std::size_t size) {
     return {start, size};
 }
 
-void Reader::read_bytes(void* out, std::size_t size) {
+void Reader::read_bytes_slowly(void* out, std::size_t size) {
     std::span<const std::byte> bytes = take(size);
     if (size != 0) std::memcpy(out, bytes.data(), size);
 }

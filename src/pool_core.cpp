@@ -267,9 +267,8 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     worker.in_flight.pop_front();
     worker.running_since = now();
     if (kind == Reply::ran) {
-        std::vector<OutcomeView> outcomes =
-            split_outcomes(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
-        task.sink->completed(task.first, outcomes, std::chrono::nanoseconds(busy));
+        TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
+        task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
     } else {
         task.sink->failed(task.first, task.count, decode_exception(reader));
     }

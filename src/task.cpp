@@ -27,17 +27,11 @@ std::exception_ptr decode_exception(Reader& in) {
     return std::make_exception_ptr(RemoteError(std::move(type), std::move(what), pid));
 }
 
-std::vector<OutcomeView> split_outcomes(std::span<const std::byte> results) {
-    Reader in(results);
-    const auto count = decode<std::uint32_t>(in);
-    std::vector<OutcomeView> outcomes;
-    outcomes.reserve(count);
-    for (std::uint32_t i = 0; i < count; ++i) {
-        auto outcome = decode<Outcome>(in);
-        auto length = decode<std::uint64_t>(in);
-        outcomes.push_back({outcome, in.take(length)});
-    }
-    return outcomes;
+TaskResults::TaskResults(std::span<const std::byte> message) {
+    Reader in(message);
+    count_ = decode<std::uint32_t>(in);
+    layout_ = decode<Layout>(in);
+    rest_ = in.take(in.remaining());
 }
 
 }  // namespace crew::detail

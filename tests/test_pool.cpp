@@ -169,6 +169,25 @@ TEST_P(PoolTest, ImapRaisesAtTheFailedItemsPlace) {
     EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5}));
 }
 
+// One chunk of ten calls: the values before and after the failed call still arrive, in place.
+TEST_P(PoolTest, AFailedCallInAChunkKeepsTheOthersResults) {
+    crew::Pool pool(options());
+    std::vector<int> seen;
+    std::vector<std::size_t> failed_at;
+    auto results = pool.imap(throw_at_three, crew::range(10), 10);
+    for (auto it = results.begin(); it != results.end(); ++it) {
+        try {
+            seen.push_back(*it);
+        } catch (const crew::RemoteError& error) {
+            EXPECT_EQ(error.message(), "three is not allowed");
+            failed_at.push_back(seen.size());
+        }
+    }
+    EXPECT_EQ(failed_at, std::vector<std::size_t>{3});
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5, 6, 7, 8, 9}));
+    EXPECT_EQ(pool.map(square, crew::range(1000), 1000)[999], 999 * 999);
+}
+
 TEST_P(PoolTest, ACrashFailsOnlyItsTask) {
     crew::Pool pool(options());
     std::set<int> pids_before;

@@ -112,6 +112,13 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<T>) return *value_;
     }
+    // Waits, then moves the value out: for a caller that is the state's only reader.
+    T take_value() {
+        wait(std::nullopt);
+        std::lock_guard lock(mutex_);
+        if (error_) std::rethrow_exception(error_);
+        if constexpr (!std::is_void_v<T>) return std::move(*value_);
+    }
     void on_done(std::function<void(Future<T>)> callback) {
         {
             std::lock_guard lock(mutex_);

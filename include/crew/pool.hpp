@@ -34,6 +34,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <iterator>
 #include <map>
@@ -117,55 +118,22 @@ class AsyncResult {
 
 namespace detail {
 
-// What calling F with the carried arguments returns, as it comes back to the caller.
-template <class F, class Carried>
-struct call_result;
-template <class F, class... Carried>
-struct call_result<F, std::tuple<Carried...>> {
-    static auto result() {
-        if constexpr (function_pointer<F>) {
-            return std::type_identity<decltype(std::declval<F>()(std::declval<Carried&>()...))>{};
-        } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
-            return std::type_identity<std::invoke_result_t<F&, Carried&&...>>{};
-        } else {
-            return std::type_identity<std::invoke_result_t<F&, Carried&...>>{};
-        }
-    }
-    using raw = typename decltype(result())::type;
-    using type = std::conditional_t<std::is_void_v<raw>, void, carried_t<raw>>;
-};
-template <class F, class Carried>
-using call_result_t = typename call_result<F, Carried>::type;
-
-template <class R>
-R decode_outcome(const OutcomeView& outcome) {
-    if (outcome.outcome == Outcome::threw) {
-        Reader reader(outcome.bytes);
-        std::rethrow_exception(decode_exception(reader));
-    }
-    if constexpr (!std::is_void_v<R>) {
-        Reader reader(outcome.bytes);
-        return decode<R>(reader);
-    }
-}
-
 // apply_async and submit: one call, one result.
 template <class R>
 class SingleSink final : public TaskSink {
   public:
     explicit SingleSink(std::shared_ptr<FutureState<R>> state) : state_(std::move(state)) {}
-    void completed(std::uint64_t, std::span<const OutcomeView> outcomes,
-                   std::chrono::nanoseconds) override {
-        try {
-            if constexpr (std::is_void_v<R>) {
-                decode_outcome<void>(outcomes[0]);
-                state_->set_value({});
-            } else {
-                state_->set_value(decode_outcome<R>(outcomes[0]));
-            }
-        } catch (...) {
-            state_->set_error(std::current_exception());
-        }
+    void completed(std::uint64_t, const TaskResults& results, std::chrono::nanoseconds) override {
+        decode_results<R>(
+            results,
+            [&](std::uint32_t, auto&&... value) {
+                if constexpr (std::is_void_v<R>) {
+                    state_->set_value({});
+                } else {
+                    state_->set_value(std::forward<decltype(value)>(value)...);
+                }
+            },
+            [&](std::uint32_t, std::exception_ptr error) { state_->set_error(std::move(error)); });
     }
     void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
         state_->set_error(std::move(error));
@@ -177,23 +145,39 @@ class SingleSink final : public TaskSink {
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
+// Results go straight to their place in the vector map returns (packed ones in one copy), which is
+// made when the first arrive: on the broker thread, while the caller is still sending input.
 template <class R>
 class MapSink final : public TaskSink {
   public:
     MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count)
-        : state_(std::move(state)), results_(count), remaining_(count) {
+        : state_(std::move(state)), count_(count), remaining_(count) {
         if (count == 0) state_->set_value({});
     }
-    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes,
+    void completed(std::uint64_t first, const TaskResults& results,
                    std::chrono::nanoseconds) override {
-        for (std::size_t i = 0; i < outcomes.size(); ++i) {
-            try {
-                results_[first + i].emplace(decode_outcome<R>(outcomes[i]));
-            } catch (...) {
-                note_error(first + i, std::current_exception());
+        if (results_.empty()) results_.resize(count_);
+        if constexpr (direct && packable_result<R>) {
+            if (results.packed() && results.packed_values().size() == results.size() * sizeof(R)) {
+                std::memcpy(static_cast<void*>(results_.data() + first),
+                            results.packed_values().data(), results.packed_values().size());
+                arrived(results.size());
+                return;
             }
         }
-        arrived(outcomes.size());
+        decode_results<R>(
+            results,
+            [&](std::uint32_t i, R&& value) {
+                if constexpr (direct) {
+                    results_[first + i] = std::move(value);
+                } else {
+                    results_[first + i].emplace(std::move(value));
+                }
+            },
+            [&](std::uint32_t i, std::exception_ptr error) {
+                note_error(first + i, std::move(error));
+            });
+        arrived(results.size());
     }
     void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
         note_error(first, std::move(error));
@@ -201,6 +185,10 @@ class MapSink final : public TaskSink {
     }
 
   private:
+    // Default-constructible results are stored in place; others wait in optionals.
+    static constexpr bool direct =
+        std::is_default_constructible_v<R> && std::is_move_assignable_v<R>;
+
     void note_error(std::uint64_t index, std::exception_ptr error) {
         if (index < error_index_) {
             error_index_ = index;
@@ -214,14 +202,19 @@ class MapSink final : public TaskSink {
             state_->set_error(error_);
             return;
         }
-        std::vector<R> results;
-        results.reserve(results_.size());
-        for (auto& result : results_) results.push_back(std::move(*result));
-        state_->set_value(std::move(results));
+        if constexpr (direct) {
+            state_->set_value(std::move(results_));
+        } else {
+            std::vector<R> results;
+            results.reserve(results_.size());
+            for (auto& result : results_) results.push_back(std::move(*result));
+            state_->set_value(std::move(results));
+        }
     }
 
     std::shared_ptr<FutureState<std::vector<R>>> state_;
-    std::vector<std::optional<R>> results_;
+    std::size_t count_;
+    std::conditional_t<direct, std::vector<R>, std::vector<std::optional<R>>> results_;
     std::size_t remaining_;
     std::uint64_t error_index_ = ~std::uint64_t{0};
     std::exception_ptr error_;
@@ -236,19 +229,19 @@ class ImapSink final : public TaskSink {
         std::exception_ptr error;
     };
 
-    void completed(std::uint64_t first, std::span<const OutcomeView> outcomes,
+    void completed(std::uint64_t first, const TaskResults& results,
                    std::chrono::nanoseconds busy) override {
         {
             std::lock_guard lock(mutex_);
-            for (std::size_t i = 0; i < outcomes.size(); ++i) {
-                Arrived& slot = arrived_[first + i];
-                try {
-                    slot.value.emplace(decode_outcome<R>(outcomes[i]));
-                } catch (...) {
-                    slot.error = std::current_exception();
-                }
-            }
-            if (!outcomes.empty()) cost_per_call_ = busy / outcomes.size();
+            decode_results<R>(
+                results,
+                [&](std::uint32_t i, R&& value) {
+                    arrived_[first + i].value.emplace(std::move(value));
+                },
+                [&](std::uint32_t i, std::exception_ptr error) {
+                    arrived_[first + i].error = std::move(error);
+                });
+            if (results.size() != 0) cost_per_call_ = busy / results.size();
         }
         changed_.notify_all();
     }
@@ -297,6 +290,18 @@ class ImapSink final : public TaskSink {
 // vanish, short enough to balance the load and keep results flowing.
 inline constexpr std::chrono::microseconds chunk_target{200};
 inline constexpr std::uint32_t largest_chunk = 1 << 16;
+// Automatic chunks also stop at about this many bytes of arguments (and of packed results), so
+// that a chunk travels as one message read in place from the ring, in memory that stays warm.
+inline constexpr std::size_t chunk_bytes = 64 << 10;
+
+template <class R>
+constexpr std::uint32_t chunk_limit_for_results() {
+    if constexpr (packable_result<R>) {
+        return static_cast<std::uint32_t>(std::max<std::size_t>(1, chunk_bytes / sizeof(R)));
+    } else {
+        return largest_chunk;
+    }
+}
 
 }  // namespace detail
 
@@ -347,7 +352,7 @@ class ImapResults {
                         ? std::max<std::uint32_t>(1, last_chunk_ * 2)
                         : static_cast<std::uint32_t>(std::clamp<std::int64_t>(
                               detail::chunk_target / std::max(cost, std::chrono::nanoseconds(1)), 1,
-                              std::min<std::int64_t>(detail::largest_chunk,
+                              std::min<std::int64_t>(detail::chunk_limit_for_results<R>(),
                                                      std::int64_t{last_chunk_} * 2 + 1)));
             }
             std::optional<std::uint32_t> count = feeder_(submitted_, size);
@@ -405,35 +410,38 @@ class Pool {
     // f(item) for every item, in input order. chunksize 0: automatic.
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return map_async(std::forward<Function>(function), std::forward<Range>(items), chunksize)
-            .get();
+        return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                 std::forward<Range>(items), chunksize)
+            ->take_value();
     }
 
     template <class Function, std::ranges::input_range Range>
     auto map_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                                 std::forward<Range>(items), chunksize);
+        return AsyncResult(
+            submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                              std::forward<Range>(items), chunksize));
     }
 
     // f(a, b, ...) for every tuple (a, b, ...), in input order.
     template <class Function, std::ranges::input_range Range>
     auto starmap(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return starmap_async(std::forward<Function>(function), std::forward<Range>(items),
-                             chunksize)
-            .get();
+        return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                std::forward<Range>(items), chunksize)
+            ->take_value();
     }
 
     template <class Function, std::ranges::input_range Range>
     auto starmap_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                                std::forward<Range>(items), chunksize);
+        return AsyncResult(
+            submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                             std::forward<Range>(items), chunksize));
     }
 
     // function(arguments...) in a worker, waiting for the result.
     template <class Function, class... Arguments>
     auto apply(Function&& function, Arguments&&... arguments) {
-        return apply_async(std::forward<Function>(function), std::forward<Arguments>(arguments)...)
-            .get();
+        return submit_call(std::forward<Function>(function), std::forward<Arguments>(arguments)...)
+            ->take_value();
     }
 
     template <class Function, class... Arguments>
@@ -497,15 +505,16 @@ class Pool {
         }
     };
 
-    // Submits chunks of items [from the iterator] until size calls or the end; returns how many.
+    // Submits a chunk of items from the iterator: up to size calls, fewer at the end or once
+    // its message reaches byte_limit; returns how many.
     template <class F, class Call, class Iterator, class Sentinel>
     std::uint32_t submit_chunk(const F& function, Iterator& next, const Sentinel& end,
-                               std::uint64_t first, std::uint32_t size,
+                               std::uint64_t first, std::uint32_t size, std::size_t byte_limit,
                                std::shared_ptr<detail::TaskSink> sink) {
         detail::Writer task;
         std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
         std::uint32_t count = 0;
-        for (; count < size && next != end; ++count, ++next) {
+        for (; count < size && next != end && task.size() < byte_limit; ++count, ++next) {
             Call::encode(task, std::forward<std::iter_reference_t<Iterator>>(*next));
         }
         detail::finish_task(task, count_at, count);
@@ -531,19 +540,24 @@ class Pool {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
                 auto sink = std::make_shared<detail::MapSink<R>>(state, count);
-                // Automatic: four chunks a worker, as Python does, balancing load and overhead.
-                std::size_t size = chunksize != 0
-                                       ? chunksize
-                                       : std::max<std::size_t>(
-                                             1, (count + 4 * processes() - 1) / (4 * processes()));
+                // Automatic: four chunks a worker, as Python does, balancing load and overhead,
+                // but no bigger than a message that stays in place in the ring.
+                std::size_t size = chunksize;
+                std::size_t byte_limit = SIZE_MAX;
+                if (chunksize == 0) {
+                    size =
+                        std::max<std::size_t>(1, (count + 4 * processes() - 1) / (4 * processes()));
+                    size = std::min<std::size_t>(size, detail::chunk_limit_for_results<R>());
+                    byte_limit = detail::chunk_bytes;
+                }
                 size = std::min<std::size_t>(size, detail::largest_chunk);
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
                 for (std::uint64_t first = 0; first < count;) {
                     first += submit_chunk<F, C>(function, next, end, first,
-                                                static_cast<std::uint32_t>(size), sink);
+                                                static_cast<std::uint32_t>(size), byte_limit, sink);
                 }
-                return AsyncResult<std::vector<R>>(state);
+                return state;
             }
         }
     }
@@ -570,11 +584,13 @@ class Pool {
                       next(std::ranges::begin(view)) {}
             };
             auto input = std::make_shared<Input>(std::forward<Range>(items));
+            const bool automatic = chunksize == 0;
             typename ImapResults<R>::Feeder feeder =
-                [this, function = std::move(function), input, sink](
+                [this, function = std::move(function), input, sink, automatic](
                     std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
-                std::uint32_t count = submit_chunk<F, C>(
-                    function, input->next, std::ranges::end(input->view), first, size, sink);
+                std::uint32_t count =
+                    submit_chunk<F, C>(function, input->next, std::ranges::end(input->view), first,
+                                       size, automatic ? detail::chunk_bytes : SIZE_MAX, sink);
                 if (count == 0) return std::nullopt;
                 return count;
             };

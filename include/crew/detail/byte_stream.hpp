@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <istream>
 #include <memory>
 #include <optional>
@@ -28,7 +29,15 @@ class Writer {
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
 
-    void write_bytes(const void* data, std::size_t size);
+    void write_bytes(const void* data, std::size_t size) {
+        // Inline when the buffer has room: encoding a chunk of small values is a loop of these.
+        if (size <= appender_.capacity - appender_.size && size != 0) {
+            std::memcpy(appender_.data.get() + appender_.size, data, size);
+            appender_.size += size;
+        } else {
+            appender_.append(data, size);
+        }
+    }
     // The number of bytes written so far; clear() starts again without giving memory back.
     std::size_t size() const noexcept { return appender_.size; }
     // Drops what was written after the first size bytes.
@@ -73,7 +82,14 @@ class Reader {
     Reader& operator=(const Reader&) = delete;
 
     // Copies the next size bytes out; throws crew::Error if fewer remain.
-    void read_bytes(void* out, std::size_t size);
+    void read_bytes(void* out, std::size_t size) {
+        if (size <= source_.remaining() && size <= small_read && size != 0) {
+            std::memcpy(out, source_.position(), size);
+            source_.advance(size);
+        } else {
+            read_bytes_slowly(out, size);
+        }
+    }
     // The next size bytes, in place; throws crew::Error if fewer remain.
     std::span<const std::byte> take(std::size_t size);
     std::size_t remaining() const noexcept { return source_.remaining(); }
@@ -84,6 +100,9 @@ class Reader {
     int attached_fd(std::size_t index) const;
 
   private:
+    static constexpr std::size_t small_read = 1 << 20;
+    void read_bytes_slowly(void* out, std::size_t size);
+
     struct Source : std::streambuf {
         explicit Source(std::span<const std::byte> bytes);
         std::size_t remaining() const noexcept {

@@ -40,7 +40,7 @@ class TaskSink {
     virtual ~TaskSink() = default;
     // The task ran: one outcome per call, in order. first is the index the task's first call has
     // in its batch (a map's input position); busy, how long the calls kept the worker busy.
-    virtual void completed(std::uint64_t first, std::span<const OutcomeView> outcomes,
+    virtual void completed(std::uint64_t first, const TaskResults& results,
                            std::chrono::nanoseconds busy) = 0;
     // The task failed as a whole: each of its count calls fails with error.
     virtual void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) = 0;

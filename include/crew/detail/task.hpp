@@ -3,33 +3,125 @@
 // A task message holds the chunk entry point's code address, the function (as in callable.hpp),
 // the number of calls and each call's arguments. The worker answers with one outcome per call, in
 // order: a success with the encoded result, or the type name and what() of the exception the call
-// threw. One call failing does not stop the others.
+// threw. One call failing does not stop the others. When every call returns a trivially copyable
+// value, the answer is just those values back to back.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <new>
 #include <span>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "crew/detail/callable.hpp"
+#include "crew/error.hpp"
 
 namespace crew::detail {
 
 enum class Outcome : std::uint8_t { returned = 0, threw = 1 };
+
+// How a task's results are laid out: packed, when every call returned a value stored as its raw
+// bytes, back to back (one copy brings a chunk's results home); else one outcome after another.
+enum class Layout : std::uint8_t { one_by_one = 0, packed = 1 };
 
 // Writes the exception being handled as an outcome: type name, what(), this process's pid.
 void encode_current_exception(Writer& out);
 // Reads what encode_current_exception wrote, as a crew::RemoteError.
 std::exception_ptr decode_exception(Reader& in);
 
-// Where each outcome's bytes lie in a result message, so that they can be read in any order.
+// What calling F with the carried arguments returns, as it comes back to the caller.
+template <class F, class Carried>
+struct call_result;
+template <class F, class... Carried>
+struct call_result<F, std::tuple<Carried...>> {
+    static auto result() {
+        if constexpr (function_pointer<F>) {
+            return std::type_identity<decltype(std::declval<F>()(std::declval<Carried&>()...))>{};
+        } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
+            return std::type_identity<std::invoke_result_t<F&, Carried&&...>>{};
+        } else {
+            return std::type_identity<std::invoke_result_t<F&, Carried&...>>{};
+        }
+    }
+    using raw = typename decltype(result())::type;
+    using type = std::conditional_t<std::is_void_v<raw>, void, carried_t<raw>>;
+};
+template <class F, class Carried>
+using call_result_t = typename call_result<F, Carried>::type;
+
+template <class R>
+concept packable_result = raw_bytes_value<R>;
+
+// One call's outcome in a result message: its kind and its bytes (a value or an exception).
 struct OutcomeView {
     Outcome outcome;
     std::span<const std::byte> bytes;
 };
-std::vector<OutcomeView> split_outcomes(std::span<const std::byte> results);
+
+// The results of one task, read in place from the worker's reply.
+class TaskResults {
+  public:
+    explicit TaskResults(std::span<const std::byte> message);
+
+    std::uint32_t size() const noexcept { return count_; }
+    // Packed: the calls' values, size() of them back to back.
+    bool packed() const noexcept { return layout_ == Layout::packed; }
+    std::span<const std::byte> packed_values() const noexcept { return rest_; }
+    // Visits each call's outcome in order: visit(index, OutcomeView).
+    template <class Visit>
+    void for_each_outcome(Visit&& visit) const {
+        Reader in(rest_);
+        for (std::uint32_t i = 0; i < count_; ++i) {
+            auto outcome = decode<Outcome>(in);
+            auto length = decode<std::uint64_t>(in);
+            visit(i, OutcomeView{outcome, in.take(length)});
+        }
+    }
+
+  private:
+    std::uint32_t count_ = 0;
+    Layout layout_ = Layout::one_by_one;
+    std::span<const std::byte> rest_;
+};
+
+// Hands each result of a task to store(index, R&&), and each failure to fail(index, error).
+template <class R, class Store, class Fail>
+void decode_results(const TaskResults& results, Store&& store, Fail&& fail) {
+    if constexpr (packable_result<R>) {
+        if (results.packed()) {
+            if (results.packed_values().size() != std::size_t{results.size()} * sizeof(R)) {
+                throw Error("crew: a task's packed results do not have the size of its values");
+            }
+            const std::byte* values = results.packed_values().data();
+            for (std::uint32_t i = 0; i < results.size(); ++i) {
+                alignas(R) std::byte storage[sizeof(R)];
+                std::memcpy(storage, values + std::size_t{i} * sizeof(R), sizeof(R));
+                store(i, std::move(*std::launder(reinterpret_cast<R*>(storage))));
+            }
+            return;
+        }
+    }
+    results.for_each_outcome([&](std::uint32_t i, const OutcomeView& outcome) {
+        Reader reader(outcome.bytes);
+        if (outcome.outcome == Outcome::threw) {
+            fail(i, decode_exception(reader));
+            return;
+        }
+        try {
+            if constexpr (std::is_void_v<R>) {
+                store(i);
+            } else {
+                store(i, decode<R>(reader));
+            }
+        } catch (...) {
+            fail(i, std::current_exception());
+        }
+    });
+}
 
 template <class F, class Arguments>
 struct ChunkEntry;
@@ -37,31 +129,75 @@ struct ChunkEntry;
 template <class F, class... Carried>
 struct ChunkEntry<F, std::tuple<Carried...>> {
     using Single = Entry<F, std::tuple<Carried...>>;
+    using R = call_result_t<F, std::tuple<Carried...>>;
 
     static void run(Reader& call, Writer& results) {
         F function = Single::read_function(call);
         const auto count = decode<std::uint32_t>(call);
         encode(results, count);
-        for (std::uint32_t i = 0; i < count; ++i) {
+        std::uint32_t i = 0;
+        if constexpr (packable_result<R>) {
+            const std::size_t layout_at = results.size();
+            encode(results, Layout::packed);
+            for (; i < count; ++i) {
+                std::tuple<Carried...> arguments{decode<Carried>(call)...};
+                try {
+                    std::apply(
+                        [&](Carried&... argument) { Single::call(function, results, argument...); },
+                        arguments);
+                } catch (...) {
+                    unpack(results, layout_at, i);
+                    encode_outcome(results, [] { throw; });
+                    ++i;
+                    break;
+                }
+            }
+        } else {
+            encode(results, Layout::one_by_one);
+        }
+        for (; i < count; ++i) {
             std::tuple<Carried...> arguments{decode<Carried>(call)...};
-            // Room for the outcome and its length, filled in once the call has ended.
-            const std::size_t start = results.size();
-            const std::uint64_t unknown = 0;
-            encode(results, Outcome::returned);
-            encode(results, unknown);
-            Outcome outcome = Outcome::returned;
-            try {
+            encode_outcome(results, [&] {
                 std::apply(
                     [&](Carried&... argument) { Single::call(function, results, argument...); },
                     arguments);
-            } catch (...) {
-                results.truncate(start + sizeof(Outcome) + sizeof unknown);
-                encode_current_exception(results);
-                outcome = Outcome::threw;
-            }
-            const std::uint64_t length = results.size() - start - sizeof(Outcome) - sizeof unknown;
-            results.overwrite(start, &outcome, sizeof outcome);
-            results.overwrite(start + sizeof outcome, &length, sizeof length);
+            });
+        }
+    }
+
+    // Writes the outcome of call(): what it appends to results, or the exception it throws.
+    template <class Call>
+    static void encode_outcome(Writer& results, Call&& call) {
+        // Room for the outcome and its length, filled in once the call has ended.
+        const std::size_t start = results.size();
+        const std::uint64_t unknown = 0;
+        encode(results, Outcome::returned);
+        encode(results, unknown);
+        Outcome outcome = Outcome::returned;
+        try {
+            call();
+        } catch (...) {
+            results.truncate(start + sizeof(Outcome) + sizeof unknown);
+            encode_current_exception(results);
+            outcome = Outcome::threw;
+        }
+        const std::uint64_t length = results.size() - start - sizeof(Outcome) - sizeof unknown;
+        results.overwrite(start, &outcome, sizeof outcome);
+        results.overwrite(start + sizeof outcome, &length, sizeof length);
+    }
+
+    // A call failed after returned values were packed: rewrites them one by one.
+    static void unpack(Writer& results, std::size_t layout_at,
+                       std::uint32_t returned) requires packable_result<R> {
+        const std::span<const std::byte> packed =
+            results.bytes().subspan(layout_at + sizeof(Layout), std::size_t{returned} * sizeof(R));
+        std::vector<std::byte> values(packed.begin(), packed.end());
+        results.truncate(layout_at);
+        encode(results, Layout::one_by_one);
+        for (std::uint32_t j = 0; j < returned; ++j) {
+            encode_outcome(results, [&] {
+                results.write_bytes(values.data() + std::size_t{j} * sizeof(R), sizeof(R));
+            });
         }
     }
 
