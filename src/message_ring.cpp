@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "crew/detail/futex.hpp"
+#include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {
@@ -19,16 +20,8 @@ struct RecordHeader {
 
 constexpr std::uint32_t padding = 1;       // skip to the start of the ring
 constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
-// About 10 µs of spinning before sleeping: long enough to catch a quick answer, short enough not
-// to steal a core from the workers on a small machine.
-constexpr int spins_before_sleeping = 200;
-
 constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
-}
-
-void cpu_relax() {
-    __builtin_ia32_pause();
 }
 
 RingControl& control_at(std::byte* memory) {
@@ -64,11 +57,23 @@ void RingWriter::write(std::span<const std::byte> message) {
     write_record(next, static_cast<std::uint32_t>(left), 0);
 }
 
+bool RingWriter::has_room_for(std::size_t message_size) const {
+    if (message_size > capacity_ / 4 - sizeof(RecordHeader)) return false;  // goes in pieces
+    const std::uint64_t needed = space_needed(sizeof(RecordHeader) + round_up(message_size));
+    return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
+}
+
+// A record that would run past the end of the ring also takes the space up to the end.
+std::uint64_t RingWriter::space_needed(std::uint64_t record) const {
+    const std::uint64_t to_end = capacity_ - (written_ & (capacity_ - 1));
+    return record <= to_end ? record : to_end + record;
+}
+
 void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags) {
     const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
     std::uint64_t offset = written_ & (capacity_ - 1);
-    std::uint64_t to_end = capacity_ - offset;
-    std::uint64_t needed = record <= to_end ? record : to_end + record;
+    const std::uint64_t to_end = capacity_ - offset;
+    const std::uint64_t needed = space_needed(record);
     wait_for_space(needed);
     if (record > to_end) {
         RecordHeader pad{static_cast<std::uint32_t>(to_end - sizeof(RecordHeader)), padding};
@@ -154,7 +159,7 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
 std::span<const std::byte> RingReader::read() {
     for (int spin = 0;; ++spin) {
         if (auto message = try_read()) return *message;
-        if (spin < spins_before_sleeping) {
+        if (spin < worker_spins_before_sleeping) {
             cpu_relax();
             continue;
         }

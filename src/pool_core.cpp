@@ -14,6 +14,7 @@
 #include "crew/detail/log.hpp"
 #include "crew/detail/message_ring.hpp"
 #include "crew/detail/shared_mapping.hpp"
+#include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
 #include "crew/process.hpp"
 
@@ -23,11 +24,14 @@ namespace {
 // Each direction of a worker's channel: big enough that a map's chunks rarely wait for space,
 // small enough to stay warm (it is touched once, when the worker starts).
 constexpr std::size_t ring_capacity = std::size_t{1} << 20;
-// Tasks written to a worker ahead of the one it runs: one, so that it never waits for the broker.
-constexpr std::size_t tasks_in_flight_per_worker = 2;
+// Tasks written to a worker ahead of the one it runs: at least one, so that it never waits for
+// the broker; more while its tasks are short, up to about queued_work of them, so that a worker
+// fed tiny tasks runs them back to back instead of sleeping between the broker's visits.
+constexpr std::size_t least_tasks_in_flight = 2;
+constexpr std::size_t most_tasks_in_flight = 256;
+constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(50);
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
-constexpr int spins_before_sleeping = 2000;
 
 // Replies from a worker: a task id (0 for none), then what happened.
 enum class Reply : std::uint8_t {
@@ -132,6 +136,7 @@ struct PoolCore::Worker {
     std::optional<RingReader> replies;
     std::deque<Task> in_flight;  // in the order sent; the first is the one running
     std::chrono::steady_clock::time_point running_since;
+    std::chrono::nanoseconds recent_task_cost{queued_work};  // busy time, smoothed
     bool ready = false;
     bool retiring = false;
     bool timed_out = false;
@@ -200,21 +205,52 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
     }
     std::span<const std::byte> bytes = task.bytes();
     Task queued{{bytes.begin(), bytes.end()}, first, count, std::move(sink), 0};
+    tasks_out_.fetch_add(1);
+    if (BrokerWork work(*this); work.held()) {
+        // The caller does the broker's work itself: no hand-over to another thread.
+        take_submissions();
+        pending_.push_back(std::move(queued));
+        dispatch();
+        if (broker_sleeping_.load() && drivers_.load() == 0) wake_broker();
+        return;
+    }
     {
         std::lock_guard lock(submissions_mutex_);
         submissions_.push_back(std::move(queued));
         has_submissions_.store(true);
     }
-    if (broker_sleeping_.load()) {
-        std::uint64_t one = 1;
-        (void)!::write(wake_.get(), &one, sizeof one);
+    if (broker_sleeping_.load()) wake_broker();
+}
+
+void PoolCore::wake_broker() {
+    std::uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+}
+
+PoolCore::Driver::Driver(PoolCore& core) : core_(core) {
+    core_.drivers_.fetch_add(1);
+}
+
+PoolCore::Driver::~Driver() {
+    // The broker may be asleep without watching the workers' replies, left to the drivers.
+    if (core_.drivers_.fetch_sub(1) == 1 && core_.tasks_out_.load() > 0 &&
+        core_.broker_sleeping_.load()) {
+        core_.wake_broker();
     }
+}
+
+bool PoolCore::Driver::step() {
+    BrokerWork work(core_);
+    if (!work.held()) return false;
+    bool progress = core_.take_submissions();
+    for (auto& worker : core_.workers_) progress |= core_.collect(*worker);
+    core_.dispatch();
+    return progress;
 }
 
 void PoolCore::close() {
     closed_.store(true);
-    std::uint64_t one = 1;
-    (void)!::write(wake_.get(), &one, sizeof one);
+    wake_broker();
 }
 
 void PoolCore::terminate() {
@@ -265,7 +301,9 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
         throw Error("crew: a pool worker answered a task it was not given");
     Task task = std::move(worker.in_flight.front());
     worker.in_flight.pop_front();
+    tasks_out_.fetch_sub(1);
     worker.running_since = now();
+    worker.recent_task_cost = (3 * worker.recent_task_cost + std::chrono::nanoseconds(busy)) / 4;
     if (kind == Reply::ran) {
         TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
         task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
@@ -299,6 +337,7 @@ void PoolCore::handle_end(std::size_t index) {
         Task running = std::move(orphans.front());
         orphans.pop_front();
         if (worker.timed_out) {
+            tasks_out_.fetch_sub(1);
             running.sink->failed(
                 running.first, running.count,
                 std::make_exception_ptr(TimeoutError(fmt::format(
@@ -311,6 +350,7 @@ void PoolCore::handle_end(std::size_t index) {
             ++running.attempts;
             orphans.push_front(std::move(running));
         } else {
+            tasks_out_.fetch_sub(1);
             running.sink->failed(running.first, running.count,
                                  std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
         }
@@ -325,11 +365,22 @@ void PoolCore::handle_end(std::size_t index) {
 
 void PoolCore::dispatch() {
     for (auto& worker : workers_) {
-        while (!pending_.empty() && !worker->stopped &&
-               worker->in_flight.size() < tasks_in_flight_per_worker) {
+        const std::size_t depth = std::clamp<std::size_t>(
+            static_cast<std::size_t>(
+                queued_work / std::max(worker->recent_task_cost, std::chrono::nanoseconds(1))),
+            least_tasks_in_flight, most_tasks_in_flight);
+        while (!pending_.empty() && !worker->stopped && worker->in_flight.size() < depth) {
+            // Beyond the least, only what fits at once: the broker must not wait on one worker.
+            if (worker->in_flight.size() >= least_tasks_in_flight &&
+                !worker->tasks->has_room_for(pending_.front().message.size())) {
+                break;
+            }
             Task task = std::move(pending_.front());
             pending_.pop_front();
-            if (!task.sink->starting()) continue;
+            if (!task.sink->starting()) {
+                tasks_out_.fetch_sub(1);
+                continue;
+            }
             const std::uint64_t id = next_task_id_++;
             std::memcpy(task.message.data(), &id, sizeof id);
             if (worker->in_flight.empty()) worker->running_since = now();
@@ -352,27 +403,70 @@ void PoolCore::fail_everything(const std::exception_ptr& error) {
         submissions_.clear();
         has_submissions_.store(false);
     }
-    for (Task& task : pending_) task.sink->failed(task.first, task.count, error);
+    for (Task& task : pending_) {
+        tasks_out_.fetch_sub(1);
+        task.sink->failed(task.first, task.count, error);
+    }
     pending_.clear();
 }
 
-void PoolCore::sleep_until_woken() {
-    broker_sleeping_.store(true);
-    bool may_sleep = !has_submissions_.load() && !terminate_requested_.load();
-    for (auto& worker : workers_) {
-        if (may_sleep && !worker->replies->prepare_to_sleep()) may_sleep = false;
+bool PoolCore::take_submissions() {
+    if (!has_submissions_.load()) return false;
+    std::lock_guard lock(submissions_mutex_);
+    for (Task& task : submissions_) pending_.push_back(std::move(task));
+    submissions_.clear();
+    has_submissions_.store(false);
+    return true;
+}
+
+// Ended workers and overdue tasks; returns whether a worker ended.
+bool PoolCore::check_workers() {
+    bool ended = false;
+    epoll_event events[16];
+    int ready = ::epoll_wait(epoll_.get(), events, 16, 0);
+    for (int i = 0; i < ready; ++i) {
+        if (events[i].data.u64 != 0) {
+            handle_end(events[i].data.u64 - 1);
+            ended = true;
+        }
     }
-    int timeout_ms = -1;
     if (options_.task_timeout.count() > 0) {
-        auto soonest = std::chrono::steady_clock::time_point::max();
         for (auto& worker : workers_) {
-            if (!worker->in_flight.empty()) {
-                soonest = std::min(soonest, worker->running_since + options_.task_timeout);
+            if (!worker->in_flight.empty() && !worker->timed_out &&
+                now() - worker->running_since > options_.task_timeout) {
+                worker->timed_out = true;
+                worker->process->kill();
             }
         }
-        if (soonest != std::chrono::steady_clock::time_point::max()) {
-            auto left = std::chrono::ceil<std::chrono::milliseconds>(soonest - now()).count();
-            timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+    }
+    return ended;
+}
+
+void PoolCore::sleep_until_woken() {
+    int timeout_ms = -1;
+    bool may_sleep = false;
+    {
+        BrokerWork work(*this, BrokerWork::wait);
+        broker_sleeping_.store(true);
+        may_sleep = !has_submissions_.load() && !terminate_requested_.load();
+        // While callers drive the pool (see Driver), the replies are theirs to collect: the
+        // workers need not signal the broker, and waking it would only take a core from them.
+        if (drivers_.load() == 0) {
+            for (auto& worker : workers_) {
+                if (may_sleep && !worker->replies->prepare_to_sleep()) may_sleep = false;
+            }
+        }
+        if (options_.task_timeout.count() > 0) {
+            auto soonest = std::chrono::steady_clock::time_point::max();
+            for (auto& worker : workers_) {
+                if (!worker->in_flight.empty()) {
+                    soonest = std::min(soonest, worker->running_since + options_.task_timeout);
+                }
+            }
+            if (soonest != std::chrono::steady_clock::time_point::max()) {
+                auto left = std::chrono::ceil<std::chrono::milliseconds>(soonest - now()).count();
+                timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+            }
         }
     }
     epoll_event events[16];
@@ -384,70 +478,49 @@ void PoolCore::sleep_until_woken() {
 
 void PoolCore::broker() {
     int idle = 0;
+    bool woke = false;
     for (std::uint64_t iteration = 0;; ++iteration) {
         bool progress = false;
-        if (has_submissions_.load()) {
-            std::lock_guard lock(submissions_mutex_);
-            for (Task& task : submissions_) pending_.push_back(std::move(task));
-            submissions_.clear();
-            has_submissions_.store(false);
-            progress = true;
-        }
-        if (terminate_requested_.load()) {
-            for (auto& worker : workers_) {
-                worker->stopped = true;
-                worker->process->kill();
-            }
-            fail_everything(std::make_exception_ptr(
-                Error("crew: the pool was terminated before this task finished")));
-            for (auto& worker : workers_) worker->process->join();
-            return;
-        }
-        for (auto& worker : workers_) progress |= collect(*worker);
-
-        // Ended workers and overdue tasks: checked each time the broker finds nothing to do, and
-        // now and then while it is busy.
-        if (!progress || iteration % 64 == 0) {
-            epoll_event events[16];
-            int ready = ::epoll_wait(epoll_.get(), events, 16, 0);
-            for (int i = 0; i < ready; ++i) {
-                if (events[i].data.u64 != 0) {
-                    handle_end(events[i].data.u64 - 1);
-                    progress = true;
-                }
-            }
-            if (options_.task_timeout.count() > 0) {
+        {
+            BrokerWork work(*this, BrokerWork::wait);
+            progress = take_submissions();
+            if (terminate_requested_.load()) {
                 for (auto& worker : workers_) {
-                    if (!worker->in_flight.empty() && !worker->timed_out &&
-                        now() - worker->running_since > options_.task_timeout) {
-                        worker->timed_out = true;
-                        worker->process->kill();
-                    }
+                    worker->stopped = true;
+                    worker->process->kill();
                 }
+                fail_everything(std::make_exception_ptr(
+                    Error("crew: the pool was terminated before this task finished")));
+                for (auto& worker : workers_) worker->process->join();
+                return;
+            }
+            for (auto& worker : workers_) progress |= collect(*worker);
+            // A system call costs more than a round trip: now and then, and after each sleep.
+            if (woke || iteration % 64 == 0) progress |= check_workers();
+            dispatch();
+
+            if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
+                std::all_of(workers_.begin(), workers_.end(),
+                            [](const auto& worker) { return worker->in_flight.empty(); })) {
+                Writer stop;
+                encode(stop, stop_task_id);
+                for (auto& worker : workers_) {
+                    worker->stopped = true;
+                    worker->tasks->write(stop.bytes());
+                }
+                for (auto& worker : workers_) worker->process->join();
+                return;
             }
         }
-        dispatch();
-
-        if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
-            std::all_of(workers_.begin(), workers_.end(),
-                        [](const auto& worker) { return worker->in_flight.empty(); })) {
-            Writer stop;
-            encode(stop, stop_task_id);
-            for (auto& worker : workers_) {
-                worker->stopped = true;
-                worker->tasks->write(stop.bytes());
-            }
-            for (auto& worker : workers_) worker->process->join();
-            return;
-        }
-
+        woke = false;
         if (progress) {
             idle = 0;
-        } else if (++idle > spins_before_sleeping) {
+        } else if (drivers_.load() > 0 || ++idle > spins_before_sleeping) {
             sleep_until_woken();
+            woke = true;
             idle = 0;
         } else {
-            __builtin_ia32_pause();
+            cpu_relax();
         }
     }
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -94,6 +95,8 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
         }
         return changed_.wait_for(lock, *timeout, is_done);
     }
+    // Whether it is done, without taking the lock: for a thread that spins on it.
+    bool is_done() const noexcept { return done_.load(std::memory_order_acquire); }
     Status status() const {
         std::lock_guard lock(mutex_);
         return status_;
@@ -139,6 +142,7 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
             if (status_ == Status::done) return;
             set();
             status_ = Status::done;
+            done_.store(true, std::memory_order_release);
             callbacks.swap(callbacks_);
         }
         changed_.notify_all();
@@ -147,6 +151,7 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
 
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
+    std::atomic<bool> done_{false};  // status_ == done, readable without the lock
     Status status_ = Status::pending;
     bool cancelled_ = false;
     std::optional<Stored> value_;

@@ -145,18 +145,21 @@ class SingleSink final : public TaskSink {
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
-// Results go straight to their place in the vector map returns (packed ones in one copy), which is
-// made when the first arrive: on the broker thread, while the caller is still sending input.
+// Results go straight to their place in the vector map returns (packed ones in one copy); its
+// memory is first touched when the first arrive, while the caller is still sending input.
 template <class R>
 class MapSink final : public TaskSink {
   public:
     MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count)
         : state_(std::move(state)), count_(count), remaining_(count) {
+        // Allocated by the caller's thread, as its own loop would (from its malloc arena, often
+        // warm); filled in by the broker.
+        results_.reserve(count);
         if (count == 0) state_->set_value({});
     }
     void completed(std::uint64_t first, const TaskResults& results,
                    std::chrono::nanoseconds) override {
-        if (results_.empty()) results_.resize(count_);
+        if (results_.size() != count_) results_.resize(count_);
         if constexpr (direct && packable_result<R>) {
             if (results.packed() && results.packed_values().size() == results.size() * sizeof(R)) {
                 std::memcpy(static_cast<void*>(results_.data() + first),
@@ -410,9 +413,10 @@ class Pool {
     // f(item) for every item, in input order. chunksize 0: automatic.
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                                 std::forward<Range>(items), chunksize)
-            ->take_value();
+        return wait_for([&] {
+            return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                     std::forward<Range>(items), chunksize);
+        });
     }
 
     template <class Function, std::ranges::input_range Range>
@@ -425,9 +429,10 @@ class Pool {
     // f(a, b, ...) for every tuple (a, b, ...), in input order.
     template <class Function, std::ranges::input_range Range>
     auto starmap(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                                std::forward<Range>(items), chunksize)
-            ->take_value();
+        return wait_for([&] {
+            return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                    std::forward<Range>(items), chunksize);
+        });
     }
 
     template <class Function, std::ranges::input_range Range>
@@ -440,8 +445,10 @@ class Pool {
     // function(arguments...) in a worker, waiting for the result.
     template <class Function, class... Arguments>
     auto apply(Function&& function, Arguments&&... arguments) {
-        return submit_call(std::forward<Function>(function), std::forward<Arguments>(arguments)...)
-            ->take_value();
+        return wait_for([&] {
+            return submit_call(std::forward<Function>(function),
+                               std::forward<Arguments>(arguments)...);
+        });
     }
 
     template <class Function, class... Arguments>
@@ -599,6 +606,19 @@ class Pool {
             return ImapResults<R>(sink, std::move(feeder), ordered, chunksize,
                                   4 * static_cast<std::size_t>(processes()), deadline);
         }
+    }
+
+    // Submits, then waits for the result doing the broker's work for a while (a quick result
+    // comes back without waking a thread), then sleeps; moves the result out.
+    template <class Submit>
+    auto wait_for(Submit&& submit) {
+        decltype(submit()) state;
+        {
+            detail::PoolCore::Driver driver(*core_);
+            state = submit();
+            driver.drive_until([&] { return state->is_done(); });
+        }
+        return state->take_value();
     }
 
     // One call as one task; its result goes to the state returned.

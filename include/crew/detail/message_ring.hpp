@@ -42,9 +42,12 @@ class RingWriter {
 
     // Writes one message, waiting for space as long as it takes.
     void write(std::span<const std::byte> message);
+    // Whether a message of this size would be written at once, without waiting for space.
+    bool has_room_for(std::size_t message_size) const;
 
   private:
     void write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags);
+    std::uint64_t space_needed(std::uint64_t record) const;
     void wait_for_space(std::uint64_t needed);
     void publish(std::uint64_t position);
 

@@ -8,7 +8,8 @@
 // killed it for running too long; or the task is tried again while retries remain); tasks queued
 // behind it go to other workers, and a new worker takes its place.
 //
-// Sinks are called on the broker thread and must not block.
+// Sinks are called on the broker thread, or on a caller's thread doing the broker's work (see
+// Driver), and must not block.
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "crew/detail/spin.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/start_method.hpp"
@@ -71,6 +73,29 @@ class PoolCore {
     void submit(Writer& task, std::uint64_t first, std::uint32_t count,
                 std::shared_ptr<TaskSink> sink);
 
+    // A thread that waits for a result of this pool and does the broker's work meanwhile, for
+    // a while: a quick result then comes back with no thread woken on the way (the worker's
+    // reply is collected by the waiter itself). Construct it before submitting the task waited
+    // for; destroy it before sleeping on the result.
+    class Driver {
+      public:
+        explicit Driver(PoolCore& core);
+        ~Driver();
+        Driver(const Driver&) = delete;
+        Driver& operator=(const Driver&) = delete;
+        // Drives until done() holds or about 50 µs have passed.
+        template <class Done>
+        void drive_until(Done&& done) {
+            for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
+                if (!step()) cpu_relax();
+            }
+        }
+
+      private:
+        bool step();
+        PoolCore& core_;
+    };
+
     // No more tasks; those queued still run.
     void close();
     // Waits until the broker has finished every task and stopped the workers (after close), or
@@ -83,7 +108,34 @@ class PoolCore {
     struct Task;
     struct Worker;
 
+    // Holds the broker's state (pending tasks, the workers and their rings) for one thread at a
+    // time: the broker thread, or a caller doing its work (Driver, submit).
+    class BrokerWork {
+      public:
+        enum Mode { try_once, wait };
+        explicit BrokerWork(PoolCore& core, Mode mode = try_once) : core_(core) {
+            held_ = !core_.broker_work_.test_and_set(std::memory_order_acquire);
+            while (!held_ && mode == wait) {
+                cpu_relax();
+                held_ = !core_.broker_work_.test_and_set(std::memory_order_acquire);
+            }
+        }
+        ~BrokerWork() {
+            if (held_) core_.broker_work_.clear(std::memory_order_release);
+        }
+        BrokerWork(const BrokerWork&) = delete;
+        BrokerWork& operator=(const BrokerWork&) = delete;
+        bool held() const noexcept { return held_; }
+
+      private:
+        PoolCore& core_;
+        bool held_ = false;
+    };
+
     void broker();
+    bool take_submissions();
+    bool check_workers();
+    void wake_broker();
     void start_worker(std::size_t index);
     bool collect(Worker& worker);
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
@@ -102,8 +154,11 @@ class PoolCore {
     std::atomic<bool> closed_{false};
     std::atomic<bool> terminate_requested_{false};
     std::atomic<bool> broker_sleeping_{false};
-    UniqueFd wake_;   // eventfd: wakes the broker from epoll
-    UniqueFd epoll_;  // the wake eventfd and the workers' pidfds
+    std::atomic_flag broker_work_;            // see BrokerWork
+    std::atomic<int> drivers_{0};             // threads inside a Driver
+    std::atomic<std::int64_t> tasks_out_{0};  // submitted, not yet handed to their sink
+    UniqueFd wake_;                           // eventfd: wakes the broker from epoll
+    UniqueFd epoll_;                          // the wake eventfd and the workers' pidfds
     std::uint64_t next_task_id_ = 1;
     int failed_starts_in_a_row_ = 0;
     bool broken_ = false;  // workers could not start: none is replaced any more
