@@ -10,24 +10,22 @@
 
 namespace crew::detail {
 
-void Writer::Appender::Free::operator()(std::byte* bytes) const noexcept {
-    std::free(bytes);
-}
-
 void Writer::Appender::append(const void* bytes, std::size_t count) {
     if (count == 0) return;  // an empty range's data() may be null, which memcpy must not get
     if (count > capacity - size) {
-        std::size_t wanted = std::max(size + count, capacity * 2);
-        wanted = std::max<std::size_t>(wanted, 256);
-        // realloc, not a new vector: large buffers grow by remapping instead of copying.
-        auto* grown = static_cast<std::byte*>(std::realloc(data.get(), wanted));
-        if (grown == nullptr) throw std::bad_alloc();
-        (void)data.release();
-        data.reset(grown);
-        capacity = wanted;
+        grow_to(std::max<std::size_t>(std::max(size + count, capacity * 2), 256));
     }
     std::memcpy(data.get() + size, bytes, count);
     size += count;
+}
+
+void Writer::Appender::grow_to(std::size_t wanted) {
+    // realloc, not a new vector: large buffers grow by remapping instead of copying.
+    auto* grown = static_cast<std::byte*>(std::realloc(data.get(), wanted));
+    if (grown == nullptr) throw std::bad_alloc();
+    (void)data.release();
+    data.reset(grown);
+    capacity = wanted;
 }
 
 std::streamsize Writer::Appender::xsputn(const char* bytes, std::streamsize count) {

@@ -121,7 +121,7 @@ void worker_main(WorkerSetup setup) {
 }
 
 struct PoolCore::Task {
-    std::vector<std::byte> message;  // begins with room for the task id
+    MessageBytes message;  // begins with room for the task id
     std::uint64_t first = 0;
     std::uint32_t count = 0;
     std::shared_ptr<TaskSink> sink;
@@ -203,8 +203,7 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
             "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
             "new tasks");
     }
-    std::span<const std::byte> bytes = task.bytes();
-    Task queued{{bytes.begin(), bytes.end()}, first, count, std::move(sink), 0};
+    Task queued{task.take_bytes(), first, count, std::move(sink), 0};
     tasks_out_.fetch_add(1);
     if (BrokerWork work(*this); work.held()) {
         // The caller does the broker's work itself: no hand-over to another thread.
@@ -384,7 +383,7 @@ void PoolCore::dispatch() {
             const std::uint64_t id = next_task_id_++;
             std::memcpy(task.message.data(), &id, sizeof id);
             if (worker->in_flight.empty()) worker->running_since = now();
-            worker->tasks->write(task.message);
+            worker->tasks->write(task.message.bytes());
             worker->in_flight.push_back(std::move(task));
         }
     }

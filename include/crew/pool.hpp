@@ -522,7 +522,13 @@ class Pool {
         std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
         std::uint32_t count = 0;
         for (; count < size && next != end && task.size() < byte_limit; ++count, ++next) {
+            const std::size_t before = task.size();
             Call::encode(task, std::forward<std::iter_reference_t<Iterator>>(*next));
+            if (count == 0 && size > 1) {
+                // Room for the chunk at once, judged by its first item: one allocation.
+                const std::size_t item = task.size() - before;
+                task.reserve(std::min(before + item * size, byte_limit) + item);
+            }
         }
         detail::finish_task(task, count_at, count);
         if (count != 0) core_->submit(task, first, count, std::move(sink));

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <istream>
 #include <memory>
@@ -23,12 +24,34 @@
 
 namespace crew::detail {
 
+// A finished message's bytes, taken from the Writer that wrote them.
+class MessageBytes {
+  public:
+    struct Free {
+        void operator()(std::byte* bytes) const noexcept { std::free(bytes); }
+    };
+    MessageBytes() = default;
+    MessageBytes(std::unique_ptr<std::byte, Free> data, std::size_t size)
+        : data_(std::move(data)), size_(size) {}
+    std::byte* data() noexcept { return data_.get(); }
+    std::size_t size() const noexcept { return size_; }
+    std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
+
+  private:
+    std::unique_ptr<std::byte, Free> data_;
+    std::size_t size_ = 0;
+};
+
 class Writer {
   public:
     Writer();
     Writer(const Writer&) = delete;
     Writer& operator=(const Writer&) = delete;
 
+    // Makes room for size bytes in all, so that writing up to them allocates nothing more.
+    void reserve(std::size_t size) {
+        if (size > appender_.capacity) appender_.grow_to(size);
+    }
     void write_bytes(const void* data, std::size_t size) {
         // Inline when the buffer has room: encoding a chunk of small values is a loop of these.
         if (size <= appender_.capacity - appender_.size && size != 0) {
@@ -49,6 +72,13 @@ class Writer {
         attached_fds_.clear();
     }
     std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
+    // Hands over what was written, without copying it; the Writer starts again empty.
+    MessageBytes take_bytes() noexcept {
+        MessageBytes taken(std::move(appender_.data), appender_.size);
+        appender_.size = 0;
+        appender_.capacity = 0;
+        return taken;
+    }
     // A std::ostream whose writes land in this buffer, for cereal's archives.
     std::ostream& stream();
 
@@ -58,14 +88,12 @@ class Writer {
 
   private:
     struct Appender : std::streambuf {
-        struct Free {
-            void operator()(std::byte* bytes) const noexcept;
-        };
-        std::unique_ptr<std::byte, Free> data;
+        std::unique_ptr<std::byte, MessageBytes::Free> data;
         std::size_t size = 0;
         std::size_t capacity = 0;
 
         void append(const void* bytes, std::size_t count);
+        void grow_to(std::size_t wanted);
         std::streamsize xsputn(const char* bytes, std::streamsize count) override;
         int_type overflow(int_type byte) override;
     };

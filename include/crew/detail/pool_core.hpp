@@ -69,7 +69,8 @@ class PoolCore {
 
     int processes() const noexcept { return options_.processes; }
 
-    // Queues a task message written with begin_task; throws crew::Error once the pool is closed.
+    // Queues a task message written with begin_task, taking its bytes (the writer is left empty);
+    // throws crew::Error once the pool is closed.
     void submit(Writer& task, std::uint64_t first, std::uint32_t count,
                 std::shared_ptr<TaskSink> sink);
 
