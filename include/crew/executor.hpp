@@ -22,6 +22,7 @@
 // and waits.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -114,6 +115,41 @@ class ProcessPoolExecutor {
     std::size_t prune_at_ = 64;
 };
 
+namespace detail {
+
+// A ThreadPoolExecutor job: the call and the future it completes, in one allocation.
+class ThreadJob {
+  public:
+    virtual ~ThreadJob() = default;
+    virtual void run() = 0;
+    virtual void cancel_job() = 0;
+};
+
+template <class R, class Call>
+class ThreadTask final : public FutureState<R>, public ThreadJob {
+  public:
+    explicit ThreadTask(Call call) : call_(std::move(call)) {}
+    void run() override {
+        if (!this->set_running()) return;  // cancelled
+        try {
+            if constexpr (std::is_void_v<R>) {
+                call_();
+                this->set_value({});
+            } else {
+                this->set_value(call_());
+            }
+        } catch (...) {
+            this->set_error(std::current_exception());
+        }
+    }
+    void cancel_job() override { this->cancel(); }
+
+  private:
+    Call call_;
+};
+
+}  // namespace detail
+
 struct ThreadPoolExecutorOptions {
     int max_workers = 0;  // 0: crew::cpu_count() + 4, as Python (at most 32)
 };
@@ -131,23 +167,13 @@ class ThreadPoolExecutor {
     template <class Function, class... Arguments>
     auto submit(Function&& function, Arguments&&... arguments) {
         using R = std::invoke_result_t<std::decay_t<Function>, std::decay_t<Arguments>...>;
-        auto state = std::make_shared<detail::FutureState<R>>();
-        auto cancel = [state] { state->cancel(); };
-        enqueue(std::move(cancel), [state, function = std::forward<Function>(function),
-                                    ... arguments = std::forward<Arguments>(arguments)]() mutable {
-            if (!state->set_running()) return;  // cancelled
-            try {
-                if constexpr (std::is_void_v<R>) {
-                    std::invoke(std::move(function), std::move(arguments)...);
-                    state->set_value({});
-                } else {
-                    state->set_value(std::invoke(std::move(function), std::move(arguments)...));
-                }
-            } catch (...) {
-                state->set_error(std::current_exception());
-            }
-        });
-        return Future<R>(std::move(state));
+        auto call = [function = std::forward<Function>(function),
+                     ... arguments = std::forward<Arguments>(arguments)]() mutable -> R {
+            return std::invoke(std::move(function), std::move(arguments)...);
+        };
+        auto task = std::make_shared<detail::ThreadTask<R, decltype(call)>>(std::move(call));
+        enqueue(task);
+        return Future<R>(std::move(task));
     }
 
     // Lazy and ordered; keeps twice max_workers() calls in flight.
@@ -210,17 +236,26 @@ class ThreadPoolExecutor {
         std::optional<std::chrono::steady_clock::time_point> deadline_;
     };
 
-    struct Job {
-        std::function<void()> cancel;  // cancels the job's future
-        std::function<void()> run;
-    };
-    void enqueue(std::function<void()> cancel, std::function<void()> run);
+    void enqueue(std::shared_ptr<detail::ThreadJob> job);
     void work();
+
+    // Moves jobs from the queue to batch, waiting for one; false once shut down and empty.
+    bool take_jobs(std::vector<std::shared_ptr<detail::ThreadJob>>& batch, bool quick);
+    std::size_t queued() const { return jobs_.size() - first_job_; }
+    bool wants_wake();
 
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<Job> jobs_;
+    // The queue: jobs_[first_job_...]; a vector that keeps its memory, so that the threads taking
+    // jobs free nothing the submitting thread allocated (which contends on malloc's locks).
+    std::vector<std::shared_ptr<detail::ThreadJob>> jobs_;
+    std::size_t first_job_ = 0;
+    std::atomic<std::size_t> queued_{0};  // queued(), for threads spinning without the lock
+    std::atomic<int> spinning_{0};        // threads looking for a job without sleeping
+    int sleeping_ = 0;                    // threads waiting on wake_
+    int wakes_sent_ = 0;                  // of them, woken but not yet up: not to be woken again
     bool shutting_down_ = false;
+    std::atomic<bool> cancelling_{false};  // shutdown(cancel_futures): taken jobs are cancelled
     std::vector<std::thread> threads_;
 };
 

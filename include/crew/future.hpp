@@ -54,7 +54,7 @@ class Cancellable {
 };
 
 template <class T>
-class FutureState final : public Cancellable, public std::enable_shared_from_this<FutureState<T>> {
+class FutureState : public Cancellable, public std::enable_shared_from_this<FutureState<T>> {
   public:
     using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
     enum class Status { pending, running, done };
@@ -87,6 +87,7 @@ class FutureState final : public Cancellable, public std::enable_shared_from_thi
     }
 
     bool wait(std::optional<std::chrono::nanoseconds> timeout) const {
+        if (is_done()) return true;
         std::unique_lock lock(mutex_);
         auto is_done = [&] { return status_ == Status::done; };
         if (!timeout) {

@@ -22,9 +22,13 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
               nullptr, 0);
 }
 
-inline void futex_wake_all(std::atomic<std::uint32_t>& word) {
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT32_MAX, nullptr,
+inline void futex_wake(std::atomic<std::uint32_t>& word, int count) {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, count, nullptr,
               nullptr, 0);
+}
+
+inline void futex_wake_all(std::atomic<std::uint32_t>& word) {
+    futex_wake(word, INT32_MAX);
 }
 
 }  // namespace crew::detail
