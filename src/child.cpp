@@ -13,6 +13,7 @@
 #include <typeinfo>
 
 #include "crew/detail/callable.hpp"
+#include "crew/detail/interrupt.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/detail/unique_fd.hpp"
 
@@ -50,6 +51,7 @@ void flush_standard_streams() {
 
 void become_child(pid_t parent, bool restore_signals, std::span<const int> keep) {
     close_library_fds_in_child(parent, keep);
+    forget_interrupt_handler();
     if (restore_signals) {
         sigset_t none;
         sigemptyset(&none);

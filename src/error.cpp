@@ -48,4 +48,9 @@ void detail::throw_system_error(const std::string& what_failed) {
     throw SystemError(what_failed, errno);
 }
 
+Interrupted::Interrupted()
+    : Error(
+          "crew: interrupted by SIGINT (Ctrl-C) while waiting for a result; the workers of every "
+          "pool were stopped and their unfinished tasks failed") {}
+
 }  // namespace crew

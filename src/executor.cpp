@@ -50,8 +50,8 @@ bool ThreadPoolExecutor::take_jobs(std::vector<std::shared_ptr<detail::ThreadJob
     // Spin a little before sleeping (see detail/spin.hpp): a stream of small jobs then flows
     // without a wake-up for each.
     spinning_.fetch_add(1);
-    for (int spin = 0; spin < detail::spins_before_sleeping &&
-                       queued_.load(std::memory_order_acquire) == 0;
+    for (int spin = 0;
+         spin < detail::spins_before_sleeping && queued_.load(std::memory_order_acquire) == 0;
          ++spin) {
         detail::cpu_relax();
     }

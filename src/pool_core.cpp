@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "crew/detail/interrupt.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/detail/message_ring.hpp"
 #include "crew/detail/shared_mapping.hpp"
@@ -67,6 +68,8 @@ WorkerSetup WorkerSetup::decode_from(Reader& reader) {
 }
 
 void worker_main(WorkerSetup setup) {
+    // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
+    std::signal(SIGINT, SIG_IGN);
     SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
     UniqueFd wake(setup.wake.fd);
     const std::size_t capacity = setup.capacity;
@@ -160,12 +163,15 @@ PoolCore::PoolCore(PoolCoreOptions options) : options_(std::move(options)) {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event) != 0) {
         throw_system_error("cannot watch the pool's eventfd");
     }
+    handle_interrupts();
     workers_.resize(static_cast<std::size_t>(options_.processes));
     for (std::size_t i = 0; i < workers_.size(); ++i) start_worker(i);
     broker_ = std::thread([this] { broker(); });
+    register_for_interrupts([this] { terminate(); }, this);
 }
 
 PoolCore::~PoolCore() {
+    unregister_for_interrupts(this);
     if (broker_.joinable()) {
         terminate();
         join();

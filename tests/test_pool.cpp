@@ -1,5 +1,6 @@
 // crew::Pool: Python's multiprocessing.Pool semantics, its faults and its resources.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -332,6 +333,73 @@ INSTANTIATE_TEST_SUITE_P(AllStartMethods, PoolTest,
                          ::testing::Values(StartMethod::forkserver, StartMethod::fork,
                                            StartMethod::spawn),
                          [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+const char* program_path() {
+    return CREW_PROCESS_PROGRAM;
+}
+
+// Starts process_program with command; collects the worker pids it prints until "ready".
+crew::testing::StartedProgram start_pool_program(const std::string& command, StartMethod method,
+                                                 std::vector<pid_t>& workers) {
+    auto program = crew::testing::start_program(
+        {program_path(), command, std::string(crew::to_string(method))});
+    for (std::string line; (line = crew::testing::read_line(program.output, 30s)) != "ready";) {
+        if (line.rfind("worker pid ", 0) != 0) {
+            ADD_FAILURE() << "unexpected: " << line;
+            break;
+        }
+        workers.push_back(std::atoi(line.c_str() + 11));
+    }
+    return program;
+}
+
+// Waits (at most 5 s) until none of the pids is a live process.
+bool all_end(const std::vector<pid_t>& pids) {
+    auto start = std::chrono::steady_clock::now();
+    auto gone = [&] {
+        for (pid_t pid : pids) {
+            if (crew::testing::process_exists(pid)) return false;
+        }
+        return true;
+    };
+    while (!gone() && std::chrono::steady_clock::now() - start < 5s)
+        std::this_thread::sleep_for(5ms);
+    return gone();
+}
+
+// Ctrl-C while the program waits for a map: the map throws crew::Interrupted at once, the pool's
+// workers are stopped, and the program goes on.
+TEST_P(PoolTest, CtrlCStopsTheWorkersAndTheWaitingCallThrows) {
+    std::vector<pid_t> workers;
+    auto program = start_pool_program("interrupt-map", GetParam(), workers);
+    ASSERT_EQ(workers.size(), 2u);
+    ASSERT_EQ(kill(program.pid, SIGINT), 0);
+    std::string line = crew::testing::read_line(program.output, 10s);
+    EXPECT_EQ(line.rfind("interrupted after ", 0), 0u) << line;
+    EXPECT_LT(std::atoi(line.c_str() + 18), 2000) << "the wait must end promptly: " << line;
+    EXPECT_NE(line.find("SIGINT"), std::string::npos) << line;
+    line = crew::testing::read_line(program.output, 10s);
+    EXPECT_NE(line.find("closed"), std::string::npos) << "the pool was stopped: " << line;
+    int status = 0;
+    ASSERT_EQ(waitpid(program.pid, &status, 0), program.pid);
+    close(program.output);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    EXPECT_TRUE(all_end(workers)) << "the workers must be gone";
+}
+
+// Ctrl-C while no thread waits in crew: the program ends by SIGINT, as it would without crew,
+// and its workers with it.
+TEST_P(PoolTest, CtrlCOutsideCrewEndsTheProgramAsUsual) {
+    std::vector<pid_t> workers;
+    auto program = start_pool_program("interrupt-idle", GetParam(), workers);
+    ASSERT_EQ(workers.size(), 2u);
+    ASSERT_EQ(kill(program.pid, SIGINT), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(program.pid, &status, 0), program.pid);
+    close(program.output);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+    EXPECT_TRUE(all_end(workers)) << "the workers must be gone";
+}
 
 TEST(Pool, DefaultsToOneWorkerPerCpu) {
     crew::Pool pool;

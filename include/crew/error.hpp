@@ -78,6 +78,13 @@ class TimeoutError : public Error {
     using Error::Error;
 };
 
+// Ctrl-C (SIGINT) arrived while this thread waited for a result: every pool's workers were
+// stopped, as Python's KeyboardInterrupt ends a `with Pool()` block.
+class Interrupted : public Error {
+  public:
+    Interrupted();
+};
+
 namespace detail {
 // Throws SystemError for the current errno.
 [[noreturn]] void throw_system_error(const std::string& what_failed);

@@ -30,6 +30,7 @@
 #include <variant>
 #include <vector>
 
+#include "crew/detail/interrupt.hpp"
 #include "crew/detail/pull_iterator.hpp"
 #include "crew/error.hpp"
 
@@ -88,13 +89,11 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
 
     bool wait(std::optional<std::chrono::nanoseconds> timeout) const {
         if (is_done()) return true;
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
         std::unique_lock lock(mutex_);
-        auto is_done = [&] { return status_ == Status::done; };
-        if (!timeout) {
-            changed_.wait(lock, is_done);
-            return true;
-        }
-        return changed_.wait_for(lock, *timeout, is_done);
+        return wait_interruptibly(changed_, lock, deadline,
+                                  [&] { return status_ == Status::done; });
     }
     // Whether it is done, without taking the lock: for a thread that spins on it.
     bool is_done() const noexcept { return done_.load(std::memory_order_acquire); }
@@ -250,13 +249,9 @@ class AsCompleted {
         if (yielded_ == total_) return;
         std::unique_lock lock(shared_->mutex);
         auto any = [&] { return !shared_->done.empty(); };
-        if (deadline_) {
-            if (!shared_->arrived.wait_until(lock, *deadline_, any)) {
-                throw TimeoutError("crew: as_completed: " + std::to_string(total_ - yielded_) +
-                                   " futures were not done within the timeout");
-            }
-        } else {
-            shared_->arrived.wait(lock, any);
+        if (!detail::wait_interruptibly(shared_->arrived, lock, deadline_, any)) {
+            throw TimeoutError("crew: as_completed: " + std::to_string(total_ - yielded_) +
+                               " futures were not done within the timeout");
         }
         current_.emplace(std::move(shared_->done.front()));
         shared_->done.pop_front();
@@ -328,11 +323,9 @@ WaitResult<T> wait_for_futures(const std::vector<Future<T>>& futures, ReturnWhen
     };
     {
         std::unique_lock lock(shared->mutex);
-        if (timeout) {
-            shared->changed.wait_for(lock, *timeout, satisfied);
-        } else {
-            shared->changed.wait(lock, satisfied);
-        }
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+        wait_interruptibly(shared->changed, lock, deadline, satisfied);
     }
     WaitResult<T> result;
     for (const Future<T>& future : futures) {

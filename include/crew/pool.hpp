@@ -265,9 +265,7 @@ class ImapSink final : public TaskSink {
             found = index ? arrived_.find(*index) : arrived_.begin();
             return found != arrived_.end();
         };
-        if (!deadline) {
-            changed_.wait(lock, there);
-        } else if (!changed_.wait_until(lock, *deadline, there)) {
+        if (!wait_interruptibly(changed_, lock, deadline, there)) {
             throw TimeoutError("crew: map: a result was not ready within the timeout");
         }
         Arrived result = std::move(found->second);

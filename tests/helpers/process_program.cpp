@@ -5,6 +5,9 @@
 //   orphans N           starts N children that sleep, prints their pids, sleeps until killed
 //   log                 runs a child with crew::log_to_stderr() on
 //   spawn-without-init  tries a spawn child without calling crew::init
+//   interrupt-map       prints its pool's worker pids, "ready", then waits in a long map: the
+//                       test sends SIGINT; prints "interrupted after N ms" when map throws
+//   interrupt-idle      prints its pool's worker pids and "ready", then sleeps outside crew
 #include <unistd.h>
 
 #include <chrono>
@@ -14,6 +17,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -28,9 +32,16 @@ void throw_error() {
 void sleep_for_ms(int milliseconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
 }
+int sleep_for_ms_returning(int milliseconds) {
+    sleep_for_ms(milliseconds);
+    return milliseconds;
+}
 void sleep_then_report() {
     sleep_for_ms(300);
     std::cout << "the non-daemon child finished" << std::endl;
+}
+int worker_pid(int) {
+    return getpid();
 }
 void say_atexit() {
     const char line[] = "atexit handler ran\n";
@@ -97,6 +108,38 @@ int main(int argc, char** argv) {
         std::cout << "ready" << std::endl;
         sleep_for_ms(60'000);
         for (auto& child : children) child.kill();
+    } else if (command == "interrupt-map" || command == "interrupt-idle") {
+        crew::Pool pool({.processes = 2, .start_method = options.start_method});
+        std::vector<int> pids = pool.map(worker_pid, crew::range(20), 1);
+        for (int pid : std::set<int>(pids.begin(), pids.end())) {
+            std::cout << "worker pid " << pid << std::endl;
+        }
+        if (command == "interrupt-idle") {
+            std::cout << "ready" << std::endl;
+            sleep_for_ms(60'000);
+            return 0;
+        }
+        auto result = pool.map_async(sleep_for_ms_returning, std::vector<int>(40, 1'000), 1);
+        std::thread announce([] {
+            sleep_for_ms(200);  // by then the main thread waits in get()
+            std::cout << "ready" << std::endl;
+        });
+        auto start = std::chrono::steady_clock::now();
+        try {
+            result.get();
+            std::cout << "map finished without an interrupt" << std::endl;
+        } catch (const crew::Interrupted& error) {
+            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start);
+            std::cout << "interrupted after " << waited.count() << " ms: " << error.what()
+                      << std::endl;
+        }
+        announce.join();
+        try {
+            pool.apply(worker_pid, 0);
+        } catch (const crew::Error& error) {
+            std::cout << "afterwards: " << error.what() << std::endl;
+        }
     } else if (command == "log") {
         crew::log_to_stderr();
         crew::Process p(options, do_nothing);

@@ -1,0 +1,114 @@
+#include "crew/detail/interrupt.hpp"
+
+#include <csignal>
+#include <vector>
+
+#include "crew/error.hpp"
+
+namespace crew::detail {
+namespace {
+
+// Touched by the signal handler: lock-free atomics and what sigaction set, nothing else.
+std::atomic<int> waiting{0};
+std::atomic<unsigned> interrupts{0};
+std::atomic<bool> installed{false};
+struct sigaction before_crew {};
+
+// How often a waiting thread looks for an interrupt: a handler may not wake a condition variable.
+constexpr std::chrono::milliseconds interrupt_poll{20};
+
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<unsigned>::is_always_lock_free);
+
+void on_interrupt(int signal, siginfo_t* info, void* context) {
+    if (waiting.load() > 0) {
+        interrupts.fetch_add(1);
+        return;
+    }
+    if (before_crew.sa_flags & SA_SIGINFO) {
+        before_crew.sa_sigaction(signal, info, context);
+    } else if (before_crew.sa_handler == SIG_IGN) {
+        return;
+    } else if (before_crew.sa_handler != SIG_DFL) {
+        before_crew.sa_handler(signal);
+    } else {
+        // The default: the program ends by SIGINT, as it would have without crew.
+        ::sigaction(SIGINT, &before_crew, nullptr);
+        ::raise(SIGINT);
+    }
+}
+
+struct Stopper {
+    std::function<void()> stop;
+    const void* owner;
+};
+std::mutex stoppers_mutex;
+std::vector<Stopper> stoppers;
+
+[[noreturn]] void stop_everything_and_throw() {
+    {
+        std::lock_guard lock(stoppers_mutex);
+        for (auto& stopper : stoppers) stopper.stop();
+    }
+    throw Interrupted();
+}
+
+}  // namespace
+
+void handle_interrupts() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction action {};
+        action.sa_sigaction = on_interrupt;
+        action.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&action.sa_mask);
+        if (::sigaction(SIGINT, &action, &before_crew) != 0) {
+            throw_system_error("cannot install crew's SIGINT handler");
+        }
+        installed.store(true);
+    });
+}
+
+void forget_interrupt_handler() {
+    if (installed.load()) ::sigaction(SIGINT, &before_crew, nullptr);
+}
+
+void register_for_interrupts(std::function<void()> stop, const void* owner) {
+    std::lock_guard lock(stoppers_mutex);
+    stoppers.push_back({std::move(stop), owner});
+}
+
+void unregister_for_interrupts(const void* owner) {
+    std::lock_guard lock(stoppers_mutex);
+    std::erase_if(stoppers, [&](const Stopper& stopper) { return stopper.owner == owner; });
+}
+
+bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
+                        std::optional<std::chrono::steady_clock::time_point> deadline,
+                        const std::function<bool()>& ready) {
+    if (!installed.load()) {
+        if (!deadline) {
+            condition.wait(lock, ready);
+            return true;
+        }
+        return condition.wait_until(lock, *deadline, ready);
+    }
+    const unsigned seen = interrupts.load();
+    waiting.fetch_add(1);
+    struct Leave {
+        ~Leave() { waiting.fetch_sub(1); }
+    } leave;
+    while (!ready()) {
+        if (interrupts.load() != seen) {
+            lock.unlock();
+            stop_everything_and_throw();
+        }
+        auto until = std::chrono::steady_clock::now() + interrupt_poll;
+        if (deadline && *deadline <= until) {
+            return condition.wait_until(lock, *deadline, ready);
+        }
+        condition.wait_until(lock, until);
+    }
+    return true;
+}
+
+}  // namespace crew::detail
