@@ -42,12 +42,6 @@
 
 namespace crew {
 
-// Options of Executor::map. Every member has an initializer, so any may be left out.
-struct MapOptions {
-    std::size_t chunksize = 0;                             // process executor; 0: automatic
-    std::optional<std::chrono::nanoseconds> timeout = {};  // for every result, from the call
-};
-
 struct ProcessPoolExecutorOptions {
     int max_workers = 0;  // 0: crew::cpu_count()
     Initializer initializer = {};
@@ -80,8 +74,7 @@ class ProcessPoolExecutor {
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, MapOptions options = {}) {
         return pool_.lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                                 std::forward<Range>(items), options.chunksize, true,
-                                 options.timeout);
+                                 std::forward<Range>(items), options, true, "map");
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false) {
@@ -176,14 +169,21 @@ class ThreadPoolExecutor {
         return Future<R>(std::move(task));
     }
 
-    // Lazy and ordered; keeps twice max_workers() calls in flight.
+    // Lazy and ordered; keeps twice max_workers() calls in flight. options.chunksize is for the
+    // process executor only: threads take items one by one.
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, MapOptions options = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using R = std::invoke_result_t<std::decay_t<Function>&, Item>;
+        std::shared_ptr<detail::Progress> progress;
+        if (options.progress) {
+            std::optional<std::uint64_t> total;
+            if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
+            progress = std::make_shared<detail::Progress>("map", total);
+        }
         return ThreadMapResults<std::decay_t<Function>, std::views::all_t<Range>, R>(
             *this, std::forward<Function>(function), std::views::all(std::forward<Range>(items)),
-            options.timeout);
+            options.timeout, std::move(progress));
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false);
@@ -193,11 +193,13 @@ class ThreadPoolExecutor {
     class ThreadMapResults {
       public:
         ThreadMapResults(ThreadPoolExecutor& executor, F function, View view,
-                         std::optional<std::chrono::nanoseconds> timeout)
+                         std::optional<std::chrono::nanoseconds> timeout,
+                         std::shared_ptr<detail::Progress> progress)
             : executor_(&executor),
               function_(std::move(function)),
               view_(std::move(view)),
-              next_(std::ranges::begin(view_)) {
+              next_(std::ranges::begin(view_)),
+              progress_(std::move(progress)) {
             if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
         }
 
@@ -218,7 +220,9 @@ class ThreadPoolExecutor {
         }
         void advance() {
             in_flight_.pop_front();
+            if (progress_) progress_->advance(1);
             fill();
+            if (progress_ && in_flight_.empty()) progress_->finish();
         }
         bool at_end() const { return in_flight_.empty(); }
         void fill() {
@@ -234,6 +238,7 @@ class ThreadPoolExecutor {
         std::ranges::iterator_t<View> next_;
         std::deque<Future<R>> in_flight_;
         std::optional<std::chrono::steady_clock::time_point> deadline_;
+        std::shared_ptr<detail::Progress> progress_;  // null without .progress
     };
 
     void enqueue(std::shared_ptr<detail::ThreadJob> job);

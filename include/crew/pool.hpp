@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "crew/detail/pool_core.hpp"
+#include "crew/detail/progress.hpp"
 #include "crew/detail/pull_iterator.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
@@ -83,6 +84,14 @@ struct PoolOptions {
     std::optional<StartMethod> start_method = {};  // default crew::get_start_method()
     std::chrono::nanoseconds task_timeout{0};      // longer tasks fail with TimeoutError; 0: none
     int retries = 0;                               // runs again of a task whose worker died
+};
+
+// Options of map, starmap, imap and imap_unordered (and of the executors' map). Every member has
+// an initializer, so designated initializers may leave any out.
+struct MapOptions {
+    std::size_t chunksize = 0;                             // 0: automatic
+    std::optional<std::chrono::nanoseconds> timeout = {};  // for the results, from the call
+    bool progress = false;  // a progress bar on stderr (plain lines when it is not a terminal)
 };
 
 // The result of an _async call, as Python's AsyncResult.
@@ -150,8 +159,12 @@ class SingleSink final : public TaskSink {
 template <class R>
 class MapSink final : public TaskSink {
   public:
-    MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count)
-        : state_(std::move(state)), count_(count), remaining_(count) {
+    MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count,
+            std::shared_ptr<Progress> progress)
+        : state_(std::move(state)),
+          count_(count),
+          remaining_(count),
+          progress_(std::move(progress)) {
         // Allocated by the caller's thread, as its own loop would (from its malloc arena, often
         // warm); filled in by the broker.
         results_.reserve(count);
@@ -200,6 +213,7 @@ class MapSink final : public TaskSink {
     }
     void arrived(std::size_t count) {
         remaining_ -= count;
+        if (progress_) progress_->advance(count);
         if (remaining_ != 0) return;
         if (error_) {
             state_->set_error(error_);
@@ -221,6 +235,7 @@ class MapSink final : public TaskSink {
     std::size_t remaining_;
     std::uint64_t error_index_ = ~std::uint64_t{0};
     std::exception_ptr error_;
+    std::shared_ptr<Progress> progress_;  // null without .progress
 };
 
 // imap: results wait here, by input position, until the consumer takes them.
@@ -319,13 +334,15 @@ class ImapResults {
 
     ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
                 std::size_t chunksize, std::size_t window_chunks,
-                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt)
+                std::optional<std::chrono::steady_clock::time_point> deadline,
+                std::shared_ptr<detail::Progress> progress)
         : sink_(std::move(sink)),
           feeder_(std::move(feeder)),
           ordered_(ordered),
           chunksize_(chunksize),
           window_chunks_(window_chunks),
-          deadline_(deadline) {}
+          deadline_(deadline),
+          progress_(std::move(progress)) {}
 
     using iterator = detail::PullIterator<ImapResults, R&>;
 
@@ -371,7 +388,10 @@ class ImapResults {
     void advance() {
         current_.reset();
         fill_window();
-        if (yielded_ == submitted_) return;  // the end
+        if (yielded_ == submitted_) {  // the end
+            if (progress_) progress_->finish();
+            return;
+        }
         auto arrived = sink_->take(ordered_ ? std::optional(yielded_) : std::nullopt, deadline_);
         ++yielded_;
         // A chunk counts as out until all its results have been taken.
@@ -380,6 +400,7 @@ class ImapResults {
             --chunks_out_;
         }
         current_ = std::move(arrived);
+        if (progress_) progress_->advance(1);
     }
 
     std::shared_ptr<detail::ImapSink<R>> sink_;
@@ -395,6 +416,7 @@ class ImapResults {
     std::uint32_t last_chunk_ = 0;
     bool input_done_ = false;
     std::optional<typename detail::ImapSink<R>::Arrived> current_;
+    std::shared_ptr<detail::Progress> progress_;  // null without .progress
 };
 
 class Pool {
@@ -411,42 +433,59 @@ class Pool {
     // f(item) for every item, in input order. chunksize 0: automatic.
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return wait_for([&] {
-            return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                                     std::forward<Range>(items), chunksize);
-        });
+        return map(std::forward<Function>(function), std::forward<Range>(items),
+                   MapOptions{.chunksize = chunksize});
+    }
+    // pool.map(f, items, {.chunksize = 100, .timeout = 5s, .progress = true})
+    template <class Function, std::ranges::input_range Range>
+    auto map(Function&& function, Range&& items, MapOptions options) {
+        return wait_for(
+            [&] {
+                return submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                         std::forward<Range>(items), options, "map");
+            },
+            options.timeout);
     }
 
     template <class Function, std::ranges::input_range Range>
     auto map_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
         return AsyncResult(
             submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                              std::forward<Range>(items), chunksize));
+                              std::forward<Range>(items), MapOptions{.chunksize = chunksize}, ""));
     }
 
     // f(a, b, ...) for every tuple (a, b, ...), in input order.
     template <class Function, std::ranges::input_range Range>
     auto starmap(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return wait_for([&] {
-            return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                                    std::forward<Range>(items), chunksize);
-        });
+        return starmap(std::forward<Function>(function), std::forward<Range>(items),
+                       MapOptions{.chunksize = chunksize});
+    }
+    template <class Function, std::ranges::input_range Range>
+    auto starmap(Function&& function, Range&& items, MapOptions options) {
+        return wait_for(
+            [&] {
+                return submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                        std::forward<Range>(items), options, "starmap");
+            },
+            options.timeout);
     }
 
     template <class Function, std::ranges::input_range Range>
     auto starmap_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
         return AsyncResult(
             submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                             std::forward<Range>(items), chunksize));
+                             std::forward<Range>(items), MapOptions{.chunksize = chunksize}, ""));
     }
 
     // function(arguments...) in a worker, waiting for the result.
     template <class Function, class... Arguments>
     auto apply(Function&& function, Arguments&&... arguments) {
-        return wait_for([&] {
-            return submit_call(std::forward<Function>(function),
-                               std::forward<Arguments>(arguments)...);
-        });
+        return wait_for(
+            [&] {
+                return submit_call(std::forward<Function>(function),
+                                   std::forward<Arguments>(arguments)...);
+            },
+            std::nullopt);
     }
 
     template <class Function, class... Arguments>
@@ -456,18 +495,29 @@ class Pool {
     }
 
     // Results in input order, computed a bounded window ahead of the consumer; chunksize 0:
-    // automatic (chunks grow until one costs a few hundred microseconds).
+    // automatic (chunks grow until one costs a few hundred microseconds). With options, a
+    // timeout counts from the call for every result.
     template <class Function, std::ranges::input_range Range>
     auto imap(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return imap(std::forward<Function>(function), std::forward<Range>(items),
+                    MapOptions{.chunksize = chunksize});
+    }
+    template <class Function, std::ranges::input_range Range>
+    auto imap(Function&& function, Range&& items, MapOptions options) {
         return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                           std::forward<Range>(items), chunksize, true, std::nullopt);
+                           std::forward<Range>(items), options, true, "imap");
     }
 
     // As imap, in the order results arrive.
     template <class Function, std::ranges::input_range Range>
     auto imap_unordered(Function&& function, Range&& items, std::size_t chunksize = 0) {
+        return imap_unordered(std::forward<Function>(function), std::forward<Range>(items),
+                              MapOptions{.chunksize = chunksize});
+    }
+    template <class Function, std::ranges::input_range Range>
+    auto imap_unordered(Function&& function, Range&& items, MapOptions options) {
         return lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                           std::forward<Range>(items), chunksize, false, std::nullopt);
+                           std::forward<Range>(items), options, false, "imap_unordered");
     }
 
     void close();
@@ -534,7 +584,7 @@ class Pool {
     }
 
     template <bool Star, class F, class Range>
-    auto submit_all(F function, Range&& items, std::size_t chunksize) {
+    auto submit_all(F function, Range&& items, const MapOptions& options, const char* label) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = Call<F, Item, Star>;
         if constexpr (C::valid) {
@@ -546,11 +596,14 @@ class Pool {
             if constexpr (!std::ranges::sized_range<Range>) {
                 std::vector<std::ranges::range_value_t<Range>> all;
                 for (auto&& item : items) all.push_back(std::forward<decltype(item)>(item));
-                return submit_all<Star>(std::move(function), std::move(all), chunksize);
+                return submit_all<Star>(std::move(function), std::move(all), options, label);
             } else {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
-                auto sink = std::make_shared<detail::MapSink<R>>(state, count);
+                std::shared_ptr<detail::Progress> progress;
+                if (options.progress) progress = std::make_shared<detail::Progress>(label, count);
+                auto sink = std::make_shared<detail::MapSink<R>>(state, count, std::move(progress));
+                const std::size_t chunksize = options.chunksize;
                 // Automatic: four chunks a worker, as Python does, balancing load and overhead,
                 // but no bigger than a message that stays in place in the ring.
                 std::size_t size = chunksize;
@@ -576,8 +629,8 @@ class Pool {
     friend class ProcessPoolExecutor;
 
     template <bool Star, class F, class Range>
-    auto lazy(F function, Range&& items, std::size_t chunksize, bool ordered,
-              std::optional<std::chrono::nanoseconds> timeout) {
+    auto lazy(F function, Range&& items, const MapOptions& options, bool ordered,
+              const char* label) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = Call<F, Item, Star>;
         if constexpr (C::valid) {
@@ -594,8 +647,14 @@ class Pool {
                     : view(std::views::all(std::forward<Range>(items))),
                       next(std::ranges::begin(view)) {}
             };
+            std::shared_ptr<detail::Progress> progress;
+            if (options.progress) {
+                std::optional<std::uint64_t> total;
+                if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
+                progress = std::make_shared<detail::Progress>(label, total);
+            }
             auto input = std::make_shared<Input>(std::forward<Range>(items));
-            const bool automatic = chunksize == 0;
+            const bool automatic = options.chunksize == 0;
             typename ImapResults<R>::Feeder feeder =
                 [this, function = std::move(function), input, sink, automatic](
                     std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
@@ -606,21 +665,26 @@ class Pool {
                 return count;
             };
             std::optional<std::chrono::steady_clock::time_point> deadline;
-            if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
-            return ImapResults<R>(sink, std::move(feeder), ordered, chunksize,
-                                  4 * static_cast<std::size_t>(processes()), deadline);
+            if (options.timeout) deadline = std::chrono::steady_clock::now() + *options.timeout;
+            return ImapResults<R>(sink, std::move(feeder), ordered, options.chunksize,
+                                  4 * static_cast<std::size_t>(processes()), deadline,
+                                  std::move(progress));
         }
     }
 
     // Submits, then waits for the result doing the broker's work for a while (a quick result
     // comes back without waking a thread), then sleeps; moves the result out.
     template <class Submit>
-    auto wait_for(Submit&& submit) {
+    auto wait_for(Submit&& submit, std::optional<std::chrono::nanoseconds> timeout) {
+        const auto start = std::chrono::steady_clock::now();
         decltype(submit()) state;
         {
             detail::PoolCore::Driver driver(*core_);
             state = submit();
             driver.drive_until([&] { return state->is_done(); });
+        }
+        if (timeout && !state->wait(*timeout - (std::chrono::steady_clock::now() - start))) {
+            throw TimeoutError("crew: the results were not ready within the timeout");
         }
         return state->take_value();
     }

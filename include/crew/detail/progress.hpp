@@ -1,0 +1,53 @@
+// crew/detail/progress.hpp: the progress bar that map, imap, starmap and Executor::map draw with
+// .progress = true, after tqdm's.
+//
+// On a terminal it redraws one line of stderr at most ten times a second: percentage, bar and
+// count when the total is known, then elapsed time, estimated remaining time and rate. Anywhere
+// else (a file, a pipe) it writes a plain line every few seconds instead. The last state is
+// written, ending the line, when the work is done or the Progress goes away. advance() may be
+// called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace crew::detail {
+
+class Progress {
+  public:
+    struct Output {
+        int fd;
+        bool terminal;                      // redraw one line, or write a line each interval
+        std::chrono::nanoseconds interval;  // between drawings
+    };
+
+    // On stderr, as a bar if stderr is a terminal.
+    Progress(std::string label, std::optional<std::uint64_t> total);
+    Progress(std::string label, std::optional<std::uint64_t> total, Output output);
+    ~Progress();
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+
+    void advance(std::uint64_t count);
+    // Draws the last state and ends the line; later calls do nothing.
+    void finish();
+
+  private:
+    void draw(bool last);
+    void draw_locked(bool last);
+
+    std::string label_;
+    std::optional<std::uint64_t> total_;
+    Output output_;
+    std::chrono::steady_clock::time_point start_;
+    std::atomic<std::uint64_t> done_{0};
+    std::atomic<std::int64_t> next_draw_;  // steady_clock ticks
+    std::mutex drawing_;
+    bool finished_ = false;
+};
+
+}  // namespace crew::detail

@@ -1,0 +1,121 @@
+#include "crew/detail/progress.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <cmath>
+
+namespace crew::detail {
+namespace {
+
+constexpr auto terminal_interval = std::chrono::milliseconds(100);
+constexpr auto plain_interval = std::chrono::seconds(2);
+constexpr int bar_width = 25;
+
+std::string clock_text(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "?";
+    auto total = static_cast<long long>(seconds + 0.5);
+    if (total >= 3600)
+        return fmt::format("{}:{:02}:{:02}", total / 3600, total / 60 % 60, total % 60);
+    return fmt::format("{:02}:{:02}", total / 60, total % 60);
+}
+
+std::string rate_text(double per_second) {
+    if (per_second >= 1e6) return fmt::format("{:.2f}M/s", per_second / 1e6);
+    if (per_second >= 1e3) return fmt::format("{:.2f}k/s", per_second / 1e3);
+    return fmt::format("{:.2f}/s", per_second);
+}
+
+void write_all(int fd, const std::string& text) {
+    for (std::size_t written = 0; written < text.size();) {
+        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+        if (n <= 0) return;  // stderr may be closed: progress is not worth failing for
+        written += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace
+
+Progress::Progress(std::string label, std::optional<std::uint64_t> total)
+    : Progress(std::move(label), total,
+               Output{STDERR_FILENO, ::isatty(STDERR_FILENO) == 1,
+                      ::isatty(STDERR_FILENO) == 1 ? std::chrono::nanoseconds(terminal_interval)
+                                                   : std::chrono::nanoseconds(plain_interval)}) {}
+
+Progress::Progress(std::string label, std::optional<std::uint64_t> total, Output output)
+    : label_(std::move(label)),
+      total_(total),
+      output_(output),
+      start_(std::chrono::steady_clock::now()),
+      next_draw_((start_ + output.interval).time_since_epoch().count()) {
+    if (output_.terminal) draw(false);
+}
+
+Progress::~Progress() {
+    finish();
+}
+
+void Progress::advance(std::uint64_t count) {
+    const std::uint64_t done = done_.fetch_add(count) + count;
+    if (total_ && done >= *total_) {
+        finish();
+        return;
+    }
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto due = next_draw_.load(std::memory_order_relaxed);
+    // One thread draws; the others go on with their work.
+    if (now >= due && next_draw_.compare_exchange_strong(due, now + output_.interval.count())) {
+        draw(false);
+    }
+}
+
+void Progress::finish() {
+    std::lock_guard lock(drawing_);
+    if (finished_) return;
+    finished_ = true;
+    draw_locked(true);
+}
+
+void Progress::draw(bool last) {
+    std::lock_guard lock(drawing_);
+    if (finished_) return;
+    draw_locked(last);
+}
+
+void Progress::draw_locked(bool last) {
+    const std::uint64_t done = done_.load();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    std::string text;
+    if (total_) {
+        const double fraction =
+            *total_ == 0 ? 1.0
+                         : std::min(1.0, static_cast<double>(done) / static_cast<double>(*total_));
+        const double remaining =
+            rate > 0 ? static_cast<double>(*total_ - std::min(done, *total_)) / rate : NAN;
+        if (output_.terminal) {
+            const int filled = static_cast<int>(fraction * bar_width);
+            std::string bar;
+            for (int i = 0; i < bar_width; ++i) bar += i < filled ? "\u2588" : " ";
+            text = fmt::format("\r{}: {:3.0f}%|{}| {}/{} [{}<{}, {}]\x1b[K", label_, 100 * fraction,
+                               bar, done, *total_, clock_text(elapsed), clock_text(remaining),
+                               rate_text(rate));
+        } else {
+            text = fmt::format("{}: {}/{} ({:.0f}%) elapsed {} remaining {} {}\n", label_, done,
+                               *total_, 100 * fraction, clock_text(elapsed), clock_text(remaining),
+                               rate_text(rate));
+        }
+    } else if (output_.terminal) {
+        text = fmt::format("\r{}: {} [{}, {}]\x1b[K", label_, done, clock_text(elapsed),
+                           rate_text(rate));
+    } else {
+        text = fmt::format("{}: {} elapsed {} {}\n", label_, done, clock_text(elapsed),
+                           rate_text(rate));
+    }
+    if (last && output_.terminal) text += '\n';
+    write_all(output_.fd, text);
+}
+
+}  // namespace crew::detail

@@ -1,0 +1,112 @@
+// The progress bar of map, imap, starmap and Executor::map (.progress = true), after tqdm's.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <crew/crew.hpp>
+#include <crew/detail/progress.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using crew::detail::Progress;
+
+int square(int x) {
+    return x * x;
+}
+
+// A pipe whose read end is drained into a string.
+class Pipe {
+  public:
+    Pipe() { EXPECT_EQ(pipe(fds_), 0); }
+    ~Pipe() {
+        close(fds_[0]);
+        if (fds_[1] >= 0) close(fds_[1]);
+    }
+    int write_end() const { return fds_[1]; }
+    std::string drain() {
+        close(fds_[1]);
+        fds_[1] = -1;
+        std::string text;
+        char buffer[4096];
+        for (ssize_t n; (n = read(fds_[0], buffer, sizeof buffer)) > 0;) text.append(buffer, n);
+        return text;
+    }
+
+  private:
+    int fds_[2] = {-1, -1};
+};
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+    std::size_t count = 0;
+    for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
+    return count;
+}
+
+TEST(Progress, OnATerminalRedrawsOneLineWithBarCountTimesAndRate) {
+    Pipe pipe;
+    {
+        Progress progress("map", 10, {pipe.write_end(), true, 0ns});
+        progress.advance(5);
+        progress.advance(5);
+    }
+    std::string text = pipe.drain();
+    EXPECT_EQ(text.front(), '\r') << text;
+    EXPECT_NE(text.find("map:  50%|"), std::string::npos) << text;
+    EXPECT_NE(text.find(" 5/10 ["), std::string::npos) << text;
+    EXPECT_NE(text.find("map: 100%|"), std::string::npos) << text;
+    EXPECT_NE(text.find(" 10/10 [00:00<00:00, "), std::string::npos) << text;
+    EXPECT_NE(text.find("/s]"), std::string::npos) << text;
+    EXPECT_EQ(count_of(text, "\n"), 1u) << "one line, ended once: " << text;
+    EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(Progress, ElsewhereWritesPlainLines) {
+    Pipe pipe;
+    {
+        Progress progress("imap", 4, {pipe.write_end(), false, 0ns});
+        progress.advance(1);
+        progress.advance(1);
+        progress.advance(2);
+    }
+    std::string text = pipe.drain();
+    EXPECT_EQ(count_of(text, "\r"), 0u) << text;
+    EXPECT_NE(text.find("imap: 1/4 (25%) elapsed 00:00 remaining "), std::string::npos) << text;
+    EXPECT_NE(text.find("imap: 4/4 (100%) elapsed 00:00 remaining 00:00 "), std::string::npos)
+        << text;
+    EXPECT_EQ(count_of(text, "imap: 4/4"), 1u) << "the last state once: " << text;
+}
+
+TEST(Progress, WithoutATotalCountsAndGivesTheRate) {
+    Pipe pipe;
+    {
+        Progress progress("imap", std::nullopt, {pipe.write_end(), false, 1h});
+        for (int i = 0; i < 7; ++i) progress.advance(1);
+    }
+    std::string text = pipe.drain();
+    EXPECT_EQ(text.rfind("imap: 7 elapsed 00:00 ", 0), 0u) << "only the last line: " << text;
+    EXPECT_NE(text.find("/s\n"), std::string::npos) << text;
+}
+
+// End to end, with stderr redirected to a file (not a terminal): plain lines.
+TEST(Progress, MapImapAndExecutorMapReportOnStderr) {
+    crew::Pool pool(2);
+    ::testing::internal::CaptureStderr();
+    auto squares = pool.map(square, crew::range(1000), {.progress = true});
+    int sum = 0;
+    for (int s : pool.imap(square, crew::range(100), {.chunksize = 10, .progress = true})) sum += s;
+    crew::ThreadPoolExecutor threads({.max_workers = 2});
+    for (int s : threads.map(square, crew::range(50), {.progress = true})) sum += s;
+    auto quiet = pool.map(square, crew::range(10));
+    std::string text = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(squares[999], 999 * 999);
+    EXPECT_EQ(sum, 328350 + 40425);
+    EXPECT_NE(text.find("map: 1000/1000 (100%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("imap: 100/100 (100%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("map: 50/50 (100%)"), std::string::npos) << text;
+    EXPECT_EQ(count_of(text, "\n"), 3u) << "off by default: " << text;
+}
+
+}  // namespace
