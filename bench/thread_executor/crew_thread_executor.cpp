@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
         std::vector<int> results(kTasks);
         arena.execute([&] {
             tbb::task_group group;
-            for (int i = 0; i < kTasks; ++i) group.run([&results, i] { results[i] = increment(i); });
+            for (int i = 0; i < kTasks; ++i)
+                group.run([&results, i] { results[i] = increment(i); });
             group.wait();
         });
         for (int result : results) checksum += result;

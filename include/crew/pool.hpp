@@ -4,11 +4,11 @@
 //
 //     int main(int argc, char** argv) {
 //         crew::init(argc, argv);
-//         crew::Pool pool(4);                                   // or crew::Pool pool;
-//         (cpu_count()) std::vector<int> squares = pool.map(square, crew::range(10));  // 0, 1, 4,
-//         ..., 81 crew::AsyncResult<int> later = pool.apply_async(square, 12); for (int s :
-//         pool.imap_unordered(square, crew::range(100))) ... std::cout << later.get() << '\n'; //
-//         144
+//         crew::Pool pool(4);  // or crew::Pool pool; for one worker a CPU
+//         std::vector<int> squares = pool.map(square, crew::range(10));  // 0, 1, 4, ..., 81
+//         crew::AsyncResult<int> later = pool.apply_async(square, 12);
+//         for (int s : pool.imap_unordered(square, crew::range(100), {.progress = true})) {}
+//         std::cout << later.get() << '\n';  // 144
 //     }
 //
 // Functions and arguments cross to the workers as crew/process.hpp and crew/serialization.hpp
@@ -25,7 +25,8 @@
 // Blocking: map, starmap and apply wait for their results; the _async forms and imap return at
 // once. imap keeps a bounded window of work in flight and reads its input only as results are
 // consumed, so an endless input is fine; the input must outlive the iteration, and the results
-// of imap must not outlive the pool.
+// of imap must not outlive the pool. Ctrl-C while a thread waits for results makes the wait
+// throw crew::Interrupted, after stopping the workers of every pool.
 //
 // Lifetime: close() stops new work, join() (after close or terminate) waits for the workers to
 // finish what was submitted and end; terminate() kills them at once and fails what was not done.

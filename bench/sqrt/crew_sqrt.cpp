@@ -1,0 +1,112 @@
+// Seed 001's benchmark: the square roots of range(10, N) with Pool.map against a serial loop,
+// both giving a std::vector<double>, at N = 5,000,000 and N = 100,000; then the same with a
+// heavier function (about 2 us of arithmetic an item) against two bare forked processes that
+// split the work, the ceiling for 2 processes here (issue 3, benchmark 5).
+// Usage: crew_sqrt [REPEATS]   (prints median times)
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <crew/crew.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "../timing.hpp"
+
+namespace {
+
+double root(long x) {
+    return std::sqrt(static_cast<double>(x));
+}
+
+// About 2 us here: a chain of dependent square roots and additions the compiler cannot fold.
+double heavy(long x) {
+    double value = static_cast<double>(x);
+    for (int i = 0; i < 200; ++i) value = std::sqrt(value + static_cast<double>(i));
+    return value;
+}
+
+template <class Run>
+double seconds(Run&& run) {
+    auto start = std::chrono::steady_clock::now();
+    run();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+template <class F>
+std::vector<double> serial(F function, long n) {
+    std::vector<double> results;
+    results.reserve(static_cast<std::size_t>(n - 10));
+    for (long x = 10; x < n; ++x) results.push_back(function(x));
+    return results;
+}
+
+// Two forked processes each compute half into shared memory; the parent gathers a vector.
+template <class F>
+std::vector<double> two_bare_processes(F function, long n) {
+    const std::size_t count = static_cast<std::size_t>(n - 10);
+    void* shared = mmap(nullptr, count * sizeof(double), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) std::abort();
+    auto* out = static_cast<double*>(shared);
+    const long half = 10 + static_cast<long>(count / 2);
+    pid_t children[2];
+    for (int c = 0; c < 2; ++c) {
+        children[c] = fork();
+        if (children[c] == 0) {
+            for (long x = c == 0 ? 10 : half; x < (c == 0 ? half : n); ++x)
+                out[x - 10] = function(x);
+            _exit(0);
+        }
+    }
+    for (pid_t child : children) waitpid(child, nullptr, 0);
+    std::vector<double> results(out, out + count);
+    munmap(shared, count * sizeof(double));
+    return results;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    crew::init(argc, argv);
+    const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
+    crew::Pool pool(2);
+    bool same = true;
+
+    for (long n : {5'000'000L, 100'000L}) {
+        std::vector<double> serial_times, pool_times;
+        for (int r = 0; r < repeats; ++r) {
+            std::vector<double> expected, got;
+            serial_times.push_back(seconds([&] { expected = serial(root, n); }));
+            pool_times.push_back(seconds([&] { got = pool.map(root, crew::range(10L, n)); }));
+            same = same && got == expected;
+        }
+        double s = summarize(serial_times).median, p = summarize(pool_times).median;
+        std::printf("sqrt N=%-9ld serial %8.4f s  crew Pool(2).map %8.4f s  = %.2fx serial\n", n, s,
+                    p, p / s);
+    }
+
+    constexpr long kHeavy = 200'000;
+    std::vector<double> serial_times, pool_times, bare_times;
+    for (int r = 0; r < repeats; ++r) {
+        std::vector<double> expected, got, bare;
+        serial_times.push_back(seconds([&] { expected = serial(heavy, kHeavy); }));
+        pool_times.push_back(seconds([&] { got = pool.map(heavy, crew::range(10L, kHeavy)); }));
+        bare_times.push_back(seconds([&] { bare = two_bare_processes(heavy, kHeavy); }));
+        same = same && got == expected && bare == expected;
+    }
+    double s = summarize(serial_times).median, p = summarize(pool_times).median,
+           b = summarize(bare_times).median;
+    std::printf(
+        "heavy (%.2f us an item, N=%ld): serial %.3f s  crew %.3f s (speedup %.3f)  "
+        "2 bare processes %.3f s (speedup %.3f)\n",
+        1e6 * s / kHeavy, kHeavy, s, p, s / p, b, s / b);
+    std::printf("heavy: crew speedup / bare speedup = %.1f%% (goal >= 90%%)\n",
+                100 * (s / p) / (s / b));
+    std::printf("results identical: %s\n", same ? "yes" : "NO");
+    return same ? 0 : 1;
+}
