@@ -3,12 +3,45 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "crew/error.hpp"
 
 namespace crew::detail {
+namespace {
+
+// Buffers this large are kept (one of them) when done with; see Buffer.
+constexpr std::size_t large_buffer = std::size_t{1} << 20;
+
+std::mutex spare_mutex;
+std::byte* spare = nullptr;
+std::size_t spare_capacity = 0;
+
+}  // namespace
+
+void Buffer::Release::operator()(std::byte* bytes) const noexcept {
+    if (bytes != nullptr && capacity >= large_buffer) {
+        std::lock_guard lock(spare_mutex);
+        if (capacity > spare_capacity) {
+            std::free(spare);
+            spare = bytes;
+            spare_capacity = capacity;
+            return;
+        }
+    }
+    std::free(bytes);
+}
+
+Buffer::Owner Buffer::take_spare(std::size_t capacity) {
+    std::lock_guard lock(spare_mutex);
+    if (spare == nullptr || spare_capacity < capacity) return Owner(nullptr, Release{0});
+    Owner taken(std::exchange(spare, nullptr), Release{spare_capacity});
+    spare_capacity = 0;
+    return taken;
+}
 
 void Writer::Appender::append(const void* bytes, std::size_t count) {
     if (count == 0) return;  // an empty range's data() may be null, which memcpy must not get
@@ -20,11 +53,19 @@ void Writer::Appender::append(const void* bytes, std::size_t count) {
 }
 
 void Writer::Appender::grow_to(std::size_t wanted) {
-    // realloc, not a new vector: large buffers grow by remapping instead of copying.
+    if (wanted >= large_buffer) {
+        if (Buffer::Owner spare = Buffer::take_spare(wanted)) {
+            if (size != 0) std::memcpy(spare.get(), data.get(), size);
+            capacity = spare.get_deleter().capacity;
+            data = std::move(spare);
+            return;
+        }
+    }
+    // realloc, not a new vector: large blocks grow by remapping, without a copy or a first touch.
     auto* grown = static_cast<std::byte*>(std::realloc(data.get(), wanted));
     if (grown == nullptr) throw std::bad_alloc();
     (void)data.release();
-    data.reset(grown);
+    data = Buffer::Owner(grown, Buffer::Release{wanted});
     capacity = wanted;
 }
 

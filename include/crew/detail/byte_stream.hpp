@@ -24,21 +24,30 @@
 
 namespace crew::detail {
 
+// A buffer of malloc'd memory. A large one, once done with, is kept for the next large message
+// instead of being freed: a first touch of fresh memory costs far more than a copy on these
+// machines (bench/README.md), and a 64 MiB argument sent again should not pay for it each time.
+struct Buffer {
+    struct Release {
+        std::size_t capacity = 0;
+        void operator()(std::byte* bytes) const noexcept;
+    };
+    using Owner = std::unique_ptr<std::byte, Release>;
+    // The spare large buffer, if there is one of at least capacity bytes; else null.
+    static Owner take_spare(std::size_t capacity);
+};
+
 // A finished message's bytes, taken from the Writer that wrote them.
 class MessageBytes {
   public:
-    struct Free {
-        void operator()(std::byte* bytes) const noexcept { std::free(bytes); }
-    };
     MessageBytes() = default;
-    MessageBytes(std::unique_ptr<std::byte, Free> data, std::size_t size)
-        : data_(std::move(data)), size_(size) {}
+    MessageBytes(Buffer::Owner data, std::size_t size) : data_(std::move(data)), size_(size) {}
     std::byte* data() noexcept { return data_.get(); }
     std::size_t size() const noexcept { return size_; }
     std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
 
   private:
-    std::unique_ptr<std::byte, Free> data_;
+    Buffer::Owner data_;
     std::size_t size_ = 0;
 };
 
@@ -77,6 +86,7 @@ class Writer {
         MessageBytes taken(std::move(appender_.data), appender_.size);
         appender_.size = 0;
         appender_.capacity = 0;
+        appender_.data = Buffer::Owner(nullptr, Buffer::Release{0});
         return taken;
     }
     // A std::ostream whose writes land in this buffer, for cereal's archives.
@@ -88,7 +98,7 @@ class Writer {
 
   private:
     struct Appender : std::streambuf {
-        std::unique_ptr<std::byte, MessageBytes::Free> data;
+        Buffer::Owner data;
         std::size_t size = 0;
         std::size_t capacity = 0;
 
