@@ -1,5 +1,6 @@
 #include "crew/detail/byte_stream.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -7,28 +8,44 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "crew/error.hpp"
 
 namespace crew::detail {
 namespace {
 
-// Buffers this large are kept (one of them) when done with; see Buffer.
-constexpr std::size_t large_buffer = std::size_t{1} << 20;
+// Buffers of at least this size are kept when done with (see Buffer): a pool's chunks are
+// about 64 KiB, its large arguments and results more.
+constexpr std::size_t kept_buffer = std::size_t{32} << 10;
+// At most this many are kept; when full, the smallest gives way to a larger one.
+constexpr std::size_t most_spares = 32;
 
-std::mutex spare_mutex;
-std::byte* spare = nullptr;
-std::size_t spare_capacity = 0;
+struct Spare {
+    std::byte* bytes;
+    std::size_t capacity;
+};
+std::mutex spares_mutex;
+std::vector<Spare> spares = [] {
+    std::vector<Spare> reserved;
+    reserved.reserve(most_spares);
+    return reserved;
+}();
 
 }  // namespace
 
 void Buffer::Release::operator()(std::byte* bytes) const noexcept {
-    if (bytes != nullptr && capacity >= large_buffer) {
-        std::lock_guard lock(spare_mutex);
-        if (capacity > spare_capacity) {
-            std::free(spare);
-            spare = bytes;
-            spare_capacity = capacity;
+    if (bytes != nullptr && capacity >= kept_buffer) {
+        std::lock_guard lock(spares_mutex);
+        if (spares.size() < most_spares) {
+            spares.push_back({bytes, capacity});  // within the reserved room: no allocation
+            return;
+        }
+        auto smallest = std::min_element(spares.begin(), spares.end(),
+                                         [](auto& a, auto& b) { return a.capacity < b.capacity; });
+        if (smallest->capacity < capacity) {
+            std::free(smallest->bytes);
+            *smallest = {bytes, capacity};
             return;
         }
     }
@@ -36,10 +53,18 @@ void Buffer::Release::operator()(std::byte* bytes) const noexcept {
 }
 
 Buffer::Owner Buffer::take_spare(std::size_t capacity) {
-    std::lock_guard lock(spare_mutex);
-    if (spare == nullptr || spare_capacity < capacity) return Owner(nullptr, Release{0});
-    Owner taken(std::exchange(spare, nullptr), Release{spare_capacity});
-    spare_capacity = 0;
+    std::lock_guard lock(spares_mutex);
+    // The smallest that is big enough.
+    auto best = spares.end();
+    for (auto it = spares.begin(); it != spares.end(); ++it) {
+        if (it->capacity >= capacity && (best == spares.end() || it->capacity < best->capacity)) {
+            best = it;
+        }
+    }
+    if (best == spares.end()) return Owner(nullptr, Release{0});
+    Owner taken(best->bytes, Release{best->capacity});
+    *best = spares.back();
+    spares.pop_back();
     return taken;
 }
 
@@ -53,7 +78,7 @@ void Writer::Appender::append(const void* bytes, std::size_t count) {
 }
 
 void Writer::Appender::grow_to(std::size_t wanted) {
-    if (wanted >= large_buffer) {
+    if (wanted >= kept_buffer) {
         if (Buffer::Owner spare = Buffer::take_spare(wanted)) {
             if (size != 0) std::memcpy(spare.get(), data.get(), size);
             capacity = spare.get_deleter().capacity;

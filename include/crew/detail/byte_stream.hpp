@@ -24,16 +24,17 @@
 
 namespace crew::detail {
 
-// A buffer of malloc'd memory. A large one, once done with, is kept for the next large message
-// instead of being freed: a first touch of fresh memory costs far more than a copy on these
-// machines (bench/README.md), and a 64 MiB argument sent again should not pay for it each time.
+// A buffer of malloc'd memory. One of 32 KiB or more, once done with, is kept for a later message
+// instead of being freed (a few dozen are): a first touch of fresh memory costs far more than a
+// copy on these machines (bench/README.md), and neither a pool's chunks nor a 64 MiB argument
+// sent again should pay for it each time.
 struct Buffer {
     struct Release {
         std::size_t capacity = 0;
         void operator()(std::byte* bytes) const noexcept;
     };
     using Owner = std::unique_ptr<std::byte, Release>;
-    // The spare large buffer, if there is one of at least capacity bytes; else null.
+    // A kept buffer of at least capacity bytes, the smallest there is; else null.
     static Owner take_spare(std::size_t capacity);
 };
 
