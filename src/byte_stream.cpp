@@ -1,6 +1,10 @@
 #include "crew/detail/byte_stream.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -26,9 +30,11 @@ struct Spare {
     std::size_t capacity;
 };
 std::mutex spares_mutex;
-std::vector<Spare> spares = [] {
-    std::vector<Spare> reserved;
-    reserved.reserve(most_spares);
+// Never destroyed: a buffer may be released by a thread still running while the program exits,
+// and what is kept stays reachable (leak checkers see it as held, not lost).
+std::vector<Spare>& spares = *[] {
+    auto* reserved = new std::vector<Spare>;
+    reserved->reserve(most_spares);
     return reserved;
 }();
 
@@ -66,6 +72,18 @@ Buffer::Owner Buffer::take_spare(std::size_t capacity) {
     *best = spares.back();
     spares.pop_back();
     return taken;
+}
+
+void prefer_huge_pages(const void* data, std::size_t size) noexcept {
+    constexpr std::size_t worth_it = std::size_t{4} << 20;
+    if (size < worth_it) return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+    const auto end = (reinterpret_cast<std::uintptr_t>(data) + size) & ~(page - 1);
+    if (end <= begin) return;
+    // Advice only: EINVAL where transparent huge pages are not built in leaves plain pages,
+    // which work the same.
+    (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
 void Writer::Appender::append(const void* bytes, std::size_t count) {

@@ -169,6 +169,7 @@ class MapSink final : public TaskSink {
         // Allocated by the caller's thread, as its own loop would (from its malloc arena, often
         // warm); filled in by the broker.
         results_.reserve(count);
+        prefer_huge_pages(results_.data(), count * sizeof(results_[0]));
         if (count == 0) state_->set_value({});
     }
     void completed(std::uint64_t first, const TaskResults& results,

@@ -189,6 +189,10 @@ T decode(Reader& reader) {
                             " more bytes; it was cut short or corrupted on the way");
             }
             T range;
+            if constexpr (requires { range.reserve(count); }) {
+                range.reserve(count);
+                prefer_huge_pages(std::ranges::data(range), count * sizeof(Element));
+            }
             range.resize(count);
             reader.read_bytes(std::ranges::data(range), count * sizeof(Element));
             return range;

@@ -52,6 +52,12 @@ class MessageBytes {
     std::size_t size_ = 0;
 };
 
+// Asks the kernel to back [data, data + size) with transparent huge pages, before the memory is
+// first touched: one 2 MiB page costs about what one 4 KiB page fault does on these machines, so
+// a large vector crew fills (a map's results, a decoded 64 MiB argument) takes about 500 times
+// fewer faults. Done for 4 MiB and more; where huge pages are off it changes nothing.
+void prefer_huge_pages(const void* data, std::size_t size) noexcept;
+
 class Writer {
   public:
     Writer();
