@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
 
     double bare = gigabytes_per_second(summarize(bare_times).median);
     double crew_rate = gigabytes_per_second(summarize(crew_times).median);
-    std::printf("bare baseline          %6.2f GB/s\n", bare);
-    std::printf("crew Pool.apply(echo)  %6.2f GB/s  (%.0f%% of the baseline; goal >= 50%%)\n",
+    std::printf("bare baseline          %6.3f GB/s\n", bare);
+    std::printf("crew Pool.apply(echo)  %6.3f GB/s  (%.0f%% of the baseline; goal >= 50%%)\n",
                 crew_rate, 100 * crew_rate / bare);
     std::printf("results identical: %s\n", same ? "yes" : "NO");
     return same ? 0 : 1;

@@ -22,4 +22,4 @@ if __name__ == "__main__":
             back = pool.apply(echo, (data,))
             times.append(time.perf_counter() - start)
             assert back == data
-    print(f"python Pool.apply(echo) {2 * SIZE / statistics.median(times) / 1e9:6.2f} GB/s")
+    print(f"python Pool.apply(echo) {2 * SIZE / statistics.median(times) / 1e9:6.3f} GB/s")
