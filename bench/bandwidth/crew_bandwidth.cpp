@@ -23,13 +23,6 @@ std::vector<char> echo(std::vector<char> bytes) {
     return bytes;
 }
 
-template <class Run>
-double seconds(Run&& run) {
-    auto start = std::chrono::steady_clock::now();
-    run();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 double gigabytes_per_second(double seconds) {
     return 2.0 * static_cast<double>(kBytes) / seconds / 1e9;
 }

@@ -20,15 +20,6 @@ std::uint64_t work(std::uint64_t rounds) {
     return x;
 }
 
-using Clock = std::chrono::steady_clock;
-
-template <class Run>
-double seconds(Run&& run) {
-    auto start = Clock::now();
-    run();
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 int main(int argc, char** argv) {
     crew::init(argc, argv);
     const int repeats = argc > 1 ? std::atoi(argv[1]) : 3;

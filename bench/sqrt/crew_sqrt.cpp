@@ -31,13 +31,6 @@ double heavy(long x) {
     return value;
 }
 
-template <class Run>
-double seconds(Run&& run) {
-    auto start = std::chrono::steady_clock::now();
-    run();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 template <class F>
 std::vector<double> serial(F function, long n, bool huge_pages = false) {
     std::vector<double> results;
