@@ -215,6 +215,10 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
         // The caller does the broker's work itself: no hand-over to another thread.
         take_submissions();
         pending_.push_back(std::move(queued));
+        if (broker_finished_.load()) {
+            fail_late_tasks();
+            return;
+        }
         dispatch();
         if (broker_sleeping_.load() && drivers_.load() == 0) wake_broker();
         return;
@@ -224,7 +228,21 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
         submissions_.push_back(std::move(queued));
         has_submissions_.store(true);
     }
+    if (broker_finished_.load()) {
+        BrokerWork work(*this, BrokerWork::wait);
+        fail_late_tasks();
+        return;
+    }
     if (broker_sleeping_.load()) wake_broker();
+}
+
+// A task that passed the closed check while the pool was closing can arrive after the broker
+// has gone: it fails instead of waiting forever.
+void PoolCore::fail_late_tasks() {
+    take_submissions();
+    fail_everything(std::make_exception_ptr(
+        Error("crew: the pool stopped (terminate(), or close() and join()) before this task "
+              "could run")));
 }
 
 void PoolCore::wake_broker() {
@@ -247,6 +265,10 @@ PoolCore::Driver::~Driver() {
 bool PoolCore::Driver::step() {
     BrokerWork work(core_);
     if (!work.held()) return false;
+    if (core_.broker_finished_.load()) {
+        core_.fail_late_tasks();
+        return true;
+    }
     bool progress = core_.take_submissions();
     for (auto& worker : core_.workers_) progress |= core_.collect(*worker);
     core_.dispatch();
@@ -490,6 +512,7 @@ void PoolCore::broker() {
             BrokerWork work(*this, BrokerWork::wait);
             progress = take_submissions();
             if (terminate_requested_.load()) {
+                broker_finished_.store(true);
                 for (auto& worker : workers_) {
                     worker->stopped = true;
                     worker->process->kill();
@@ -514,6 +537,8 @@ void PoolCore::broker() {
                     worker->tasks->write(stop.bytes());
                 }
                 for (auto& worker : workers_) worker->process->join();
+                broker_finished_.store(true);
+                fail_late_tasks();
                 return;
             }
         }

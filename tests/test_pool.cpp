@@ -315,6 +315,27 @@ TEST_P(PoolTest, TerminateFailsWhatIsNotDone) {
 }
 
 // No process, descriptor or mapping of a pool outlives it.
+// Tasks submitted while another thread terminates the pool: each future ends (a value or an
+// error), none waits forever, whichever side of the broker's end it arrives on.
+TEST_P(PoolTest, TasksSubmittedAsThePoolIsTerminatedAllEnd) {
+    for (int round = 0; round < 5; ++round) {
+        crew::Pool pool(options());
+        std::vector<crew::AsyncResult<int>> results;
+        std::thread submitter([&] {
+            try {
+                for (int i = 0; i < 5000; ++i) results.push_back(pool.apply_async(square, i));
+            } catch (const crew::Error&) {
+                // closed: the submitter stops
+            }
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(1 + round));
+        pool.terminate();
+        submitter.join();
+        for (auto& result : results) ASSERT_TRUE(result.wait(10s)) << "a future never ended";
+        pool.join();
+    }
+}
+
 TEST_P(PoolTest, NothingIsLeftAfterThePool) {
     std::set<int> fds_before = crew::testing::open_fds();
     std::set<int> pids;

@@ -135,6 +135,7 @@ class PoolCore {
 
     void broker();
     bool take_submissions();
+    void fail_late_tasks();
     bool check_workers();
     void wake_broker();
     void start_worker(std::size_t index);
@@ -155,11 +156,12 @@ class PoolCore {
     std::atomic<bool> closed_{false};
     std::atomic<bool> terminate_requested_{false};
     std::atomic<bool> broker_sleeping_{false};
-    std::atomic_flag broker_work_;            // see BrokerWork
-    std::atomic<int> drivers_{0};             // threads inside a Driver
-    std::atomic<std::int64_t> tasks_out_{0};  // submitted, not yet handed to their sink
-    UniqueFd wake_;                           // eventfd: wakes the broker from epoll
-    UniqueFd epoll_;                          // the wake eventfd and the workers' pidfds
+    std::atomic<bool> broker_finished_{false};  // set under BrokerWork as the broker thread ends
+    std::atomic_flag broker_work_;              // see BrokerWork
+    std::atomic<int> drivers_{0};               // threads inside a Driver
+    std::atomic<std::int64_t> tasks_out_{0};    // submitted, not yet handed to their sink
+    UniqueFd wake_;                             // eventfd: wakes the broker from epoll
+    UniqueFd epoll_;                            // the wake eventfd and the workers' pidfds
     std::uint64_t next_task_id_ = 1;
     int failed_starts_in_a_row_ = 0;
     bool broken_ = false;  // workers could not start: none is replaced any more
