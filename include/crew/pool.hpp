@@ -176,7 +176,7 @@ class MapSink final : public TaskSink {
                    std::chrono::nanoseconds) override {
         if (results_.size() != count_) results_.resize(count_);
         if constexpr (direct && packable_result<R>) {
-            if (results.packed() && results.packed_values().size() == results.size() * sizeof(R)) {
+            if (results.packed_as(sizeof(R))) {
                 std::memcpy(static_cast<void*>(results_.data() + first),
                             results.packed_values().data(), results.packed_values().size());
                 arrived(results.size());

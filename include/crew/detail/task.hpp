@@ -70,6 +70,10 @@ class TaskResults {
     std::uint32_t size() const noexcept { return count_; }
     // Packed: the calls' values, size() of them back to back.
     bool packed() const noexcept { return layout_ == Layout::packed; }
+    // Packed, and holding size() values of value_size bytes each: safe to copy as such.
+    bool packed_as(std::size_t value_size) const noexcept {
+        return packed() && rest_.size() == std::size_t{count_} * value_size;
+    }
     std::span<const std::byte> packed_values() const noexcept { return rest_; }
     // Visits each call's outcome in order: visit(index, OutcomeView).
     template <class Visit>
@@ -93,8 +97,11 @@ template <class R, class Store, class Fail>
 void decode_results(const TaskResults& results, Store&& store, Fail&& fail) {
     if constexpr (packable_result<R>) {
         if (results.packed()) {
-            if (results.packed_values().size() != std::size_t{results.size()} * sizeof(R)) {
-                throw Error("crew: a task's packed results do not have the size of its values");
+            if (!results.packed_as(sizeof(R))) {
+                auto error = std::make_exception_ptr(
+                    Error("crew: a task's packed results do not have the size of its values"));
+                for (std::uint32_t i = 0; i < results.size(); ++i) fail(i, error);
+                return;
             }
             const std::byte* values = results.packed_values().data();
             for (std::uint32_t i = 0; i < results.size(); ++i) {
