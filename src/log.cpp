@@ -48,12 +48,16 @@ bool log_enabled(LogLevel level) {
     return threshold != LogLevel::off && level >= threshold;
 }
 
-void write_to_stderr(std::string_view text) noexcept {
+void write_all(int fd, std::string_view text) noexcept {
     for (std::size_t written = 0; written < text.size();) {
-        ssize_t n = ::write(STDERR_FILENO, text.data() + written, text.size() - written);
+        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
         if (n <= 0) return;
         written += static_cast<std::size_t>(n);
     }
+}
+
+void write_to_stderr(std::string_view text) noexcept {
+    write_all(STDERR_FILENO, text);
 }
 
 void write_log_line(LogLevel level, std::string_view message) {

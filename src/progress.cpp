@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "crew/detail/log.hpp"
+
 namespace crew::detail {
 namespace {
 
@@ -27,21 +29,17 @@ std::string rate_text(double per_second) {
     return fmt::format("{:.2f}/s", per_second);
 }
 
-void write_all(int fd, const std::string& text) {
-    for (std::size_t written = 0; written < text.size();) {
-        ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-        if (n <= 0) return;  // stderr may be closed: progress is not worth failing for
-        written += static_cast<std::size_t>(n);
-    }
+Progress::Output on_stderr() {
+    const bool terminal = ::isatty(STDERR_FILENO) == 1;
+    return {STDERR_FILENO, terminal,
+            terminal ? std::chrono::nanoseconds(terminal_interval)
+                     : std::chrono::nanoseconds(plain_interval)};
 }
 
 }  // namespace
 
 Progress::Progress(std::string label, std::optional<std::uint64_t> total)
-    : Progress(std::move(label), total,
-               Output{STDERR_FILENO, ::isatty(STDERR_FILENO) == 1,
-                      ::isatty(STDERR_FILENO) == 1 ? std::chrono::nanoseconds(terminal_interval)
-                                                   : std::chrono::nanoseconds(plain_interval)}) {}
+    : Progress(std::move(label), total, on_stderr()) {}
 
 Progress::Progress(std::string label, std::optional<std::uint64_t> total, Output output)
     : label_(std::move(label)),

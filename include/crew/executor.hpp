@@ -175,12 +175,7 @@ class ThreadPoolExecutor {
     auto map(Function&& function, Range&& items, MapOptions options = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using R = std::invoke_result_t<std::decay_t<Function>&, Item>;
-        std::shared_ptr<detail::Progress> progress;
-        if (options.progress) {
-            std::optional<std::uint64_t> total;
-            if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
-            progress = std::make_shared<detail::Progress>("map", total);
-        }
+        auto progress = detail::progress_for(options, items, "map");
         return ThreadMapResults<std::decay_t<Function>, std::views::all_t<Range>, R>(
             *this, std::forward<Function>(function), std::views::all(std::forward<Range>(items)),
             options.timeout, std::move(progress));

@@ -95,6 +95,17 @@ struct MapOptions {
     bool progress = false;  // a progress bar on stderr (plain lines when it is not a terminal)
 };
 
+namespace detail {
+// The progress bar options ask for, if any, counting to the size of items when it is known.
+template <class Range>
+std::shared_ptr<Progress> progress_for(const MapOptions& options, Range& items, const char* label) {
+    if (!options.progress) return nullptr;
+    std::optional<std::uint64_t> total;
+    if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
+    return std::make_shared<Progress>(label, total);
+}
+}  // namespace detail
+
 // The result of an _async call, as Python's AsyncResult.
 template <class T>
 class AsyncResult {
@@ -602,8 +613,7 @@ class Pool {
             } else {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
-                std::shared_ptr<detail::Progress> progress;
-                if (options.progress) progress = std::make_shared<detail::Progress>(label, count);
+                auto progress = detail::progress_for(options, items, label);
                 auto sink = std::make_shared<detail::MapSink<R>>(state, count, std::move(progress));
                 const std::size_t chunksize = options.chunksize;
                 // Automatic: four chunks a worker, as Python does, balancing load and overhead,
@@ -649,12 +659,7 @@ class Pool {
                     : view(std::views::all(std::forward<Range>(items))),
                       next(std::ranges::begin(view)) {}
             };
-            std::shared_ptr<detail::Progress> progress;
-            if (options.progress) {
-                std::optional<std::uint64_t> total;
-                if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
-                progress = std::make_shared<detail::Progress>(label, total);
-            }
+            auto progress = detail::progress_for(options, items, label);
             auto input = std::make_shared<Input>(std::forward<Range>(items));
             const bool automatic = options.chunksize == 0;
             typename ImapResults<R>::Feeder feeder =

@@ -12,8 +12,9 @@ namespace crew::detail {
 
 LogLevel log_level();
 bool log_enabled(LogLevel level);
-// Writes text to stderr with as few write(2) calls as it takes (one, for a line of normal size),
-// so that lines of several processes do not mix. Failures are ignored: stderr may be closed.
+// Writes text to fd with as few write(2) calls as it takes (one, for a line of normal size), so
+// that lines of several processes do not mix. Failures are ignored: stderr may be closed.
+void write_all(int fd, std::string_view text) noexcept;
 void write_to_stderr(std::string_view text) noexcept;
 
 // Writes "[LEVEL/<this process's name>] message" to stderr.
