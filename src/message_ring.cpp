@@ -45,16 +45,29 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
     check_capacity(capacity);
 }
 
-void RingWriter::write(std::span<const std::byte> message) {
+void RingWriter::write(std::span<const std::byte> message, Wake wake) {
     const std::size_t piece = capacity_ / 4 - sizeof(RecordHeader);
     const std::byte* next = message.data();
     std::size_t left = message.size();
     while (left > piece) {
-        write_record(next, static_cast<std::uint32_t>(piece), more_follows);
+        write_record(next, static_cast<std::uint32_t>(piece), more_follows, now);
         next += piece;
         left -= piece;
     }
-    write_record(next, static_cast<std::uint32_t>(left), 0);
+    write_record(next, static_cast<std::uint32_t>(left), 0, wake);
+}
+
+void RingWriter::wake_reader() {
+    if (!std::exchange(wake_owed_, false)) return;
+    if (control_.reader_waiting.load(std::memory_order_seq_cst) == 0) return;
+    control_.reader_waiting.store(0, std::memory_order_relaxed);
+    if (wake_fd_ >= 0) {
+        std::uint64_t one = 1;
+        // A full eventfd counter already means "wake up": nothing to do if this fails.
+        (void)!::write(wake_fd_, &one, sizeof one);
+    } else {
+        futex_wake_all(control_.reader_waiting);
+    }
 }
 
 bool RingWriter::has_room_for(std::size_t message_size) const {
@@ -69,7 +82,8 @@ std::uint64_t RingWriter::space_needed(std::uint64_t record) const {
     return record <= to_end ? record : to_end + record;
 }
 
-void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags) {
+void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags,
+                              Wake wake) {
     const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
     std::uint64_t offset = written_ & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
@@ -83,13 +97,15 @@ void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std:
     RecordHeader header{size, flags};
     std::memcpy(bytes_ + offset, &header, sizeof header);
     if (size != 0) std::memcpy(bytes_ + offset + sizeof header, payload, size);
-    publish(written_ + needed);
+    publish(written_ + needed, wake);
 }
 
 void RingWriter::wait_for_space(std::uint64_t needed) {
     auto enough = [&] {
         return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
     };
+    if (enough()) return;
+    wake_reader();  // a reader left asleep would never make the space
     for (int spin = 0; !enough(); ++spin) {
         if (spin < spins_before_sleeping) {
             cpu_relax();
@@ -101,19 +117,11 @@ void RingWriter::wait_for_space(std::uint64_t needed) {
     }
 }
 
-void RingWriter::publish(std::uint64_t position) {
+void RingWriter::publish(std::uint64_t position, Wake wake) {
     written_ = position;
     control_.written.store(position, std::memory_order_seq_cst);
-    if (control_.reader_waiting.load(std::memory_order_seq_cst) != 0) {
-        control_.reader_waiting.store(0, std::memory_order_relaxed);
-        if (wake_fd_ >= 0) {
-            std::uint64_t one = 1;
-            // A full eventfd counter already means "wake up": nothing to do if this fails.
-            (void)!::write(wake_fd_, &one, sizeof one);
-        } else {
-            futex_wake_all(control_.reader_waiting);
-        }
-    }
+    wake_owed_ = true;
+    if (wake == now) wake_reader();
 }
 
 RingReader::RingReader(std::byte* memory, std::size_t capacity)
@@ -175,6 +183,14 @@ void RingReader::release() {
         return;
     }
     release_bytes(std::exchange(held_, 0));
+}
+
+bool RingReader::more_waiting() const {
+    return control_.written.load(std::memory_order_acquire) != read_ + held_;
+}
+
+void RingReader::cancel_sleep() {
+    control_.reader_waiting.store(0, std::memory_order_seq_cst);
 }
 
 bool RingReader::prepare_to_sleep() {

@@ -17,6 +17,7 @@
 #include "crew/detail/shared_mapping.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
+#include "crew/init.hpp"
 #include "crew/process.hpp"
 
 namespace crew::detail {
@@ -30,7 +31,11 @@ constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 // fed tiny tasks runs them back to back instead of sleeping between the broker's visits.
 constexpr std::size_t least_tasks_in_flight = 2;
 constexpr std::size_t most_tasks_in_flight = 256;
-constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(50);
+constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
+// Without a core to spare, a caller drives the pool (PoolCore::Driver) only when its result is
+// expected within about this long, and the broker spins only this many times before sleeping.
+constexpr std::chrono::nanoseconds longest_drive = std::chrono::microseconds(50);
+constexpr int broker_spins_without_spare_core = 50;
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
 
@@ -78,11 +83,12 @@ void worker_main(WorkerSetup setup) {
     Writer reply;
     // A reply's header: the task id, the kind, and the nanoseconds the task kept this worker busy
     // (the pool sizes imap's chunks by it: round trips would count queueing as work).
-    auto send = [&](std::uint64_t id, Reply kind, std::uint64_t busy) {
+    auto send = [&](std::uint64_t id, Reply kind, std::uint64_t busy,
+                    RingWriter::Wake wake = RingWriter::now) {
         reply.overwrite(0, &id, sizeof id);
         reply.overwrite(sizeof id, &kind, sizeof kind);
         reply.overwrite(sizeof id + sizeof kind, &busy, sizeof busy);
-        replies.write(reply.bytes());
+        replies.write(reply.bytes(), wake);
     };
     auto start_reply = [&] {
         reply.clear();
@@ -101,6 +107,9 @@ void worker_main(WorkerSetup setup) {
 
     for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
         std::span<const std::byte> message = tasks.read();
+        // Replies to the tasks before this one woke nobody (see below): the broker gets them
+        // now, when this is the last task queued, and gives this worker more while it runs.
+        if (!tasks.more_waiting()) replies.wake_reader();
         Reader task(message);
         auto id = decode<std::uint64_t>(task);
         if (id == stop_task_id) return;
@@ -117,7 +126,10 @@ void worker_main(WorkerSetup setup) {
         const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::steady_clock::now() - started);
         tasks.release();
-        send(id, kind, static_cast<std::uint64_t>(busy.count()));
+        // While more tasks are queued, a reply need not wake a sleeping broker: it is collected
+        // with the others, one wake-up for many (a wake-up takes a core from the workers).
+        send(id, kind, static_cast<std::uint64_t>(busy.count()),
+             tasks.more_waiting() ? RingWriter::later : RingWriter::now);
     }
     start_reply();
     send(0, Reply::retiring, 0);
@@ -146,11 +158,13 @@ struct PoolCore::Worker {
     bool stopped = false;  // sent the stop message: it is expected to end
 };
 
-PoolCore::PoolCore(PoolCoreOptions options) : options_(std::move(options)) {
+PoolCore::PoolCore(PoolCoreOptions options)
+    : options_(std::move(options)), task_cost_ns_(queued_work.count()) {
     if (options_.processes < 1) {
         throw Error(
             fmt::format("crew: a pool needs at least one process, not {}", options_.processes));
     }
+    spare_core_ = options_.processes < cpu_count();
     int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake < 0) throw_system_error("cannot create the pool's eventfd");
     wake_ = UniqueFd(wake);
@@ -251,7 +265,12 @@ void PoolCore::wake_broker() {
 }
 
 PoolCore::Driver::Driver(PoolCore& core) : core_(core) {
-    core_.drivers_.fetch_add(1);
+    if (core_.drivers_.fetch_add(1) == 0 && core_.broker_sleeping_.load()) {
+        // The replies are this thread's to collect now: a worker need not wake the broker
+        // (which would take a core) for them. It slept before drivers_ rose, or it saw them.
+        BrokerWork work(core_, BrokerWork::wait);
+        for (auto& worker : core_.workers_) worker->replies->cancel_sleep();
+    }
 }
 
 PoolCore::Driver::~Driver() {
@@ -260,6 +279,15 @@ PoolCore::Driver::~Driver() {
         core_.broker_sleeping_.load()) {
         core_.wake_broker();
     }
+}
+
+// On a machine the workers keep busy, a spinning caller takes a core from one of them: worth it
+// only for a result expected soon, when it saves the 20-80 µs of waking up.
+bool PoolCore::worth_driving() const {
+    if (spare_core_) return true;
+    const auto expected_ns =
+        tasks_out_.load() * task_cost_ns_.load(std::memory_order_relaxed) / options_.processes;
+    return expected_ns <= longest_drive.count();
 }
 
 bool PoolCore::Driver::step() {
@@ -331,6 +359,7 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     tasks_out_.fetch_sub(1);
     worker.running_since = now();
     worker.recent_task_cost = (3 * worker.recent_task_cost + std::chrono::nanoseconds(busy)) / 4;
+    task_cost_ns_.store(worker.recent_task_cost.count(), std::memory_order_relaxed);
     if (kind == Reply::ran) {
         TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
         task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
@@ -391,30 +420,45 @@ void PoolCore::handle_end(std::size_t index) {
 }
 
 void PoolCore::dispatch() {
-    for (auto& worker : workers_) {
-        const std::size_t depth = std::clamp<std::size_t>(
-            static_cast<std::size_t>(
-                queued_work / std::max(worker->recent_task_cost, std::chrono::nanoseconds(1))),
-            least_tasks_in_flight, most_tasks_in_flight);
-        while (!pending_.empty() && !worker->stopped && worker->in_flight.size() < depth) {
-            // Beyond the least, only what fits at once: the broker must not wait on one worker.
-            if (worker->in_flight.size() >= least_tasks_in_flight &&
-                !worker->tasks->has_room_for(pending_.front().message.size())) {
-                break;
+    // Each task to the worker with the fewest queued: the queues fill evenly, also when tasks
+    // are submitted one at a time.
+    while (!pending_.empty()) {
+        Worker* least = nullptr;
+        for (auto& worker : workers_) {
+            if (wants_task(*worker) &&
+                (least == nullptr || worker->in_flight.size() < least->in_flight.size())) {
+                least = worker.get();
             }
-            Task task = std::move(pending_.front());
-            pending_.pop_front();
-            if (!task.sink->starting()) {
-                tasks_out_.fetch_sub(1);
-                continue;
-            }
-            const std::uint64_t id = next_task_id_++;
-            std::memcpy(task.message.data(), &id, sizeof id);
-            if (worker->in_flight.empty()) worker->running_since = now();
-            worker->tasks->write(task.message.bytes());
-            worker->in_flight.push_back(std::move(task));
         }
+        if (least == nullptr) return;
+        give(*least);
     }
+}
+
+bool PoolCore::wants_task(const Worker& worker) const {
+    if (worker.stopped) return false;
+    const std::size_t depth = std::clamp<std::size_t>(
+        static_cast<std::size_t>(queued_work /
+                                 std::max(worker.recent_task_cost, std::chrono::nanoseconds(1))),
+        least_tasks_in_flight, most_tasks_in_flight);
+    if (worker.in_flight.size() >= depth) return false;
+    // Beyond the least, only what fits at once: the broker must not wait on one worker.
+    return worker.in_flight.size() < least_tasks_in_flight ||
+           worker.tasks->has_room_for(pending_.front().message.size());
+}
+
+void PoolCore::give(Worker& worker) {
+    Task task = std::move(pending_.front());
+    pending_.pop_front();
+    if (!task.sink->starting()) {
+        tasks_out_.fetch_sub(1);
+        return;
+    }
+    const std::uint64_t id = next_task_id_++;
+    std::memcpy(task.message.data(), &id, sizeof id);
+    if (worker.in_flight.empty()) worker.running_since = now();
+    worker.tasks->write(task.message.bytes());
+    worker.in_flight.push_back(std::move(task));
 }
 
 void PoolCore::fail_everything(const std::exception_ptr& error) {
@@ -545,7 +589,9 @@ void PoolCore::broker() {
         woke = false;
         if (progress) {
             idle = 0;
-        } else if (drivers_.load() > 0 || ++idle > spins_before_sleeping) {
+        } else if (drivers_.load() > 0 ||
+                   ++idle >
+                       (spare_core_ ? spins_before_sleeping : broker_spins_without_spare_core)) {
             sleep_until_woken();
             woke = true;
             idle = 0;

@@ -175,4 +175,106 @@ TEST(MessageRing, AReaderSleepingElsewhereIsWokenThroughAnEventfd) {
     close(wake);
 }
 
+// Whether the eventfd was signalled, reading it back to zero.
+bool signalled(int wake) {
+    pollfd watched{wake, POLLIN, 0};
+    if (poll(&watched, 1, 0) != 1) return false;
+    std::uint64_t count = 0;
+    return read(wake, &count, sizeof count) == sizeof count;
+}
+
+TEST(MessageRing, AMessageWrittenToWakeLaterWakesTheReaderOnlyWhenAsked) {
+    SharedMapping memory = make_ring();
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ASSERT_GE(wake, 0);
+    RingWriter writer(memory.data(), kCapacity, wake);
+    RingReader reader(memory.data(), kCapacity);
+    ASSERT_TRUE(reader.prepare_to_sleep());
+    writer.write(message(1, 10), RingWriter::later);
+    writer.write(message(2, 20), RingWriter::later);
+    EXPECT_FALSE(signalled(wake));
+    writer.wake_reader();
+    EXPECT_TRUE(signalled(wake));
+    writer.wake_reader();
+    EXPECT_FALSE(signalled(wake)) << "nothing more was owed";
+    EXPECT_TRUE(is_message(*reader.try_read(), 1, 10));
+    reader.release();
+    EXPECT_TRUE(is_message(*reader.try_read(), 2, 20));
+    reader.release();
+    close(wake);
+}
+
+TEST(MessageRing, AWriterOutOfSpaceWakesTheReaderItLeftAsleep) {
+    SharedMapping memory = make_ring();
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ASSERT_GE(wake, 0);
+    RingWriter writer(memory.data(), kCapacity, wake);
+    RingReader reader(memory.data(), kCapacity);
+    ASSERT_TRUE(reader.prepare_to_sleep());
+    constexpr std::size_t count = 40;  // 40 of kCapacity / 8 bytes: five times the ring
+    std::thread producer([&] {
+        for (std::size_t i = 0; i < count; ++i) {
+            writer.write(message(i, kCapacity / 8), RingWriter::later);
+        }
+        writer.wake_reader();
+    });
+    // The reader reads only when signalled: a writer that waits for space without waking it
+    // would leave both waiting until poll gives up.
+    std::size_t got = 0;
+    bool woken = true;
+    while (got < count && woken) {
+        if (reader.prepare_to_sleep()) {
+            pollfd watched{wake, POLLIN, 0};
+            woken = poll(&watched, 1, 10'000) == 1 && signalled(wake);
+        }
+        while (auto next = reader.try_read()) {
+            EXPECT_TRUE(is_message(*next, got, kCapacity / 8));
+            reader.release();
+            ++got;
+        }
+    }
+    EXPECT_TRUE(woken) << "left asleep after " << got << " messages";
+    while (got < count) {  // frees the producer whatever happened
+        if (auto next = reader.try_read()) {
+            reader.release();
+            ++got;
+        }
+    }
+    producer.join();
+    EXPECT_EQ(got, count);
+    close(wake);
+}
+
+TEST(MessageRing, MoreWaitingTellsWhetherAnotherMessageFollows) {
+    SharedMapping memory = make_ring();
+    RingWriter writer(memory.data(), kCapacity);
+    RingReader reader(memory.data(), kCapacity);
+    EXPECT_FALSE(reader.more_waiting());
+    writer.write(message(1, 100));
+    EXPECT_TRUE(reader.more_waiting());
+    writer.write(message(2, 200));
+    ASSERT_TRUE(reader.try_read().has_value());
+    EXPECT_TRUE(reader.more_waiting());
+    reader.release();
+    ASSERT_TRUE(reader.try_read().has_value());
+    EXPECT_FALSE(reader.more_waiting());
+    reader.release();
+    EXPECT_FALSE(reader.more_waiting());
+}
+
+TEST(MessageRing, ACancelledSleepIsNotWoken) {
+    SharedMapping memory = make_ring();
+    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ASSERT_GE(wake, 0);
+    RingWriter writer(memory.data(), kCapacity, wake);
+    RingReader reader(memory.data(), kCapacity);
+    ASSERT_TRUE(reader.prepare_to_sleep());
+    reader.cancel_sleep();
+    writer.write(message(5, 5));
+    EXPECT_FALSE(signalled(wake));
+    EXPECT_TRUE(is_message(*reader.try_read(), 5, 5));
+    reader.release();
+    close(wake);
+}
+
 }  // namespace

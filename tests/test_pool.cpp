@@ -8,7 +8,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <numeric>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -32,6 +34,10 @@ std::string greet(std::string name) {
     return "hello " + name;
 }
 int worker_pid(int) {
+    return getpid();
+}
+int sleep_then_pid(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
     return getpid();
 }
 void do_nothing() {}
@@ -101,6 +107,35 @@ TEST_P(PoolTest, MapTakesAnyInputRange) {
     EXPECT_EQ(pool.map(greet, names), (std::vector<std::string>{"hello ann", "hello bob"}));
     EXPECT_EQ(pool.map([](double x) { return x / 2; }, std::vector<double>{1, 3}),
               (std::vector<double>{0.5, 1.5}));
+}
+
+long twice(long x) {
+    return 2 * x;
+}
+
+// Plain numbers travel a chunk at a time as one block: from contiguous memory, from a counting
+// range, converted on the way; across chunk and message boundaries nothing is lost or repeated.
+TEST_P(PoolTest, MapOfPlainNumbersKeepsEveryItemInOrder) {
+    crew::Pool pool(options());
+    constexpr long count = 200'003;
+    std::vector<long> expected(count);
+    for (long i = 0; i < count; ++i) expected[static_cast<std::size_t>(i)] = 2 * i;
+    std::vector<long> longs(count);
+    std::iota(longs.begin(), longs.end(), 0L);
+    std::vector<int> ints(longs.begin(), longs.end());
+    EXPECT_EQ(pool.map(twice, longs), expected);
+    EXPECT_EQ(pool.map(twice, ints), expected);
+    EXPECT_EQ(pool.map(twice, crew::range(count)), expected);
+    EXPECT_EQ(pool.map(twice, crew::range(0L, count), 777), expected);
+    std::vector<long> tail(expected.begin() + 5, expected.end());
+    EXPECT_EQ(pool.map(twice, std::span(longs).subspan(5)), tail);
+}
+
+TEST_P(PoolTest, TasksSubmittedOneByOneGoToIdleWorkers) {
+    crew::Pool pool(options());
+    auto first = pool.apply_async(sleep_then_pid, 300);
+    auto second = pool.apply_async(sleep_then_pid, 300);
+    EXPECT_NE(first.get(), second.get()) << "the second task queued behind the first";
 }
 
 TEST_P(PoolTest, MapAsyncReturnsAtOnce) {

@@ -33,6 +33,7 @@
 // The destructor closes and joins. Submitting to a closed pool throws crew::Error.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -548,6 +549,14 @@ class Pool {
         static void encode(detail::Writer& task, Item&& item) {
             detail::encode_task_arguments<Carried>(task, std::forward<Item>(item));
         }
+        // One argument sent as its raw bytes: a chunk's arguments are those bytes back to back.
+        static constexpr bool raw_argument = [] {
+            if constexpr (std::tuple_size_v<Carried> == 1) {
+                return detail::raw_bytes_value<std::tuple_element_t<0, Carried>>;
+            } else {
+                return false;
+            }
+        }();
     };
     template <class F, class Item>
     struct Call<F, Item, true> {
@@ -562,6 +571,7 @@ class Pool {
         struct from_tuple<std::pair<A, B>> : from_tuple<std::tuple<A, B>> {};
         using Unpacked = from_tuple<std::remove_cvref_t<Item>>;
         static constexpr bool valid = Unpacked::valid;
+        static constexpr bool raw_argument = false;
         using Carried = typename Unpacked::Carried;
         static void encode(detail::Writer& task, Item&& item) {
             std::apply(
@@ -582,6 +592,21 @@ class Pool {
         detail::Writer task;
         std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
         std::uint32_t count = 0;
+        if constexpr (Call::raw_argument && std::sized_sentinel_for<Sentinel, Iterator>) {
+            count = encode_raw_arguments<typename Call::Carried>(task, next, end, size, byte_limit);
+        } else {
+            count = encode_arguments<Call>(task, next, end, size, byte_limit);
+        }
+        detail::finish_task(task, count_at, count);
+        if (count != 0) core_->submit(task, first, count, std::move(sink));
+        return count;
+    }
+
+    // Writes up to size items' arguments, one by one, until the task reaches byte_limit.
+    template <class Call, class Iterator, class Sentinel>
+    static std::uint32_t encode_arguments(detail::Writer& task, Iterator& next, const Sentinel& end,
+                                          std::uint32_t size, std::size_t byte_limit) {
+        std::uint32_t count = 0;
         for (; count < size && next != end && task.size() < byte_limit; ++count, ++next) {
             const std::size_t before = task.size();
             Call::encode(task, std::forward<std::iter_reference_t<Iterator>>(*next));
@@ -591,8 +616,39 @@ class Pool {
                 task.reserve(std::min(before + item * size, byte_limit) + item);
             }
         }
-        detail::finish_task(task, count_at, count);
-        if (count != 0) core_->submit(task, first, count, std::move(sink));
+        return count;
+    }
+
+    // The same for items that are one raw value each, read from an iterator that knows how far
+    // the end is: a block at a time, a copy of the whole chunk from contiguous memory.
+    template <class Carried, class Iterator, class Sentinel>
+    static std::uint32_t encode_raw_arguments(detail::Writer& task, Iterator& next,
+                                              const Sentinel& end, std::uint32_t size,
+                                              std::size_t byte_limit) {
+        using T = std::tuple_element_t<0, Carried>;
+        const std::size_t room = byte_limit - std::min(byte_limit, task.size());
+        const std::size_t fitting = std::max<std::size_t>(1, (room + sizeof(T) - 1) / sizeof(T));
+        const auto left = static_cast<std::size_t>(std::max<std::iter_difference_t<Iterator>>(
+            0, static_cast<std::iter_difference_t<Iterator>>(end - next)));
+        const auto count = static_cast<std::uint32_t>(std::min({std::size_t{size}, left, fitting}));
+        task.reserve(task.size() + std::size_t{count} * sizeof(T));
+        if constexpr (std::contiguous_iterator<Iterator> &&
+                      std::same_as<std::iter_value_t<Iterator>, T>) {
+            task.write_bytes(std::to_address(next), std::size_t{count} * sizeof(T));
+            next += count;
+        } else {
+            constexpr std::uint32_t block = 256;
+            alignas(T) std::byte values[block * sizeof(T)];
+            for (std::uint32_t done = 0; done < count;) {
+                const std::uint32_t in_block = std::min(block, count - done);
+                for (std::uint32_t i = 0; i < in_block; ++i, ++next) {
+                    const T value(*next);
+                    std::memcpy(values + std::size_t{i} * sizeof(T), &value, sizeof(T));
+                }
+                task.write_bytes(values, std::size_t{in_block} * sizeof(T));
+                done += in_block;
+            }
+        }
         return count;
     }
 

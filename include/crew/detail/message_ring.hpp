@@ -40,22 +40,28 @@ class RingWriter {
     // of a futex wake, when the reader sleeps.
     RingWriter(std::byte* memory, std::size_t capacity, int wake_fd = -1);
 
+    // Whether a sleeping reader is woken as soon as a message is written, or later: by
+    // wake_reader(), or before this writer waits for space.
+    enum Wake { now, later };
     // Writes one message, waiting for space as long as it takes.
-    void write(std::span<const std::byte> message);
+    void write(std::span<const std::byte> message, Wake wake = now);
+    // Wakes the reader if it sleeps and a message written with Wake::later has not woken it.
+    void wake_reader();
     // Whether a message of this size would be written at once, without waiting for space.
     bool has_room_for(std::size_t message_size) const;
 
   private:
-    void write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags);
+    void write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake);
     std::uint64_t space_needed(std::uint64_t record) const;
     void wait_for_space(std::uint64_t needed);
-    void publish(std::uint64_t position);
+    void publish(std::uint64_t position, Wake wake);
 
     RingControl& control_;
     std::byte* bytes_;
     std::size_t capacity_;
     std::uint64_t written_;  // our copy of control_.written
     int wake_fd_;
+    bool wake_owed_ = false;  // written with Wake::later since the reader was last woken
 };
 
 class RingReader {
@@ -68,10 +74,14 @@ class RingReader {
     std::span<const std::byte> read();
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
+    // Whether another message is there already, after the one being read, if any.
+    bool more_waiting() const;
 
     // For a reader that sleeps elsewhere: asks the writer to wake it. Returns false (and asks
     // nothing) when data is already there, so the reader must not sleep.
     bool prepare_to_sleep();
+    // Takes that request back: the writer need not wake this reader, who reads anyway.
+    void cancel_sleep();
 
   private:
     void release_bytes(std::uint64_t count);

@@ -84,9 +84,11 @@ class PoolCore {
         ~Driver();
         Driver(const Driver&) = delete;
         Driver& operator=(const Driver&) = delete;
-        // Drives until done() holds or about 50 µs have passed.
+        // Drives until done() holds or about 50 µs have passed; at once gives up when that
+        // would take a core the workers need for longer than that (see worth_driving).
         template <class Done>
         void drive_until(Done&& done) {
+            if (!core_.worth_driving()) return;
             for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
                 if (!step()) cpu_relax();
             }
@@ -133,6 +135,7 @@ class PoolCore {
         bool held_ = false;
     };
 
+    bool worth_driving() const;
     void broker();
     bool take_submissions();
     void fail_late_tasks();
@@ -143,6 +146,8 @@ class PoolCore {
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
     void handle_end(std::size_t index);
     void dispatch();
+    bool wants_task(const Worker& worker) const;
+    void give(Worker& worker);
     void fail_everything(const std::exception_ptr& error);
     void sleep_until_woken();
 
@@ -160,8 +165,10 @@ class PoolCore {
     std::atomic_flag broker_work_;              // see BrokerWork
     std::atomic<int> drivers_{0};               // threads inside a Driver
     std::atomic<std::int64_t> tasks_out_{0};    // submitted, not yet handed to their sink
-    UniqueFd wake_;                             // eventfd: wakes the broker from epoll
-    UniqueFd epoll_;                            // the wake eventfd and the workers' pidfds
+    std::atomic<std::int64_t> task_cost_ns_;    // how long a task kept a worker busy, recently
+    bool spare_core_ = false;  // fewer workers than cores: spinning takes no core from them
+    UniqueFd wake_;            // eventfd: wakes the broker from epoll
+    UniqueFd epoll_;           // the wake eventfd and the workers' pidfds
     std::uint64_t next_task_id_ = 1;
     int failed_starts_in_a_row_ = 0;
     bool broken_ = false;  // workers could not start: none is replaced any more
