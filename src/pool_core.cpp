@@ -33,7 +33,8 @@ constexpr std::size_t least_tasks_in_flight = 2;
 constexpr std::size_t most_tasks_in_flight = 256;
 constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
 // Without a core to spare, a caller drives the pool (PoolCore::Driver) only when its result is
-// expected within about this long, and the broker spins only this many times before sleeping.
+// expected within about this long, and a broker with no task waiting for a worker (only replies
+// to collect) spins only this many times before sleeping.
 constexpr std::chrono::nanoseconds longest_drive = std::chrono::microseconds(50);
 constexpr int broker_spins_without_spare_core = 50;
 // Workers that die before they are ready, one after another, before the pool gives up.
@@ -552,6 +553,7 @@ void PoolCore::broker() {
     bool woke = false;
     for (std::uint64_t iteration = 0;; ++iteration) {
         bool progress = false;
+        bool tasks_waiting = false;  // for room in a worker's queue
         {
             BrokerWork work(*this, BrokerWork::wait);
             progress = take_submissions();
@@ -570,6 +572,7 @@ void PoolCore::broker() {
             // A system call costs more than a round trip: now and then, and after each sleep.
             if (woke || iteration % 64 == 0) progress |= check_workers();
             dispatch();
+            tasks_waiting = !pending_.empty();
 
             if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
                 std::all_of(workers_.begin(), workers_.end(),
@@ -590,8 +593,8 @@ void PoolCore::broker() {
         if (progress) {
             idle = 0;
         } else if (drivers_.load() > 0 ||
-                   ++idle >
-                       (spare_core_ ? spins_before_sleeping : broker_spins_without_spare_core)) {
+                   ++idle > (spare_core_ || tasks_waiting ? spins_before_sleeping
+                                                          : broker_spins_without_spare_core)) {
             sleep_until_woken();
             woke = true;
             idle = 0;

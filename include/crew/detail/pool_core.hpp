@@ -2,7 +2,7 @@
 //
 // A PoolCore owns worker processes and one broker thread. Each worker has a shared-memory channel:
 // a ring of task messages in and a ring of replies out (message_ring.hpp). The broker is the only
-// thread that touches workers: it takes submitted tasks, keeps up to two in flight per worker,
+// thread that touches workers: it takes submitted tasks, keeps a few in flight per worker,
 // collects replies and hands them to each task's TaskSink, and watches the workers' pidfds. A
 // worker that dies fails the task it was running (crew::WorkerDied, or TimeoutError when the pool
 // killed it for running too long; or the task is tried again while retries remain); tasks queued

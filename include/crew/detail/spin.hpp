@@ -3,7 +3,8 @@
 // Every waiter in crew (ring readers and writers, the broker, a caller waiting for a future)
 // first spins for about 50 µs, then sleeps. Waking a sleeping thread costs 10-20 µs on a virtual
 // machine, more than a whole round trip to a worker when everyone is awake; 50 µs of spinning is
-// short enough not to keep a busy small machine from its work for long.
+// short enough not to keep a busy small machine from its work for long. Where a pool's workers
+// leave no core to spare, its broker and its callers spin less (see pool_core.cpp).
 #pragma once
 
 namespace crew::detail {
