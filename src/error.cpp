@@ -54,3 +54,17 @@ Interrupted::Interrupted()
           "pool were stopped and their unfinished tasks failed") {}
 
 }  // namespace crew
+
+namespace crew {
+
+OwnerDied::OwnerDied()
+    : Error(
+          "crew: a process died holding this lock; the lock was recovered and left released, but "
+          "what it guarded may be half-updated: check or repair it, then acquire the lock again") {}
+
+BrokenBarrierError::BrokenBarrierError()
+    : Error(
+          "crew: the barrier is broken (it was aborted or reset, or a wait on it timed out); "
+          "reset() it to use it again") {}
+
+}  // namespace crew

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <crew/detail/message_ring.hpp>
 #include <crew/detail/shared_mapping.hpp>
+#include <crew/detail/unique_fd.hpp>
 #include <crew/process.hpp>
 #include <csignal>
 #include <cstring>
@@ -153,12 +154,27 @@ TEST(MessageRing, AWriterThatDiesMidMessageLeavesNothingTorn) {
     EXPECT_FALSE(reader.try_read().has_value());
 }
 
-TEST(MessageRing, AReaderSleepingElsewhereIsWokenThroughAnEventfd) {
+// A ring whose writer wakes the reader through an eventfd, as a pool's workers wake its broker.
+struct RingWithEventfd {
     SharedMapping memory = make_ring();
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ASSERT_GE(wake, 0);
-    RingWriter writer(memory.data(), kCapacity, wake);
-    RingReader reader(memory.data(), kCapacity);
+    crew::detail::UniqueFd wake{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    RingWriter writer{memory.data(), kCapacity, wake.get()};
+    RingReader reader{memory.data(), kCapacity};
+};
+
+// Whether the eventfd was signalled, reading it back to zero.
+bool signalled(int wake) {
+    pollfd watched{wake, POLLIN, 0};
+    if (poll(&watched, 1, 0) != 1) return false;
+    std::uint64_t count = 0;
+    return read(wake, &count, sizeof count) == sizeof count;
+}
+
+TEST(MessageRing, AReaderSleepingElsewhereIsWokenThroughAnEventfd) {
+    RingWithEventfd ring;
+    ASSERT_GE(ring.wake.get(), 0);
+    auto& [memory, wake_fd, writer, reader] = ring;
+    const int wake = wake_fd.get();
     ASSERT_TRUE(reader.prepare_to_sleep());
     std::thread later([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -172,23 +188,13 @@ TEST(MessageRing, AReaderSleepingElsewhereIsWokenThroughAnEventfd) {
     EXPECT_TRUE(reader.prepare_to_sleep());
     writer.write(message(4, 4));
     EXPECT_FALSE(reader.prepare_to_sleep()) << "data is there: the reader must not sleep";
-    close(wake);
-}
-
-// Whether the eventfd was signalled, reading it back to zero.
-bool signalled(int wake) {
-    pollfd watched{wake, POLLIN, 0};
-    if (poll(&watched, 1, 0) != 1) return false;
-    std::uint64_t count = 0;
-    return read(wake, &count, sizeof count) == sizeof count;
 }
 
 TEST(MessageRing, AMessageWrittenToWakeLaterWakesTheReaderOnlyWhenAsked) {
-    SharedMapping memory = make_ring();
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ASSERT_GE(wake, 0);
-    RingWriter writer(memory.data(), kCapacity, wake);
-    RingReader reader(memory.data(), kCapacity);
+    RingWithEventfd ring;
+    ASSERT_GE(ring.wake.get(), 0);
+    auto& [memory, wake_fd, writer, reader] = ring;
+    const int wake = wake_fd.get();
     ASSERT_TRUE(reader.prepare_to_sleep());
     writer.write(message(1, 10), RingWriter::later);
     writer.write(message(2, 20), RingWriter::later);
@@ -201,15 +207,13 @@ TEST(MessageRing, AMessageWrittenToWakeLaterWakesTheReaderOnlyWhenAsked) {
     reader.release();
     EXPECT_TRUE(is_message(*reader.try_read(), 2, 20));
     reader.release();
-    close(wake);
 }
 
 TEST(MessageRing, AWriterOutOfSpaceWakesTheReaderItLeftAsleep) {
-    SharedMapping memory = make_ring();
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ASSERT_GE(wake, 0);
-    RingWriter writer(memory.data(), kCapacity, wake);
-    RingReader reader(memory.data(), kCapacity);
+    RingWithEventfd ring;
+    ASSERT_GE(ring.wake.get(), 0);
+    auto& [memory, wake_fd, writer, reader] = ring;
+    const int wake = wake_fd.get();
     ASSERT_TRUE(reader.prepare_to_sleep());
     constexpr std::size_t count = 40;  // 40 of kCapacity / 8 bytes: five times the ring
     std::thread producer([&] {
@@ -242,7 +246,6 @@ TEST(MessageRing, AWriterOutOfSpaceWakesTheReaderItLeftAsleep) {
     }
     producer.join();
     EXPECT_EQ(got, count);
-    close(wake);
 }
 
 TEST(MessageRing, MoreWaitingTellsWhetherAnotherMessageFollows) {
@@ -263,18 +266,16 @@ TEST(MessageRing, MoreWaitingTellsWhetherAnotherMessageFollows) {
 }
 
 TEST(MessageRing, ACancelledSleepIsNotWoken) {
-    SharedMapping memory = make_ring();
-    int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    ASSERT_GE(wake, 0);
-    RingWriter writer(memory.data(), kCapacity, wake);
-    RingReader reader(memory.data(), kCapacity);
+    RingWithEventfd ring;
+    ASSERT_GE(ring.wake.get(), 0);
+    auto& [memory, wake_fd, writer, reader] = ring;
+    const int wake = wake_fd.get();
     ASSERT_TRUE(reader.prepare_to_sleep());
     reader.cancel_sleep();
     writer.write(message(5, 5));
     EXPECT_FALSE(signalled(wake));
     EXPECT_TRUE(is_message(*reader.try_read(), 5, 5));
     reader.release();
-    close(wake);
 }
 
 }  // namespace

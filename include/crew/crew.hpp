@@ -22,3 +22,4 @@
 #include "crew/range.hpp"
 #include "crew/serialization.hpp"
 #include "crew/start_method.hpp"
+#include "crew/synchronize.hpp"

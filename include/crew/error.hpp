@@ -85,6 +85,19 @@ class Interrupted : public Error {
     Interrupted();
 };
 
+// A process died holding the Lock or RLock just acquired (crew/synchronize.hpp). The lock was
+// made usable again and left released; what it guarded may be half-updated.
+class OwnerDied : public Error {
+  public:
+    OwnerDied();
+};
+
+// A Barrier was aborted or reset, or a wait on it timed out (Python's BrokenBarrierError).
+class BrokenBarrierError : public Error {
+  public:
+    BrokenBarrierError();
+};
+
 namespace detail {
 // Throws SystemError for the current errno.
 [[noreturn]] void throw_system_error(const std::string& what_failed);
