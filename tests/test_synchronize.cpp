@@ -45,6 +45,9 @@ void notify_when_set(crew::Condition condition, crew::Event done) {
     done.set();
     condition.notify_all();
 }
+int worker_answer() {
+    return 42;
+}
 void wait_at_barrier(crew::Barrier barrier) {
     _exit(static_cast<int>(barrier.wait(20s)));
 }
@@ -143,6 +146,17 @@ INSTANTIATE_TEST_SUITE_P(AllStartMethods, SynchronizeTest,
                          ::testing::Values(StartMethod::forkserver, StartMethod::fork,
                                            StartMethod::spawn),
                          [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+bool take(crew::Lock lock) {
+    return lock.acquire(false);
+}
+
+TEST(Lock, APoolTaskCannotTakeOneYetAndSaysSo) {
+    crew::Pool pool(1);
+    crew::Lock lock;
+    EXPECT_THROW(pool.apply_async(take, lock), crew::Error);
+    EXPECT_EQ(pool.apply(worker_answer), 42) << "the pool goes on";
+}
 
 TEST(Lock, AcquireWithATimeoutGivesUp) {
     crew::Lock lock;
