@@ -32,10 +32,11 @@ constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 constexpr std::size_t least_tasks_in_flight = 2;
 constexpr std::size_t most_tasks_in_flight = 256;
 constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
-// Without a core to spare, a caller drives the pool (PoolCore::Driver) only when its result is
-// expected within about this long, and a broker with no task waiting for a worker (only replies
-// to collect) spins only this many times before sleeping.
-constexpr std::chrono::nanoseconds longest_drive = std::chrono::microseconds(50);
+// Without a core to spare, a caller driving the pool (PoolCore::Driver) spins only when its
+// result is expected within about this long (else it yields its core between steps), and a
+// broker with no task waiting for a worker (only replies to collect) spins only this many times
+// before sleeping.
+constexpr std::chrono::nanoseconds longest_spin = std::chrono::microseconds(50);
 constexpr int broker_spins_without_spare_core = 50;
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
@@ -287,13 +288,13 @@ PoolCore::Driver::~Driver() {
     }
 }
 
-// On a machine the workers keep busy, a spinning caller takes a core from one of them: worth it
-// only for a result expected soon, when it saves the 20-80 µs of waking up.
-bool PoolCore::worth_driving() const {
+// On a machine the workers keep busy, a caller that spins without yielding takes a core from
+// one of them: worth it only for a result expected within the spin.
+bool PoolCore::worth_spinning() const {
     if (spare_core_) return true;
     const auto expected_ns =
         tasks_out_.load() * task_cost_ns_.load(std::memory_order_relaxed) / options_.processes;
-    return expected_ns <= longest_drive.count();
+    return expected_ns <= longest_spin.count();
 }
 
 bool PoolCore::Driver::step() {

@@ -131,6 +131,22 @@ TEST_P(PoolTest, MapOfPlainNumbersKeepsEveryItemInOrder) {
     EXPECT_EQ(pool.map(twice, std::span(longs).subspan(5)), tail);
 }
 
+// A counting range travels as its first value a chunk; each call still gets its own number,
+// converted as the element-wise path would, negative numbers and errors included.
+TEST_P(PoolTest, CountingRangesGiveEachCallItsNumber) {
+    crew::Pool pool(options());
+    std::vector<long> expected;
+    for (int i = -50'000; i < 50'001; ++i) expected.push_back(2L * i);
+    EXPECT_EQ(pool.map(twice, crew::range(-50'000, 50'001)), expected);
+    EXPECT_EQ(pool.map(twice, std::views::iota(-50'000, 50'001), 3), expected);
+    auto results = pool.imap(throw_at_three, std::views::iota(0), 2);
+    auto it = results.begin();
+    for (int i = 0; i < 3; ++i, ++it) EXPECT_EQ(*it, i);
+    EXPECT_THROW(*it, crew::RemoteError);
+    ++it;
+    EXPECT_EQ(*it, 4);
+}
+
 TEST_P(PoolTest, TasksSubmittedOneByOneGoToIdleWorkers) {
     crew::Pool pool(options());
     auto first = pool.apply_async(sleep_then_pid, 300);

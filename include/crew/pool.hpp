@@ -41,6 +41,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <tuple>
@@ -184,9 +185,14 @@ class MapSink final : public TaskSink {
         prefer_huge_pages(results_.data(), count * sizeof(results_[0]));
         if (count == 0) state_->set_value({});
     }
+    // Sizes the result vector (its first touch): on the caller's thread once every chunk is
+    // submitted, while the workers wake up, or at the first result, whichever comes first.
+    void size_results() {
+        std::call_once(sized_, [&] { results_.resize(count_); });
+    }
     void completed(std::uint64_t first, const TaskResults& results,
                    std::chrono::nanoseconds) override {
-        if (results_.size() != count_) results_.resize(count_);
+        size_results();
         if constexpr (direct && packable_result<R>) {
             if (results.packed_as(sizeof(R))) {
                 std::memcpy(static_cast<void*>(results_.data() + first),
@@ -245,6 +251,7 @@ class MapSink final : public TaskSink {
 
     std::shared_ptr<FutureState<std::vector<R>>> state_;
     std::size_t count_;
+    std::once_flag sized_;
     std::conditional_t<direct, std::vector<R>, std::vector<std::optional<R>>> results_;
     std::size_t remaining_;
     std::uint64_t error_index_ = ~std::uint64_t{0};
@@ -583,6 +590,19 @@ class Pool {
         }
     };
 
+    // The iterator of a counting range of integers (crew::range, std::views::iota).
+    template <class Iterator>
+    static constexpr bool counting_iterator = [] {
+        if constexpr (std::integral<std::iter_value_t<Iterator>>) {
+            using W = std::iter_value_t<Iterator>;
+            return std::same_as<Iterator, std::ranges::iterator_t<std::ranges::iota_view<W, W>>> ||
+                   std::same_as<Iterator, std::ranges::iterator_t<std::ranges::iota_view<
+                                              W, std::unreachable_sentinel_t>>>;
+        } else {
+            return false;
+        }
+    }();
+
     // Submits a chunk of items from the iterator: up to size calls, fewer at the end or once
     // its message reaches byte_limit; returns how many.
     template <class F, class Call, class Iterator, class Sentinel>
@@ -590,6 +610,23 @@ class Pool {
                                std::uint64_t first, std::uint32_t size, std::size_t byte_limit,
                                std::shared_ptr<detail::TaskSink> sink) {
         detail::Writer task;
+        if constexpr (Call::raw_argument && counting_iterator<Iterator>) {
+            // A counting range (crew::range, std::views::iota): the first value says it all.
+            using Counter = std::iter_value_t<Iterator>;
+            std::size_t count_at =
+                detail::begin_counting_task<F, typename Call::Carried, Counter>(task, function);
+            std::size_t left = size;
+            if constexpr (std::sized_sentinel_for<Sentinel, Iterator>) {
+                left = std::min<std::size_t>(size, static_cast<std::size_t>(end - next));
+            }
+            const auto count = static_cast<std::uint32_t>(left);
+            if (count == 0) return 0;
+            detail::encode(task, static_cast<Counter>(*next));
+            next += static_cast<std::iter_difference_t<Iterator>>(count);
+            detail::finish_task(task, count_at, count);
+            core_->submit(task, first, count, std::move(sink));
+            return count;
+        }
         std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
         std::uint32_t count = 0;
         if constexpr (Call::raw_argument && std::sized_sentinel_for<Sentinel, Iterator>) {
@@ -689,6 +726,7 @@ class Pool {
                     first += submit_chunk<F, C>(function, next, end, first,
                                                 static_cast<std::uint32_t>(size), byte_limit, sink);
                 }
+                sink->size_results();
                 return state;
             }
         }

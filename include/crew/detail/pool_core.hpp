@@ -60,6 +60,9 @@ struct PoolCoreOptions {
     int retries = 0;
 };
 
+// How long a caller waiting for a pool drives it while yielding its core (see Driver).
+inline constexpr std::chrono::milliseconds longest_yielding_drive{2};
+
 class PoolCore {
   public:
     explicit PoolCore(PoolCoreOptions options);
@@ -84,13 +87,22 @@ class PoolCore {
         ~Driver();
         Driver(const Driver&) = delete;
         Driver& operator=(const Driver&) = delete;
-        // Drives until done() holds or about 50 µs have passed; at once gives up when that
-        // would take a core the workers need for longer than that (see worth_driving).
+        // Drives until done() holds, for a while. When that takes no core a worker needs (see
+        // worth_spinning), it spins for about 50 µs. Otherwise it gives its core away whenever
+        // there is nothing to do, for at most longest_yielding_drive: a worker that wants the
+        // core gets it at once, and the result is collected the moment it lands, with no
+        // wake-up of the broker nor of this thread (40-70 µs each on the machines measured).
         template <class Done>
         void drive_until(Done&& done) {
-            if (!core_.worth_driving()) return;
-            for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
-                if (!step()) cpu_relax();
+            if (core_.worth_spinning()) {
+                for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
+                    if (!step()) cpu_relax();
+                }
+                return;
+            }
+            const auto until = std::chrono::steady_clock::now() + longest_yielding_drive;
+            while (!done() && std::chrono::steady_clock::now() < until) {
+                if (!step()) std::this_thread::yield();
             }
         }
 
@@ -135,7 +147,7 @@ class PoolCore {
         bool held_ = false;
     };
 
-    bool worth_driving() const;
+    bool worth_spinning() const;
     void broker();
     bool take_submissions();
     void fail_late_tasks();

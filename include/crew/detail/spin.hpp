@@ -4,7 +4,7 @@
 // first spins for about 50 µs, then sleeps. Waking a sleeping thread costs 10-20 µs on a virtual
 // machine, more than a whole round trip to a worker when everyone is awake; 50 µs of spinning is
 // short enough not to keep a busy small machine from its work for long. Where a pool's workers
-// leave no core to spare, its broker and its callers spin less (see pool_core.cpp).
+// leave no core to spare, its broker spins less and its callers yield (see pool_core.hpp).
 #pragma once
 
 namespace crew::detail {

@@ -141,13 +141,33 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
     static void run(Reader& call, Writer& results) {
         F function = Single::read_function(call);
         const auto count = decode<std::uint32_t>(call);
+        run_calls(function, count, results,
+                  [&](std::uint32_t) { return std::tuple<Carried...>{decode<Carried>(call)...}; });
+    }
+
+    // A chunk whose calls take first, first + 1, ... (a counting range, as crew::range gives):
+    // only first travels, not each value.
+    template <class Counter>
+    static void run_counting(Reader& call, Writer& results) {
+        F function = Single::read_function(call);
+        const auto count = decode<std::uint32_t>(call);
+        const auto first = decode<Counter>(call);
+        run_calls(function, count, results, [&](std::uint32_t i) {
+            return std::tuple<Carried...>{Carried(static_cast<Counter>(first + i))...};
+        });
+    }
+
+    // Makes count calls, taking the arguments of call i from arguments_of(i), in order.
+    template <class Arguments>
+    static void run_calls(F& function, std::uint32_t count, Writer& results,
+                          Arguments&& arguments_of) {
         encode(results, count);
         std::uint32_t i = 0;
         if constexpr (packable_result<R>) {
             const std::size_t layout_at = results.size();
             encode(results, Layout::packed);
             for (; i < count; ++i) {
-                std::tuple<Carried...> arguments{decode<Carried>(call)...};
+                std::tuple<Carried...> arguments = arguments_of(i);
                 try {
                     std::apply(
                         [&](Carried&... argument) { Single::call(function, results, argument...); },
@@ -163,7 +183,7 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
             encode(results, Layout::one_by_one);
         }
         for (; i < count; ++i) {
-            std::tuple<Carried...> arguments{decode<Carried>(call)...};
+            std::tuple<Carried...> arguments = arguments_of(i);
             encode_outcome(results, [&] {
                 std::apply(
                     [&](Carried&... argument) { Single::call(function, results, argument...); },
@@ -210,16 +230,16 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
 
     static inline const bool registered =
         (register_entry_point(reinterpret_cast<std::uintptr_t>(&run)), true);
+    template <class Counter>
+    static inline const bool counting_registered =
+        (register_entry_point(reinterpret_cast<std::uintptr_t>(&run_counting<Counter>)), true);
 };
 
-// Starts a task message: room for its id, the chunk entry point and the function. Append each
-// call's arguments with encode_task_arguments, count calls, then finish_task.
-template <class F, class Carried>
-std::size_t begin_task(Writer& task, const F& function) {
-    using Point = ChunkEntry<F, Carried>;
-    (void)Point::registered;
+// Writes a task's start for the chunk entry point at entry; returns where the count goes.
+template <class F>
+std::size_t begin_task_at(Writer& task, std::uintptr_t entry, const F& function) {
     encode(task, std::uint64_t{0});  // the task's id, set by the pool when it sends the task
-    encode(task, code_address_of(reinterpret_cast<std::uintptr_t>(&Point::run)));
+    encode(task, code_address_of(entry));
     if constexpr (function_pointer<F>) {
         encode(task, code_address_of(reinterpret_cast<std::uintptr_t>(function)));
     } else if constexpr (serializable_function_object<F>) {
@@ -228,6 +248,24 @@ std::size_t begin_task(Writer& task, const F& function) {
     const std::size_t count_at = task.size();
     encode(task, std::uint32_t{0});
     return count_at;
+}
+
+// Starts a task message: room for its id, the chunk entry point and the function. Append each
+// call's arguments with encode_task_arguments, count calls, then finish_task.
+template <class F, class Carried>
+std::size_t begin_task(Writer& task, const F& function) {
+    using Point = ChunkEntry<F, Carried>;
+    (void)Point::registered;
+    return begin_task_at(task, reinterpret_cast<std::uintptr_t>(&Point::run), function);
+}
+
+// The same for a chunk of calls taking first, first + 1, ...: append first, then finish_task.
+template <class F, class Carried, class Counter>
+std::size_t begin_counting_task(Writer& task, const F& function) {
+    using Point = ChunkEntry<F, Carried>;
+    (void)Point::template counting_registered<Counter>;
+    return begin_task_at(
+        task, reinterpret_cast<std::uintptr_t>(&Point::template run_counting<Counter>), function);
 }
 
 // Appends one call's arguments, converted to the carried types.
