@@ -128,7 +128,8 @@ RingReader::RingReader(std::byte* memory, std::size_t capacity)
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
-      read_(control_.read.load(std::memory_order_relaxed)) {
+      read_(control_.read.load(std::memory_order_relaxed)),
+      seen_written_(read_) {
     check_capacity(capacity);
 }
 
@@ -138,6 +139,7 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
     }
     while (true) {
         std::uint64_t written = control_.written.load(std::memory_order_acquire);
+        seen_written_ = written;
         if (read_ == written) return std::nullopt;
         std::uint64_t offset = read_ & (capacity_ - 1);
         RecordHeader header;
@@ -185,8 +187,11 @@ void RingReader::release() {
     release_bytes(std::exchange(held_, 0));
 }
 
-bool RingReader::more_waiting() const {
-    return control_.written.load(std::memory_order_acquire) != read_ + held_;
+bool RingReader::more_waiting() {
+    // What try_read saw is often enough: the shared counter's cache line is the writer's.
+    if (seen_written_ != read_ + held_) return true;
+    seen_written_ = control_.written.load(std::memory_order_acquire);
+    return seen_written_ != read_ + held_;
 }
 
 void RingReader::cancel_sleep() {

@@ -75,7 +75,7 @@ class RingReader {
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
     // Whether another message is there already, after the one being read, if any.
-    bool more_waiting() const;
+    bool more_waiting();
 
     // For a reader that sleeps elsewhere: asks the writer to wake it. Returns false (and asks
     // nothing) when data is already there, so the reader must not sleep.
@@ -90,6 +90,7 @@ class RingReader {
     const std::byte* bytes_;
     std::size_t capacity_;
     std::uint64_t read_;                // our copy of control_.read
+    std::uint64_t seen_written_;        // control_.written as last read
     std::uint64_t held_ = 0;            // size of the record handed out in place, if any
     std::vector<std::byte> assembled_;  // pieces of a large message joined so far
     bool assembling_ = false;
