@@ -56,6 +56,12 @@ TEST(Examples, PoolSquaresAsync) {
               "9, 16]\nOutput (apply_async): 16\n");
 }
 
+TEST(Examples, SharedValueAndArray) {
+    auto run = run_example("shared_value_and_array");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "3.1415927\n[0, -1, -2, -3, -4, -5, -6, -7, -8, -9]\n");
+}
+
 TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;

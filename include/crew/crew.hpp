@@ -21,5 +21,6 @@
 #include "crew/process.hpp"
 #include "crew/range.hpp"
 #include "crew/serialization.hpp"
+#include "crew/shared_value.hpp"
 #include "crew/start_method.hpp"
 #include "crew/synchronize.hpp"
