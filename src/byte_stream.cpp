@@ -1,5 +1,7 @@
 #include "crew/detail/byte_stream.hpp"
 
+#include <fcntl.h>
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -146,7 +148,10 @@ void Writer::overwrite(std::size_t offset, const void* data, std::size_t size) {
 }
 
 std::size_t Writer::attach_fd(int fd) {
-    attached_fds_.push_back(fd);
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw_system_error("cannot attach a file descriptor to a message");
+    owned_fds_.emplace_back(copy);
+    attached_fds_.push_back(copy);
     return attached_fds_.size() - 1;
 }
 

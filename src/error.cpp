@@ -67,4 +67,9 @@ BrokenBarrierError::BrokenBarrierError()
           "crew: the barrier is broken (it was aborted or reset, or a wait on it timed out); "
           "reset() it to use it again") {}
 
+EOFError::EOFError()
+    : Error(
+          "crew: the connection's other end is closed (or the process holding it ended) and "
+          "nothing is left to receive") {}
+
 }  // namespace crew

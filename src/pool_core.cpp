@@ -228,8 +228,8 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
     if (!task.attached_fds().empty()) {
         throw Error(
             "crew: a pool task cannot take arguments that carry a file descriptor (a Lock, "
-            "Semaphore, Event, Condition, Barrier, Value or Array) yet; hand them to a "
-            "crew::Process instead");
+            "Semaphore, Event, Condition, Barrier, Value, Array or Connection) yet; hand them "
+            "to a crew::Process instead");
     }
     Task queued{task.take_bytes(), first, count, std::move(sink), 0};
     tasks_out_.fetch_add(1);

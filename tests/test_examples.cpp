@@ -62,6 +62,12 @@ TEST(Examples, SharedValueAndArray) {
     EXPECT_EQ(run.output, "3.1415927\n[0, -1, -2, -3, -4, -5, -6, -7, -8, -9]\n");
 }
 
+TEST(Examples, PipePingPong) {
+    auto run = run_example("pipe_ping_pong");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "ball 2\nball 4\nball 6\nplayer exitcode 0\n");
+}
+
 TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;

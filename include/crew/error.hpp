@@ -98,6 +98,12 @@ class BrokenBarrierError : public Error {
     BrokenBarrierError();
 };
 
+// recv() on a connection whose other end is closed, or whose process ended (Python's EOFError).
+class EOFError : public Error {
+  public:
+    EOFError();
+};
+
 namespace detail {
 // Throws SystemError for the current errno.
 [[noreturn]] void throw_system_error(const std::string& what_failed);

@@ -22,6 +22,8 @@
 #include <streambuf>
 #include <vector>
 
+#include "crew/detail/unique_fd.hpp"
+
 namespace crew::detail {
 
 // A buffer of malloc'd memory. One of 32 KiB or more, once done with, is kept for a later message
@@ -86,6 +88,7 @@ class Writer {
     void clear() noexcept {
         appender_.size = 0;
         attached_fds_.clear();
+        owned_fds_.clear();
     }
     std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
     // Hands over what was written, without copying it; the Writer starts again empty.
@@ -100,6 +103,8 @@ class Writer {
     std::ostream& stream();
 
     // Attaches a descriptor to the message; returns its index among the message's descriptors.
+    // The message holds a duplicate of it until cleared or destroyed, so that the object that
+    // attached it may close its own first (a temporary that carried it, say).
     std::size_t attach_fd(int fd);
     std::span<const int> attached_fds() const noexcept { return attached_fds_; }
 
@@ -117,6 +122,7 @@ class Writer {
     Appender appender_;
     std::optional<std::ostream> stream_;
     std::vector<int> attached_fds_;
+    std::vector<UniqueFd> owned_fds_;  // behind attached_fds_
 };
 
 class Reader {
