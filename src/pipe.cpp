@@ -5,9 +5,12 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 
+#include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {
@@ -37,26 +40,10 @@ void send_all(int fd, iovec* parts, int count) {
     }
 }
 
-// Reads exactly size bytes; false if the other end closed before the first byte.
-bool receive_all(int fd, void* data, std::size_t size) {
-    auto* next = static_cast<char*>(data);
-    std::size_t got = 0;
-    while (got < size) {
-        const ssize_t read = ::recv(fd, next + got, size - got, 0);
-        if (read < 0) {
-            if (errno == EINTR) continue;
-            throw_system_error("cannot receive on a connection");
-        }
-        if (read == 0) {
-            if (got == 0) return false;
-            throw Error(
-                "crew: a connection's other end closed in the middle of a message (its process "
-                "died while sending?); the part that came was dropped");
-        }
-        got += static_cast<std::size_t>(read);
-    }
-    return true;
-}
+constexpr std::size_t buffer_size = 64 << 10;
+const char* const cut_short =
+    "crew: a connection's other end closed in the middle of a message (its process died while "
+    "sending?); the part that came was dropped";
 
 }  // namespace
 
@@ -86,23 +73,68 @@ void MessageSocket::send(std::span<const std::byte> message) {
     send_all(checked_fd(), parts, message.empty() ? 1 : 2);
 }
 
-std::vector<std::byte> MessageSocket::receive() {
+// Makes at least wanted bytes ready in the buffer (wanted <= buffer_size); false if the other
+// end closed with none ready. For about 50 µs it only asks without blocking: a reply that comes
+// within that costs no wake-up (20-70 µs on the machines measured), and one call reads as much
+// as has come, the next message's length and bytes together.
+bool MessageSocket::fill(std::size_t wanted) {
     const int fd = checked_fd();
-    std::uint64_t size = 0;
-    if (!receive_all(fd, &size, sizeof size)) {
-        throw EOFError();
+    if (buffer_.size() < buffer_size) buffer_.resize(buffer_size);
+    if (ready_ >= wanted) return true;
+    if (start_ + wanted > buffer_.size()) {
+        std::memmove(buffer_.data(), buffer_.data() + start_, ready_);
+        start_ = 0;
     }
+    const auto stop_spinning = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (ready_ < wanted) {
+        const bool spinning = std::chrono::steady_clock::now() < stop_spinning;
+        std::byte* free = buffer_.data() + start_ + ready_;
+        const std::size_t room = buffer_.size() - start_ - ready_;
+        const ssize_t got = ::recv(fd, free, room, spinning ? MSG_DONTWAIT : 0);
+        if (got > 0) {
+            ready_ += static_cast<std::size_t>(got);
+        } else if (got == 0) {
+            if (ready_ == 0) return false;
+            throw Error(cut_short);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            cpu_relax();
+        } else if (errno != EINTR) {
+            throw_system_error("cannot receive on a connection");
+        }
+    }
+    return true;
+}
+
+std::vector<std::byte> MessageSocket::receive() {
+    std::uint64_t size = 0;
+    if (!fill(sizeof size)) throw EOFError();
+    std::memcpy(&size, buffer_.data() + start_, sizeof size);
+    start_ += sizeof size;
+    ready_ -= sizeof size;
     std::vector<std::byte> message(size);
-    if (size != 0 && !receive_all(fd, message.data(), message.size())) {
-        throw Error(
-            "crew: a connection's other end closed in the middle of a message (its process died "
-            "while sending?); the part that came was dropped");
+    const std::size_t buffered = std::min<std::size_t>(size, ready_);
+    if (buffered != 0) std::memcpy(message.data(), buffer_.data() + start_, buffered);
+    start_ += buffered;
+    ready_ -= buffered;
+    if (ready_ == 0) start_ = 0;
+    // The rest of a large message goes straight into it.
+    std::size_t got = buffered;
+    while (got < size) {
+        const ssize_t read = ::recv(checked_fd(), message.data() + got, size - got, 0);
+        if (read > 0) {
+            got += static_cast<std::size_t>(read);
+        } else if (read == 0) {
+            throw Error(cut_short);
+        } else if (errno != EINTR) {
+            throw_system_error("cannot receive on a connection");
+        }
     }
     return message;
 }
 
 bool MessageSocket::poll(std::optional<std::chrono::nanoseconds> timeout) {
     pollfd watched{checked_fd(), POLLIN, 0};
+    if (ready_ != 0) return true;
     int milliseconds = -1;
     if (timeout) {
         const auto rounded_up = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();

@@ -55,7 +55,11 @@ class MessageSocket {
 
   private:
     int checked_fd() const;
+    bool fill(std::size_t wanted);
     UniqueFd fd_;
+    std::vector<std::byte> buffer_;  // bytes received ahead: ready_ of them from start_
+    std::size_t start_ = 0;
+    std::size_t ready_ = 0;
 };
 
 }  // namespace detail
