@@ -145,8 +145,7 @@ unsigned SharedMutex::release_all() {
 }
 
 void SharedMutex::restore(unsigned levels) {
-    acquire(true, std::nullopt);
-    for (unsigned level = 1; level < levels; ++level) acquire(true, std::nullopt);
+    for (unsigned level = 0; level < levels; ++level) acquire(true, std::nullopt);
 }
 
 }  // namespace detail
