@@ -5,9 +5,8 @@
 //     }
 //
 //     auto [parent_end, child_end] = crew::Pipe<std::string>();
-//     crew::Process p(child, std::move(child_end));
+//     crew::Process p(child, std::move(child_end));  // moved: only the child holds that end
 //     p.start();
-//     child_end.close();                  // as in Python: only the child holds that end now
 //     std::string greeting = parent_end.recv();
 //
 // A connection carries whole messages of T (anything crew/serialization.hpp can send) in order,
@@ -16,8 +15,8 @@
 // once. When the other end is closed, also because the process holding it ended, however it
 // ended, recv() throws crew::EOFError once what was sent before is read, instead of waiting
 // forever; send() then throws crew::SystemError (EPIPE). A message is delivered whole or not at
-// all. Hand an end to a crew::Process as an argument (it travels as a descriptor), then close()
-// your copy of it, or the kernel cannot tell that the process holding it has gone.
+// all. Hand an end to a crew::Process as an argument (it travels as a descriptor): move it in,
+// or close() your copy after, or the kernel cannot tell that the process holding it has gone.
 //
 // Pipe(false) gives a one-way pipe: the first end only receives, the second only sends.
 // One thread at a time may send on a connection, and one receive.

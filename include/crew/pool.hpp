@@ -610,29 +610,30 @@ class Pool {
                                std::uint64_t first, std::uint32_t size, std::size_t byte_limit,
                                std::shared_ptr<detail::TaskSink> sink) {
         detail::Writer task;
+        std::size_t count_at = 0;
+        std::uint32_t count = 0;
         if constexpr (Call::raw_argument && counting_iterator<Iterator>) {
             // A counting range (crew::range, std::views::iota): the first value says it all.
             using Counter = std::iter_value_t<Iterator>;
-            std::size_t count_at =
+            count_at =
                 detail::begin_counting_task<F, typename Call::Carried, Counter>(task, function);
             std::size_t left = size;
             if constexpr (std::sized_sentinel_for<Sentinel, Iterator>) {
                 left = std::min<std::size_t>(size, static_cast<std::size_t>(end - next));
             }
-            const auto count = static_cast<std::uint32_t>(left);
-            if (count == 0) return 0;
-            detail::encode(task, static_cast<Counter>(*next));
-            next += static_cast<std::iter_difference_t<Iterator>>(count);
-            detail::finish_task(task, count_at, count);
-            core_->submit(task, first, count, std::move(sink));
-            return count;
-        }
-        std::size_t count_at = detail::begin_task<F, typename Call::Carried>(task, function);
-        std::uint32_t count = 0;
-        if constexpr (Call::raw_argument && std::sized_sentinel_for<Sentinel, Iterator>) {
-            count = encode_raw_arguments<typename Call::Carried>(task, next, end, size, byte_limit);
+            count = static_cast<std::uint32_t>(left);
+            if (count != 0) {
+                detail::encode(task, static_cast<Counter>(*next));
+                next += static_cast<std::iter_difference_t<Iterator>>(count);
+            }
         } else {
-            count = encode_arguments<Call>(task, next, end, size, byte_limit);
+            count_at = detail::begin_task<F, typename Call::Carried>(task, function);
+            if constexpr (Call::raw_argument && std::sized_sentinel_for<Sentinel, Iterator>) {
+                count =
+                    encode_raw_arguments<typename Call::Carried>(task, next, end, size, byte_limit);
+            } else {
+                count = encode_arguments<Call>(task, next, end, size, byte_limit);
+            }
         }
         detail::finish_task(task, count_at, count);
         if (count != 0) core_->submit(task, first, count, std::move(sink));
