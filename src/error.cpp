@@ -72,4 +72,10 @@ EOFError::EOFError()
           "crew: the connection's other end is closed (or the process holding it ended) and "
           "nothing is left to receive") {}
 
+Empty::Empty()
+    : Error("crew: the queue is empty (get_nowait, or get with a timeout that passed)") {}
+
+Full::Full()
+    : Error("crew: the queue is full (put_nowait, or put with a timeout that passed)") {}
+
 }  // namespace crew

@@ -20,6 +20,7 @@ struct RecordHeader {
 
 constexpr std::uint32_t padding = 1;       // skip to the start of the ring
 constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
+constexpr std::uint32_t continues = 4;     // a piece after the first of a large message
 constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
 }
@@ -45,16 +46,27 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
     check_capacity(capacity);
 }
 
-void RingWriter::write(std::span<const std::byte> message, Wake wake) {
+bool RingWriter::write(std::span<const std::byte> message, Wake wake, const Deadline& deadline) {
     const std::size_t piece = capacity_ / 4 - sizeof(RecordHeader);
     const std::byte* next = message.data();
     std::size_t left = message.size();
+    std::uint32_t flags = 0;
+    Deadline first_deadline = deadline;
     while (left > piece) {
-        write_record(next, static_cast<std::uint32_t>(piece), more_follows, now);
+        if (!write_record(next, static_cast<std::uint32_t>(piece), flags | more_follows, now,
+                          first_deadline)) {
+            return false;
+        }
+        flags = continues;
+        first_deadline.reset();
         next += piece;
         left -= piece;
     }
-    write_record(next, static_cast<std::uint32_t>(left), 0, wake);
+    return write_record(next, static_cast<std::uint32_t>(left), flags, wake, first_deadline);
+}
+
+void RingWriter::resume() {
+    written_ = control_.written.load(std::memory_order_acquire);
 }
 
 void RingWriter::wake_reader() {
@@ -82,13 +94,13 @@ std::uint64_t RingWriter::space_needed(std::uint64_t record) const {
     return record <= to_end ? record : to_end + record;
 }
 
-void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags,
-                              Wake wake) {
+bool RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags,
+                              Wake wake, const Deadline& deadline) {
     const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
     std::uint64_t offset = written_ & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
     const std::uint64_t needed = space_needed(record);
-    wait_for_space(needed);
+    if (!wait_for_space(needed, deadline)) return false;
     if (record > to_end) {
         RecordHeader pad{static_cast<std::uint32_t>(to_end - sizeof(RecordHeader)), padding};
         std::memcpy(bytes_ + offset, &pad, sizeof pad);
@@ -98,13 +110,14 @@ void RingWriter::write_record(const std::byte* payload, std::uint32_t size, std:
     std::memcpy(bytes_ + offset, &header, sizeof header);
     if (size != 0) std::memcpy(bytes_ + offset + sizeof header, payload, size);
     publish(written_ + needed, wake);
+    return true;
 }
 
-void RingWriter::wait_for_space(std::uint64_t needed) {
+bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) {
     auto enough = [&] {
         return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
     };
-    if (enough()) return;
+    if (enough()) return true;
     wake_reader();  // a reader left asleep would never make the space
     for (int spin = 0; !enough(); ++spin) {
         if (spin < spins_before_sleeping) {
@@ -113,8 +126,9 @@ void RingWriter::wait_for_space(std::uint64_t needed) {
         }
         control_.writer_waiting.store(1, std::memory_order_seq_cst);
         if (enough()) break;
-        futex_wait(control_.writer_waiting, 1);
+        if (!sleep_while(control_.writer_waiting, 1, deadline)) return false;
     }
+    return true;
 }
 
 void RingWriter::publish(std::uint64_t position, Wake wake) {
@@ -150,6 +164,12 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
             continue;
         }
         const std::byte* payload = bytes_ + offset + sizeof header;
+        const bool later_piece = (header.flags & continues) != 0;
+        if (later_piece && !assembling_) {  // the rest of a message a dead reader began
+            release_bytes(record);
+            continue;
+        }
+        if (!later_piece && assembling_) assembling_ = false;  // its writer died half-way
         if (!assembling_ && !(header.flags & more_follows)) {
             held_ = record;
             return std::span<const std::byte>(payload, header.size);
@@ -167,15 +187,19 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
 }
 
 std::span<const std::byte> RingReader::read() {
+    return *read_before(std::nullopt);
+}
+
+std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline& deadline) {
     for (int spin = 0;; ++spin) {
-        if (auto message = try_read()) return *message;
+        if (auto message = try_read()) return message;
         if (spin < worker_spins_before_sleeping) {
             cpu_relax();
             continue;
         }
         control_.reader_waiting.store(1, std::memory_order_seq_cst);
         if (control_.written.load(std::memory_order_seq_cst) != read_) continue;
-        futex_wait(control_.reader_waiting, 1);
+        if (!sleep_while(control_.reader_waiting, 1, deadline)) return std::nullopt;
     }
 }
 
@@ -192,6 +216,14 @@ bool RingReader::more_waiting() {
     if (seen_written_ != read_ + held_) return true;
     seen_written_ = control_.written.load(std::memory_order_acquire);
     return seen_written_ != read_ + held_;
+}
+
+void RingReader::resume() {
+    read_ = control_.read.load(std::memory_order_acquire);
+    seen_written_ = read_;
+    held_ = 0;
+    assembling_ = false;
+    assembled_ready_ = false;
 }
 
 void RingReader::cancel_sleep() {

@@ -13,36 +13,6 @@
 
 namespace crew {
 namespace detail {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using Deadline = std::optional<Clock::time_point>;
-
-Deadline deadline_for(const Timeout& timeout) {
-    if (!timeout) return std::nullopt;
-    return Clock::now() + std::max(*timeout, std::chrono::nanoseconds(0));
-}
-
-timespec to_timespec(std::chrono::nanoseconds duration) {
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
-    return {static_cast<time_t>(seconds.count()), static_cast<long>((duration - seconds).count())};
-}
-
-// Sleeps while word holds expected, until woken or the deadline; false once it has passed.
-bool sleep_while(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                 const Deadline& deadline) {
-    if (!deadline) {
-        futex_wait(word, expected);
-        return true;
-    }
-    const auto left = *deadline - Clock::now();
-    if (left <= std::chrono::nanoseconds(0)) return false;
-    const timespec relative = to_timespec(left);
-    futex_wait(word, expected, &relative);
-    return true;
-}
-
-}  // namespace
 
 SharedBlock::SharedBlock(std::size_t size, const char* name)
     : mapping_(std::make_shared<SharedMapping>(SharedMapping::create(size, name))) {}
@@ -79,23 +49,20 @@ SharedMutex::SharedMutex(bool recursive)
     if (error != 0) throw SystemError("cannot create a process-shared lock", error);
 }
 
-bool SharedMutex::acquire(bool blocking, const Timeout& timeout) {
+int SharedMutex::lock(bool blocking, const Timeout& timeout) {
     pthread_mutex_t& mutex = state().mutex;
-    int result = 0;
-    if (!blocking) {
-        result = pthread_mutex_trylock(&mutex);
-    } else if (!timeout) {
-        result = pthread_mutex_lock(&mutex);
-    } else {
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        const auto total = std::chrono::seconds(now.tv_sec) +
-                           std::chrono::nanoseconds(now.tv_nsec) +
-                           std::max(*timeout, std::chrono::nanoseconds(0));
-        const timespec deadline = to_timespec(total);
-        result = pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &deadline);
-    }
-    switch (result) {
+    if (!blocking) return pthread_mutex_trylock(&mutex);
+    if (!timeout) return pthread_mutex_lock(&mutex);
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const auto total = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) +
+                       std::max(*timeout, std::chrono::nanoseconds(0));
+    const timespec deadline = to_timespec(total);
+    return pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &deadline);
+}
+
+bool SharedMutex::acquire(bool blocking, const Timeout& timeout) {
+    switch (const int result = lock(blocking, timeout)) {
         case 0:
             return true;
         case EBUSY:
@@ -103,9 +70,24 @@ bool SharedMutex::acquire(bool blocking, const Timeout& timeout) {
         case EDEADLK:  // a Lock the calling thread holds: as Python, it is not taken
             return false;
         case EOWNERDEAD:
-            pthread_mutex_consistent(&mutex);
-            pthread_mutex_unlock(&mutex);
+            pthread_mutex_consistent(&state().mutex);
+            pthread_mutex_unlock(&state().mutex);
             throw OwnerDied();
+        default:
+            throw SystemError("cannot acquire a process-shared lock", result);
+    }
+}
+
+SharedMutex::Taken SharedMutex::acquire_for_repair(bool blocking, const Timeout& timeout) {
+    switch (const int result = lock(blocking, timeout)) {
+        case 0:
+            return Taken::yes;
+        case EBUSY:
+        case ETIMEDOUT:
+            return Taken::no;
+        case EOWNERDEAD:
+            pthread_mutex_consistent(&state().mutex);
+            return Taken::from_dead_owner;
         default:
             throw SystemError("cannot acquire a process-shared lock", result);
     }

@@ -20,6 +20,7 @@
 #include "crew/pipe.hpp"
 #include "crew/pool.hpp"
 #include "crew/process.hpp"
+#include "crew/queue.hpp"
 #include "crew/range.hpp"
 #include "crew/serialization.hpp"
 #include "crew/shared_value.hpp"

@@ -104,6 +104,18 @@ class EOFError : public Error {
     EOFError();
 };
 
+// get_nowait(), or get(timeout) that timed out, on an empty Queue (Python's queue.Empty).
+class Empty : public Error {
+  public:
+    Empty();
+};
+
+// put_nowait(), or put(x, timeout) that timed out, on a full Queue (Python's queue.Full).
+class Full : public Error {
+  public:
+    Full();
+};
+
 namespace detail {
 // Throws SystemError for the current errno.
 [[noreturn]] void throw_system_error(const std::string& what_failed);

@@ -71,6 +71,10 @@ class SharedMutex {
   public:
     explicit SharedMutex(bool recursive);
     bool acquire(bool blocking, const Timeout& timeout);
+    // For a holder that repairs what the lock guards itself: takes the lock from a dead holder
+    // too, without throwing, and says so.
+    enum class Taken { no, yes, from_dead_owner };
+    Taken acquire_for_repair(bool blocking, const Timeout& timeout);
     void release();
     bool locked();
     // Releases every level this thread holds; returns how many, for restore.
@@ -83,6 +87,7 @@ class SharedMutex {
 
   private:
     explicit SharedMutex(SharedBlock block) : block_(std::move(block)) {}
+    int lock(bool blocking, const Timeout& timeout);  // pthread's result
     struct State;
     State& state() const noexcept;
     SharedBlock block_;

@@ -1,14 +1,18 @@
 // crew/detail/futex.hpp: sleeping on a 32-bit word in shared memory until another process wakes
-// it. Process-shared (not FUTEX_PRIVATE): the word may be mapped at different addresses.
+// it, forever or until a deadline. Process-shared (not FUTEX_PRIVATE): the word may be mapped at
+// different addresses.
 #pragma once
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <ctime>
+#include <optional>
 
 namespace crew::detail {
 
@@ -29,6 +33,34 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) {
 
 inline void futex_wake_all(std::atomic<std::uint32_t>& word) {
     futex_wake(word, INT32_MAX);
+}
+
+using Clock = std::chrono::steady_clock;
+// When a wait must give up; none: never.
+using Deadline = std::optional<Clock::time_point>;
+
+inline Deadline deadline_for(const std::optional<std::chrono::nanoseconds>& timeout) {
+    if (!timeout) return std::nullopt;
+    return Clock::now() + std::max(*timeout, std::chrono::nanoseconds(0));
+}
+
+inline timespec to_timespec(std::chrono::nanoseconds duration) {
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(duration);
+    return {static_cast<time_t>(seconds.count()), static_cast<long>((duration - seconds).count())};
+}
+
+// Sleeps while word holds expected, until woken or the deadline; false once it has passed.
+inline bool sleep_while(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                        const Deadline& deadline) {
+    if (!deadline) {
+        futex_wait(word, expected);
+        return true;
+    }
+    const auto left = *deadline - Clock::now();
+    if (left <= std::chrono::nanoseconds(0)) return false;
+    const timespec relative = to_timespec(left);
+    futex_wait(word, expected, &relative);
+    return true;
 }
 
 }  // namespace crew::detail

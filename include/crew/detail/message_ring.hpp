@@ -10,6 +10,12 @@
 // Waiting: both ends spin a little, then sleep on a futex in the ring. A reader that must sleep
 // somewhere else (epoll, say) can instead ask the writer to signal an eventfd: see wake_fd and
 // prepare_to_sleep.
+//
+// Several writers (or readers) may take turns on one ring, each with its own RingWriter, if
+// something else (a lock) lets only one at a time write, and each calls resume() when its turn
+// begins. If one dies half-way through a large message, the pieces it left are skipped: a reader
+// drops a message whose next piece never came when a new message begins, and a reader that takes
+// over drops the rest of a message its predecessor had begun.
 #pragma once
 
 #include <atomic>
@@ -18,6 +24,8 @@
 #include <optional>
 #include <span>
 #include <vector>
+
+#include "crew/detail/futex.hpp"
 
 namespace crew::detail {
 
@@ -43,17 +51,23 @@ class RingWriter {
     // Whether a sleeping reader is woken as soon as a message is written, or later: by
     // wake_reader(), or before this writer waits for space.
     enum Wake { now, later };
-    // Writes one message, waiting for space as long as it takes.
-    void write(std::span<const std::byte> message, Wake wake = now);
+    // Writes one message. Waits for space to begin it until the deadline, and returns false if
+    // that passed (nothing written); once begun, a message is written whole, however long it
+    // takes.
+    bool write(std::span<const std::byte> message, Wake wake = now,
+               const Deadline& deadline = std::nullopt);
     // Wakes the reader if it sleeps and a message written with Wake::later has not woken it.
     void wake_reader();
     // Whether a message of this size would be written at once, without waiting for space.
     bool has_room_for(std::size_t message_size) const;
+    // Takes up where another writer of this ring left off.
+    void resume();
 
   private:
-    void write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake);
+    bool write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake,
+                      const Deadline& deadline);
     std::uint64_t space_needed(std::uint64_t record) const;
-    void wait_for_space(std::uint64_t needed);
+    bool wait_for_space(std::uint64_t needed, const Deadline& deadline);
     void publish(std::uint64_t position, Wake wake);
 
     RingControl& control_;
@@ -72,6 +86,11 @@ class RingReader {
     std::optional<std::span<const std::byte>> try_read();
     // The next message, waiting as long as it takes.
     std::span<const std::byte> read();
+    // The next message, waiting until the deadline at most: nothing if it passed. A message part
+    // of which has arrived by then stays begun (see assembling) for the next call.
+    std::optional<std::span<const std::byte>> read_before(const Deadline& deadline);
+    // Whether part of a large message has been read and the rest is awaited.
+    bool assembling() const noexcept { return assembling_; }
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
     // Whether another message is there already, after the one being read, if any.
@@ -82,6 +101,9 @@ class RingReader {
     bool prepare_to_sleep();
     // Takes that request back: the writer need not wake this reader, who reads anyway.
     void cancel_sleep();
+
+    // Takes up where another reader of this ring left off, dropping any message begun.
+    void resume();
 
   private:
     void release_bytes(std::uint64_t count);

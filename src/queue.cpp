@@ -1,0 +1,206 @@
+#include "crew/queue.hpp"
+
+#include <new>
+#include <string>
+
+namespace crew::detail {
+namespace {
+
+constexpr std::size_t ring_capacity = std::size_t{1} << 20;
+constexpr std::size_t ring_at = 256;  // after State
+// How often a consumer waiting for the rest of a begun message checks that its producer lives.
+constexpr auto producer_check_interval = std::chrono::milliseconds(100);
+
+Timeout time_left(const Deadline& deadline) {
+    if (!deadline) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now());
+}
+
+// Holds a SharedMutex taken with acquire_for_repair until the end of the scope.
+class Holding {
+  public:
+    explicit Holding(SharedMutex& mutex) : mutex_(mutex) {}
+    Holding(const Holding&) = delete;
+    Holding& operator=(const Holding&) = delete;
+    ~Holding() { mutex_.release(); }
+
+  private:
+    SharedMutex& mutex_;
+};
+
+}  // namespace
+
+struct QueueCore::State {
+    std::uint64_t maxsize = 0;
+    bool joinable = false;
+    // Whole messages in the queue, as a signed number: a consumer may take a message before its
+    // producer has counted it.
+    alignas(64) std::atomic<std::uint32_t> count{0};
+    std::atomic<std::uint32_t> producer_waiting{0};  // for count to drop below maxsize
+    // JoinableQueue: messages put and not yet marked done, and whether the producer holding the
+    // producers' lock has counted a message it has not finished writing.
+    alignas(64) std::atomic<std::uint32_t> unfinished{0};
+    std::atomic<std::uint32_t> joiners{0};
+    std::atomic<std::uint32_t> counted_unwritten{0};
+};
+
+QueueCore::QueueCore(std::size_t maxsize, bool joinable)
+    : QueueCore(SharedMutex(false), SharedMutex(false),
+                SharedBlock(ring_at + ring_footprint(ring_capacity), "crew-queue")) {
+    State* shared = new (block_.data()) State;
+    shared->maxsize = maxsize;
+    shared->joinable = joinable;
+}
+
+QueueCore::QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock block)
+    : put_lock_(std::move(put_lock)),
+      get_lock_(std::move(get_lock)),
+      block_(std::move(block)),
+      writer_(block_.data() + ring_at, ring_capacity),
+      reader_(block_.data() + ring_at, ring_capacity) {
+    static_assert(std::is_trivially_destructible_v<State> && sizeof(State) <= ring_at);
+}
+
+QueueCore::State& QueueCore::state() const noexcept {
+    return *std::launder(reinterpret_cast<State*>(block_.data()));
+}
+
+void QueueCore::check_open(const char* call) const {
+    if (closed_) throw Error(std::string("crew: ") + call + " on a queue this process closed");
+}
+
+bool QueueCore::put(const Writer& message, const Deadline& deadline) {
+    check_open("put()");
+    const auto taken = put_lock_.acquire_for_repair(true, time_left(deadline));
+    if (taken == SharedMutex::Taken::no) return false;
+    Holding holding(put_lock_);
+    if (taken == SharedMutex::Taken::from_dead_owner) repair_after_dead_producer();
+    writer_.resume();
+    State& shared = state();
+    if (shared.maxsize != 0) {
+        while (true) {
+            const std::uint32_t count = shared.count.load();
+            if (static_cast<std::int32_t>(count) < static_cast<std::int64_t>(shared.maxsize)) break;
+            shared.producer_waiting.store(1);
+            if (shared.count.load() != count) continue;
+            if (!sleep_while(shared.count, count, deadline)) return false;
+        }
+    }
+    if (shared.joinable) {
+        shared.unfinished.fetch_add(1);
+        shared.counted_unwritten.store(1);
+    }
+    if (!writer_.write(message.bytes(), RingWriter::now, deadline)) {
+        if (shared.joinable) {
+            shared.counted_unwritten.store(0);
+            shared.unfinished.fetch_sub(1);
+        }
+        return false;
+    }
+    shared.count.fetch_add(1);
+    shared.counted_unwritten.store(0);
+    return true;
+}
+
+bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const std::byte>, void*),
+                    void* context) {
+    check_open("get()");
+    const auto taken = get_lock_.acquire_for_repair(true, time_left(deadline));
+    if (taken == SharedMutex::Taken::no) return false;
+    Holding holding(get_lock_);
+    reader_.resume();  // drops what a consumer that died here had begun
+    while (true) {
+        // Once a message has begun it is received whole, unless its producer died.
+        const Deadline wait_until =
+            reader_.assembling() ? Clock::now() + producer_check_interval : deadline;
+        if (auto message = reader_.read_before(wait_until)) {
+            State& shared = state();
+            auto taken_away = [&] {
+                reader_.release();
+                shared.count.fetch_sub(1);
+                if (shared.producer_waiting.load() != 0) {
+                    shared.producer_waiting.store(0);
+                    futex_wake_all(shared.count);
+                }
+            };
+            try {
+                consume(*message, context);
+            } catch (...) {
+                taken_away();
+                throw;
+            }
+            taken_away();
+            return true;
+        }
+        if (!reader_.assembling()) return false;
+        if (producer_died()) {
+            reader_.resume();
+            if (deadline && Clock::now() >= *deadline) return false;
+        }
+    }
+}
+
+bool QueueCore::producer_died() {
+    const auto taken = put_lock_.acquire_for_repair(false, std::nullopt);
+    if (taken == SharedMutex::Taken::no) return false;
+    Holding holding(put_lock_);
+    if (taken == SharedMutex::Taken::yes) return false;
+    repair_after_dead_producer();
+    return true;
+}
+
+// The producer that held the lock died; what it was writing will never be whole.
+void QueueCore::repair_after_dead_producer() {
+    State& shared = state();
+    if (shared.counted_unwritten.exchange(0) != 0) {
+        if (shared.unfinished.fetch_sub(1) == 1) futex_wake_all(shared.unfinished);
+    }
+}
+
+std::size_t QueueCore::qsize() const {
+    const auto count = static_cast<std::int32_t>(state().count.load());
+    return count > 0 ? static_cast<std::size_t>(count) : 0;
+}
+
+bool QueueCore::full() const {
+    const State& shared = state();
+    return shared.maxsize != 0 && qsize() >= shared.maxsize;
+}
+
+void QueueCore::task_done() {
+    State& shared = state();
+    std::uint32_t unfinished = shared.unfinished.load();
+    do {
+        if (unfinished == 0) {
+            throw Error("crew: task_done() called more times than messages were put");
+        }
+    } while (!shared.unfinished.compare_exchange_weak(unfinished, unfinished - 1));
+    if (unfinished == 1 && shared.joiners.load() != 0) futex_wake_all(shared.unfinished);
+}
+
+void QueueCore::join() {
+    State& shared = state();
+    while (true) {
+        const std::uint32_t unfinished = shared.unfinished.load();
+        if (unfinished == 0) return;
+        shared.joiners.fetch_add(1);
+        sleep_while(shared.unfinished, unfinished, std::nullopt);
+        shared.joiners.fetch_sub(1);
+    }
+}
+
+void QueueCore::encode_into(Writer& writer) const {
+    put_lock_.encode_into(writer);
+    get_lock_.encode_into(writer);
+    block_.encode_into(writer);
+}
+
+std::shared_ptr<QueueCore> QueueCore::decode_from(Reader& reader) {
+    SharedMutex put_lock = SharedMutex::decode_from(reader);
+    SharedMutex get_lock = SharedMutex::decode_from(reader);
+    SharedBlock block = SharedBlock::decode_from(reader);
+    return std::shared_ptr<QueueCore>(
+        new QueueCore(std::move(put_lock), std::move(get_lock), std::move(block)));
+}
+
+}  // namespace crew::detail

@@ -1,0 +1,369 @@
+// crew::Queue, crew::SimpleQueue and crew::JoinableQueue: first in, first out between threads
+// and processes, with Python's blocking, timeouts and errors, and no torn or duplicated message
+// when a producer or a consumer is killed.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <crew/crew.hpp>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using crew::StartMethod;
+
+constexpr std::uint64_t no_more = std::numeric_limits<std::uint64_t>::max();
+
+std::uint64_t numbered(std::uint64_t producer, std::uint64_t sequence) {
+    return producer << 32 | sequence;
+}
+
+void put_processed(crew::Queue<std::string> queue) {
+    queue.put("Processed!");
+}
+
+void produce_numbers(crew::Queue<std::uint64_t> queue, std::uint32_t producer,
+                     std::uint32_t count) {
+    for (std::uint32_t sequence = 0; sequence < count; ++sequence) {
+        queue.put(numbered(producer, sequence));
+    }
+}
+
+// Marks each number got in seen (producer * per_producer + sequence) until no_more, and counts
+// in order_errors the numbers of a producer that came before an earlier one of it.
+void consume_numbers(crew::Queue<std::uint64_t> queue, crew::Array<std::uint32_t> seen,
+                     std::uint32_t per_producer, crew::Array<std::uint32_t> order_errors) {
+    std::vector<std::int64_t> last(order_errors.size(), -1);
+    while (true) {
+        const std::uint64_t message = queue.get();
+        if (message == no_more) return;
+        const std::uint64_t producer = message >> 32;
+        const std::int64_t sequence = static_cast<std::uint32_t>(message);
+        std::atomic_ref(seen[producer * per_producer + sequence]).fetch_add(1);
+        if (sequence <= last[producer]) std::atomic_ref(order_errors[producer]).fetch_add(1);
+        last[producer] = sequence;
+    }
+}
+
+std::vector<std::uint8_t> big_message(std::uint8_t id, std::size_t size) {
+    return std::vector<std::uint8_t>(size, id);
+}
+
+void produce_big(crew::Queue<std::vector<std::uint8_t>> queue, std::uint8_t id, std::size_t size) {
+    queue.put(big_message(id, size));
+}
+
+// Marks in seen the id of each message got, and in damaged those whose bytes are not all the id,
+// until an empty message.
+void consume_big(crew::Queue<std::vector<std::uint8_t>> queue, crew::Array<std::uint32_t> seen,
+                 crew::Array<std::uint32_t> damaged) {
+    while (true) {
+        const std::vector<std::uint8_t> message = queue.get();
+        if (message.empty()) return;
+        const std::uint8_t id = message.front();
+        std::atomic_ref(seen[id]).fetch_add(1);
+        for (std::uint8_t byte : message) {
+            if (byte != id) {
+                std::atomic_ref(damaged[id]).fetch_add(1);
+                break;
+            }
+        }
+    }
+}
+
+// Puts a message far larger than the queue's buffer, with nobody reading: it waits half-way.
+void put_huge_then_wait(crew::Queue<std::vector<char>> queue, crew::Event started) {
+    started.set();
+    queue.put(std::vector<char>(16 << 20, 'x'));
+}
+
+void take_and_mark_done(crew::JoinableQueue<int> queue, crew::Value<long> total, int count) {
+    for (int i = 0; i < count; ++i) {
+        const int value = queue.get();
+        std::this_thread::sleep_for(1ms);
+        total.set(total.value() + value);  // the only writer
+        queue.task_done();
+    }
+}
+
+class QueueTest : public ::testing::TestWithParam<StartMethod> {
+  protected:
+    crew::ProcessOptions options() const { return {.start_method = GetParam()}; }
+};
+
+TEST_P(QueueTest, AWorkerPutsProcessed) {
+    crew::Queue<std::string> queue;
+    crew::Process worker(options(), put_processed, queue);
+    worker.start();
+    EXPECT_EQ(queue.get(10s), "Processed!");
+    worker.join();
+    EXPECT_EQ(worker.exitcode(), 0);
+}
+
+TEST_P(QueueTest, FourProducersAndFourConsumersPassAMillionNumbers) {
+    constexpr std::uint32_t producers = 4, consumers = 4, per_producer = 250'000;
+    crew::Queue<std::uint64_t> queue;
+    crew::Array<std::uint32_t> seen(producers * per_producer);
+    crew::Array<std::uint32_t> order_errors(producers);
+    std::vector<std::unique_ptr<crew::Process>> processes;
+    for (std::uint32_t c = 0; c < consumers; ++c) {
+        processes.push_back(std::make_unique<crew::Process>(options(), consume_numbers, queue, seen,
+                                                            per_producer, order_errors));
+    }
+    for (std::uint32_t p = 0; p < producers; ++p) {
+        processes.push_back(
+            std::make_unique<crew::Process>(options(), produce_numbers, queue, p, per_producer));
+    }
+    for (auto& process : processes) process->start();
+    for (std::uint32_t p = 0; p < producers; ++p) {
+        ASSERT_TRUE(processes[consumers + p]->join(120s)) << "a producer did not finish";
+    }
+    for (std::uint32_t c = 0; c < consumers; ++c) queue.put(no_more);
+    for (std::uint32_t c = 0; c < consumers; ++c) {
+        ASSERT_TRUE(processes[c]->join(120s)) << "a consumer did not finish";
+        EXPECT_EQ(processes[c]->exitcode(), 0);
+    }
+    std::size_t lost = 0, duplicated = 0;
+    for (std::uint32_t count : seen) {
+        lost += count == 0;
+        duplicated += count > 1;
+    }
+    EXPECT_EQ(lost, 0u);
+    EXPECT_EQ(duplicated, 0u);
+    for (std::uint32_t errors : order_errors) EXPECT_EQ(errors, 0u) << "FIFO per producer";
+    EXPECT_TRUE(queue.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStartMethods, QueueTest,
+                         ::testing::Values(StartMethod::forkserver, StartMethod::fork,
+                                           StartMethod::spawn),
+                         [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+TEST(Queue, FirstInFirstOutWithSizesAndErrors) {
+    crew::Queue<int> queue;
+    EXPECT_TRUE(queue.empty());
+    EXPECT_FALSE(queue.full()) << "no maxsize: never full";
+    for (int i = 0; i < 100; ++i) queue.put(i);
+    EXPECT_EQ(queue.qsize(), 100u);
+    EXPECT_FALSE(queue.empty());
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(queue.get(), i);
+    EXPECT_TRUE(queue.empty());
+    EXPECT_THROW(queue.get_nowait(), crew::Empty);
+    const auto before = std::chrono::steady_clock::now();
+    EXPECT_THROW(queue.get(50ms), crew::Empty);
+    EXPECT_GE(std::chrono::steady_clock::now() - before, 50ms);
+}
+
+TEST(Queue, MaxsizeBlocksPutUntilAGet) {
+    crew::Queue<std::string> queue(2);
+    queue.put("a");
+    queue.put_nowait("b");
+    EXPECT_TRUE(queue.full());
+    EXPECT_THROW(queue.put_nowait("c"), crew::Full);
+    const auto before = std::chrono::steady_clock::now();
+    EXPECT_THROW(queue.put("c", 50ms), crew::Full);
+    EXPECT_GE(std::chrono::steady_clock::now() - before, 50ms);
+    std::thread getter([&] {
+        std::this_thread::sleep_for(20ms);
+        EXPECT_EQ(queue.get(), "a");
+    });
+    queue.put("c", 10s);  // waits for the getter
+    getter.join();
+    EXPECT_EQ(queue.get(), "b");
+    EXPECT_EQ(queue.get(), "c");
+}
+
+TEST(Queue, PutWaitsWhileItsBufferIsFull) {
+    crew::Queue<std::vector<char>> queue;
+    const std::vector<char> quarter(256 << 10, 'q');
+    int put = 0;
+    for (; put < 100; ++put) {
+        try {
+            queue.put_nowait(quarter);
+        } catch (const crew::Full&) {
+            break;
+        }
+    }
+    EXPECT_GT(put, 0);
+    EXPECT_LT(put, 5) << "1 MiB of buffer holds fewer than five 256 KiB messages";
+    for (int i = 0; i < put; ++i) EXPECT_EQ(queue.get_nowait(), quarter);
+}
+
+TEST(Queue, MessagesLargerThanTheBufferPassBetweenThreads) {
+    crew::Queue<std::vector<std::uint8_t>> queue;
+    std::thread producer([&] {
+        for (std::uint8_t id = 1; id <= 3; ++id) queue.put(big_message(id, (8 << 20) + id));
+    });
+    for (std::uint8_t id = 1; id <= 3; ++id) {
+        EXPECT_TRUE(queue.get(30s) == big_message(id, (8 << 20) + id));
+    }
+    producer.join();
+}
+
+TEST(Queue, ThreadsShareCopiesOfOneQueue) {
+    crew::Queue<int> queue;
+    std::atomic<long> total{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([copy = queue]() mutable {
+            for (int i = 1; i <= 10'000; ++i) copy.put(i);
+        });
+        threads.emplace_back([copy = queue, &total]() mutable {
+            for (int i = 0; i < 10'000; ++i) total += copy.get(30s);
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(total, 4L * 10'000 * 10'001 / 2);
+    EXPECT_TRUE(queue.empty());
+}
+
+TEST(Queue, CloseStopsThisProcessesPutsAndGets) {
+    crew::Queue<int> queue;
+    crew::Queue<int> copy = queue;
+    queue.put(1);
+    copy.close();
+    EXPECT_THROW(queue.put(2), crew::Error);
+    EXPECT_THROW(queue.get(), crew::Error);
+}
+
+TEST(Queue, RefusesMessagesCarryingDescriptors) {
+    crew::Queue<crew::Lock> queue;
+    EXPECT_THROW(queue.put(crew::Lock()), crew::Error);
+    EXPECT_TRUE(queue.empty());
+}
+
+TEST(Queue, FourProducersAndFourConsumersPass100MiBMessages) {
+    constexpr std::uint32_t processes_each = 4;
+    crew::Queue<std::vector<std::uint8_t>> queue;
+    crew::Array<std::uint32_t> seen(processes_each + 1), damaged(processes_each + 1);
+    std::vector<std::unique_ptr<crew::Process>> consumers, producers;
+    for (std::uint32_t i = 0; i < processes_each; ++i) {
+        consumers.push_back(std::make_unique<crew::Process>(consume_big, queue, seen, damaged));
+        producers.push_back(std::make_unique<crew::Process>(
+            produce_big, queue, static_cast<std::uint8_t>(i + 1), std::size_t{100} << 20));
+    }
+    for (auto& process : consumers) process->start();
+    for (auto& process : producers) process->start();
+    for (auto& process : producers) ASSERT_TRUE(process->join(300s));
+    for (std::uint32_t i = 0; i < processes_each; ++i) queue.put({});
+    for (auto& process : consumers) {
+        ASSERT_TRUE(process->join(300s));
+        EXPECT_EQ(process->exitcode(), 0);
+    }
+    for (std::uint32_t id = 1; id <= processes_each; ++id) {
+        EXPECT_EQ(seen[id], 1u) << "message " << id;
+        EXPECT_EQ(damaged[id], 0u) << "message " << id;
+    }
+}
+
+TEST(Queue, AConsumerKilledMidStreamLosesAtMostTheMessageItHeld) {
+    constexpr std::uint32_t count = 200'000;
+    crew::Queue<std::uint64_t> queue;
+    crew::Array<std::uint32_t> seen(count), order_errors(1);
+    crew::Process producer(produce_numbers, queue, 0u, count);
+    crew::Process victim(consume_numbers, queue, seen, count, order_errors);
+    producer.start();
+    victim.start();
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (std::atomic_ref(seen[count / 4]).load() == 0 &&
+           std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(100us);
+    }
+    victim.kill();
+    victim.join();
+    crew::Process survivor(consume_numbers, queue, seen, count, order_errors);
+    survivor.start();
+    ASSERT_TRUE(producer.join(60s));
+    queue.put(no_more);
+    ASSERT_TRUE(survivor.join(60s));
+    EXPECT_EQ(survivor.exitcode(), 0);
+    std::size_t lost = 0, duplicated = 0;
+    for (std::uint32_t seen_count : seen) {
+        lost += seen_count == 0;
+        duplicated += seen_count > 1;
+    }
+    EXPECT_LE(lost, 1u);
+    EXPECT_EQ(duplicated, 0u);
+    EXPECT_EQ(order_errors[0], 0u);
+}
+
+TEST(Queue, AConsumerKilledInsideALargeMessageLeavesTheNextWhole) {
+    crew::Queue<std::vector<std::uint8_t>> queue;
+    crew::Array<std::uint32_t> seen(8), damaged(8);
+    crew::Process victim(consume_big, queue, seen, damaged);
+    victim.start();
+    std::thread producer([&] {
+        for (std::uint8_t id = 1; id <= 6; ++id) queue.put(big_message(id, 4 << 20));
+        queue.put({});
+    });
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (std::atomic_ref(seen[1]).load() == 0 && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(100us);
+    }
+    std::this_thread::sleep_for(1ms);  // most likely inside the second message
+    victim.kill();
+    victim.join();
+    std::vector<std::uint8_t> got;
+    while (true) {
+        std::vector<std::uint8_t> message = queue.get(60s);
+        if (message.empty()) break;
+        EXPECT_TRUE(message == big_message(message.front(), 4 << 20)) << "torn message";
+        got.push_back(message.front());
+    }
+    producer.join();
+    for (std::size_t i = 1; i < got.size(); ++i) EXPECT_LT(got[i - 1], got[i]);
+    std::uint32_t received = static_cast<std::uint32_t>(got.size());
+    for (std::uint8_t id = 1; id <= 6; ++id) {
+        received += seen[id];
+        EXPECT_EQ(damaged[id], 0u);
+    }
+    EXPECT_GE(received, 5u) << "at most the message the killed consumer held is lost";
+}
+
+TEST(Queue, AProducerKilledInsideAMessageLeavesNothingTorn) {
+    crew::Queue<std::vector<char>> queue;
+    crew::Event started;
+    crew::Process producer(put_huge_then_wait, queue, started);
+    producer.start();
+    ASSERT_TRUE(started.wait(30s));
+    // A consumer takes the pieces until the buffer runs dry and then waits for the rest.
+    std::thread consumer([&] { EXPECT_EQ(queue.get(60s), std::vector<char>{'a'}); });
+    std::this_thread::sleep_for(200ms);
+    producer.kill();
+    producer.join();
+    queue.put({'a'}, 30s);
+    consumer.join();
+    EXPECT_TRUE(queue.empty());
+    EXPECT_THROW(queue.get_nowait(), crew::Empty);
+}
+
+TEST(JoinableQueue, JoinWaitsUntilEveryMessageIsDone) {
+    crew::JoinableQueue<int> queue;
+    crew::Value<long> total(0);
+    crew::Process consumer(take_and_mark_done, queue, total, 20);
+    consumer.start();
+    for (int i = 1; i <= 20; ++i) queue.put(i);
+    queue.join();
+    EXPECT_EQ(total.value(), 210) << "join returned before every task_done";
+    consumer.join();
+    EXPECT_THROW(queue.task_done(), crew::Error) << "more task_done calls than messages";
+}
+
+TEST(SimpleQueue, PutGetEmptyAndClose) {
+    crew::SimpleQueue<std::string> queue;
+    EXPECT_TRUE(queue.empty());
+    queue.put("one");
+    queue.put("two");
+    EXPECT_FALSE(queue.empty());
+    EXPECT_EQ(queue.get(), "one");
+    EXPECT_EQ(queue.get(), "two");
+    queue.close();
+    EXPECT_THROW(queue.put("three"), crew::Error);
+}
+
+}  // namespace
