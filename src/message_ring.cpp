@@ -21,6 +21,8 @@ struct RecordHeader {
 constexpr std::uint32_t padding = 1;       // skip to the start of the ring
 constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
 constexpr std::uint32_t continues = 4;     // a piece after the first of a large message
+constexpr int pauses_between_looks = 16;
+
 constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
 }
@@ -42,6 +44,7 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
       written_(control_.written.load(std::memory_order_relaxed)),
+      known_read_(control_.read.load(std::memory_order_relaxed)),
       wake_fd_(wake_fd) {
     check_capacity(capacity);
 }
@@ -66,7 +69,8 @@ bool RingWriter::write(std::span<const std::byte> message, Wake wake, const Dead
 }
 
 void RingWriter::resume() {
-    written_ = control_.written.load(std::memory_order_acquire);
+    // known_read_ may stay: what the reader released only grows.
+    written_ = control_.resume_at.load(std::memory_order_acquire);
 }
 
 void RingWriter::wake_reader() {
@@ -84,8 +88,7 @@ void RingWriter::wake_reader() {
 
 bool RingWriter::has_room_for(std::size_t message_size) const {
     if (message_size > capacity_ / 4 - sizeof(RecordHeader)) return false;  // goes in pieces
-    const std::uint64_t needed = space_needed(sizeof(RecordHeader) + round_up(message_size));
-    return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
+    return has_space(space_needed(sizeof(RecordHeader) + round_up(message_size)));
 }
 
 // A record that would run past the end of the ring also takes the space up to the end.
@@ -113,15 +116,25 @@ bool RingWriter::write_record(const std::byte* payload, std::uint32_t size, std:
     return true;
 }
 
+// What the reader has released is looked up only when what was known of it is not enough: the
+// counter's cache line is the reader's.
+bool RingWriter::has_space(std::uint64_t needed) const {
+    // After resume(), what was known may lag by more than the ring holds.
+    const std::uint64_t used = written_ - known_read_;
+    if (used <= capacity_ && capacity_ - used >= needed) return true;
+    known_read_ = control_.read.load(std::memory_order_acquire);
+    return capacity_ - (written_ - known_read_) >= needed;
+}
+
 bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) {
-    auto enough = [&] {
-        return capacity_ - (written_ - control_.read.load(std::memory_order_acquire)) >= needed;
-    };
+    auto enough = [&] { return has_space(needed); };
     if (enough()) return true;
     wake_reader();  // a reader left asleep would never make the space
     for (int spin = 0; !enough(); ++spin) {
-        if (spin < spins_before_sleeping) {
-            cpu_relax();
+        // Looking at the reader's counter takes its cache line from the reader, who is busy
+        // making space: look seldom.
+        if (spin < spins_before_sleeping / pauses_between_looks) {
+            for (int pause = 0; pause < pauses_between_looks; ++pause) cpu_relax();
             continue;
         }
         control_.writer_waiting.store(1, std::memory_order_seq_cst);
@@ -133,6 +146,9 @@ bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) 
 
 void RingWriter::publish(std::uint64_t position, Wake wake) {
     written_ = position;
+    // Before written: a writer that dies between the two leaves a whole record, which the next
+    // one publishes with its own.
+    control_.resume_at.store(position, std::memory_order_release);
     control_.written.store(position, std::memory_order_seq_cst);
     wake_owed_ = true;
     if (wake == now) wake_reader();
@@ -152,9 +168,12 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
         throw Error("crew: a ring message was read again before release()");
     }
     while (true) {
-        std::uint64_t written = control_.written.load(std::memory_order_acquire);
-        seen_written_ = written;
-        if (read_ == written) return std::nullopt;
+        // The shared counter's cache line is the writer's: looked at only when what was seen of
+        // it is all read.
+        if (read_ == seen_written_) {
+            seen_written_ = control_.written.load(std::memory_order_acquire);
+            if (read_ == seen_written_) return std::nullopt;
+        }
         std::uint64_t offset = read_ & (capacity_ - 1);
         RecordHeader header;
         std::memcpy(&header, bytes_ + offset, sizeof header);
@@ -193,8 +212,10 @@ std::span<const std::byte> RingReader::read() {
 std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline& deadline) {
     for (int spin = 0;; ++spin) {
         if (auto message = try_read()) return message;
-        if (spin < worker_spins_before_sleeping) {
-            cpu_relax();
+        // Looking at the writer's counter takes its cache line from the writer, who is busy
+        // writing: look seldom.
+        if (spin < worker_spins_before_sleeping / pauses_between_looks) {
+            for (int pause = 0; pause < pauses_between_looks; ++pause) cpu_relax();
             continue;
         }
         control_.reader_waiting.store(1, std::memory_order_seq_cst);
@@ -219,8 +240,11 @@ bool RingReader::more_waiting() {
 }
 
 void RingReader::resume() {
-    read_ = control_.read.load(std::memory_order_acquire);
-    seen_written_ = read_;
+    const std::uint64_t position = control_.read.load(std::memory_order_acquire);
+    if (position != read_) {  // another reader has read since: what this one saw is stale
+        read_ = position;
+        seen_written_ = position;
+    }
     held_ = 0;
     assembling_ = false;
     assembled_ready_ = false;

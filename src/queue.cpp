@@ -7,9 +7,15 @@ namespace crew::detail {
 namespace {
 
 constexpr std::size_t ring_capacity = std::size_t{1} << 20;
-constexpr std::size_t ring_at = 256;  // after State
+constexpr std::size_t ring_at = 512;  // after State
 // How often a consumer waiting for the rest of a begun message checks that its producer lives.
 constexpr auto producer_check_interval = std::chrono::milliseconds(100);
+
+// Messages put and not got; a consumer's count may be ahead of its producer's for a moment.
+std::size_t messages_between(std::uint32_t got, std::uint32_t put) {
+    const auto count = static_cast<std::int32_t>(put - got);
+    return count > 0 ? static_cast<std::size_t>(count) : 0;
+}
 
 Timeout time_left(const Deadline& deadline) {
     if (!deadline) return std::nullopt;
@@ -33,10 +39,11 @@ class Holding {
 struct QueueCore::State {
     std::uint64_t maxsize = 0;
     bool joinable = false;
-    // Whole messages in the queue, as a signed number: a consumer may take a message before its
-    // producer has counted it.
-    alignas(64) std::atomic<std::uint32_t> count{0};
-    std::atomic<std::uint32_t> producer_waiting{0};  // for count to drop below maxsize
+    // Whole messages put and got, wrapping around, each on a cache line of its own side's. A
+    // consumer may take a message before its producer has counted it.
+    alignas(64) std::atomic<std::uint32_t> put{0};
+    alignas(64) std::atomic<std::uint32_t> got{0};
+    alignas(64) std::atomic<std::uint32_t> producer_waiting{0};  // for got to move on
     // JoinableQueue: messages put and not yet marked done, and whether the producer holding the
     // producers' lock has counted a message it has not finished writing.
     alignas(64) std::atomic<std::uint32_t> unfinished{0};
@@ -69,7 +76,7 @@ void QueueCore::check_open(const char* call) const {
     if (closed_) throw Error(std::string("crew: ") + call + " on a queue this process closed");
 }
 
-bool QueueCore::put(const Writer& message, const Deadline& deadline) {
+bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline) {
     check_open("put()");
     const auto taken = put_lock_.acquire_for_repair(true, time_left(deadline));
     if (taken == SharedMutex::Taken::no) return false;
@@ -79,25 +86,25 @@ bool QueueCore::put(const Writer& message, const Deadline& deadline) {
     State& shared = state();
     if (shared.maxsize != 0) {
         while (true) {
-            const std::uint32_t count = shared.count.load();
-            if (static_cast<std::int32_t>(count) < static_cast<std::int64_t>(shared.maxsize)) break;
+            const std::uint32_t got = shared.got.load();
+            if (messages_between(got, shared.put.load()) < shared.maxsize) break;
             shared.producer_waiting.store(1);
-            if (shared.count.load() != count) continue;
-            if (!sleep_while(shared.count, count, deadline)) return false;
+            if (shared.got.load() != got) continue;
+            if (!sleep_while(shared.got, got, deadline)) return false;
         }
     }
     if (shared.joinable) {
         shared.unfinished.fetch_add(1);
         shared.counted_unwritten.store(1);
     }
-    if (!writer_.write(message.bytes(), RingWriter::now, deadline)) {
+    if (!writer_.write(message, RingWriter::now, deadline)) {
         if (shared.joinable) {
             shared.counted_unwritten.store(0);
             shared.unfinished.fetch_sub(1);
         }
         return false;
     }
-    shared.count.fetch_add(1);
+    shared.put.store(shared.put.load(std::memory_order_relaxed) + 1, std::memory_order_release);
     shared.counted_unwritten.store(0);
     return true;
 }
@@ -117,10 +124,10 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
             State& shared = state();
             auto taken_away = [&] {
                 reader_.release();
-                shared.count.fetch_sub(1);
+                shared.got.store(shared.got.load(std::memory_order_relaxed) + 1);
                 if (shared.producer_waiting.load() != 0) {
                     shared.producer_waiting.store(0);
-                    futex_wake_all(shared.count);
+                    futex_wake_all(shared.got);
                 }
             };
             try {
@@ -158,8 +165,8 @@ void QueueCore::repair_after_dead_producer() {
 }
 
 std::size_t QueueCore::qsize() const {
-    const auto count = static_cast<std::int32_t>(state().count.load());
-    return count > 0 ? static_cast<std::size_t>(count) : 0;
+    const State& shared = state();
+    return messages_between(shared.got.load(), shared.put.load());
 }
 
 bool QueueCore::full() const {

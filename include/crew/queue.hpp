@@ -31,8 +31,11 @@
 // or get() may leave it off by one.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,7 +61,7 @@ class QueueCore {
     QueueCore(std::size_t maxsize, bool joinable);
 
     // False if no room came before the deadline.
-    bool put(const Writer& message, const Deadline& deadline);
+    bool put(std::span<const std::byte> message, const Deadline& deadline);
     // Hands the next message to consume while it is read in place; false if none came before
     // the deadline.
     template <class Consume>
@@ -98,6 +101,10 @@ class QueueCore {
     std::atomic<bool> closed_{false};
 };
 
+// Plain values travel as their bytes, as encode() writes them, without a Writer or a Reader.
+template <class T>
+concept plain_message = raw_bytes_value<T> && !self_encoding<T>;
+
 template <class T>
 void encode_message(Writer& message, const T& value) {
     static_assert(serializable<T>, "crew: a queue's T must be serializable");
@@ -111,8 +118,17 @@ void encode_message(Writer& message, const T& value) {
 
 template <class T>
 T decode_message(std::span<const std::byte> message) {
-    Reader reader(message);
-    return decode<T>(reader);
+    if constexpr (plain_message<T>) {
+        if (message.size() != sizeof(T)) {
+            throw Error("crew: a queue message is not the size of the queue's type");
+        }
+        std::array<std::byte, sizeof(T)> bytes;
+        std::memcpy(bytes.data(), message.data(), sizeof(T));
+        return std::bit_cast<T>(bytes);
+    } else {
+        Reader reader(message);
+        return decode<T>(reader);
+    }
 }
 
 }  // namespace detail
@@ -126,9 +142,16 @@ class Queue {
 
     // Waits for room as long as it takes, or at most timeout, then throws crew::Full.
     void put(const T& value, const Timeout& timeout = std::nullopt) {
-        detail::Writer message;
-        detail::encode_message(message, value);
-        if (!core_->put(message, detail::deadline_for(timeout))) throw Full();
+        bool put_in_time;
+        if constexpr (detail::plain_message<T>) {
+            put_in_time =
+                core_->put(std::as_bytes(std::span(&value, 1)), detail::deadline_for(timeout));
+        } else {
+            detail::Writer message;
+            detail::encode_message(message, value);
+            put_in_time = core_->put(message.bytes(), detail::deadline_for(timeout));
+        }
+        if (!put_in_time) throw Full();
     }
     void put_nowait(const T& value) { put(value, std::chrono::nanoseconds(0)); }
 

@@ -35,6 +35,9 @@ struct RingControl {
     alignas(64) std::atomic<std::uint64_t> read{0};     // bytes the reader has released
     alignas(64) std::atomic<std::uint32_t> reader_waiting{0};
     alignas(64) std::atomic<std::uint32_t> writer_waiting{0};
+    // Where the next writer to resume() starts: the end of the last whole record written, kept
+    // apart from written, whose cache line a waiting reader keeps taking.
+    alignas(64) std::atomic<std::uint64_t> resume_at{0};
 };
 
 // Bytes of shared memory a ring of capacity bytes takes; capacity must be a power of two >= 4096.
@@ -67,13 +70,15 @@ class RingWriter {
     bool write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake,
                       const Deadline& deadline);
     std::uint64_t space_needed(std::uint64_t record) const;
+    bool has_space(std::uint64_t needed) const;
     bool wait_for_space(std::uint64_t needed, const Deadline& deadline);
     void publish(std::uint64_t position, Wake wake);
 
     RingControl& control_;
     std::byte* bytes_;
     std::size_t capacity_;
-    std::uint64_t written_;  // our copy of control_.written
+    std::uint64_t written_;             // our copy of control_.written
+    mutable std::uint64_t known_read_;  // control_.read as last read
     int wake_fd_;
     bool wake_owed_ = false;  // written with Wake::later since the reader was last woken
 };
