@@ -68,6 +68,18 @@ TEST(Examples, PipePingPong) {
     EXPECT_EQ(run.output, "ball 2\nball 4\nball 6\nplayer exitcode 0\n");
 }
 
+TEST(Examples, QueueProcessed) {
+    auto run = run_example("queue_processed");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "Processed!\n");
+}
+
+TEST(Examples, QueueMapReduce) {
+    auto run = run_example("queue_map_reduce");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "sum of squares of 1..100: 338350\n");
+}
+
 TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;
