@@ -18,6 +18,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "crew/detail/child.hpp"
@@ -29,8 +31,15 @@
 namespace crew::detail {
 namespace {
 
+enum class RequestKind : std::uint32_t {
+    fork_child,      // then the encoded ChildRequest
+    spawn_child,     // the same
+    track_segment,   // then a shared-memory name to unlink when the program ends; no reply
+    forget_segment,  // then a name no longer to unlink
+};
+
 struct RequestHeader {
-    std::uint32_t spawn;
+    RequestKind kind;
     std::uint32_t reserved;
     std::uint64_t size;
 };
@@ -171,10 +180,12 @@ class Server {
         shut_down();
     }
 
-    // The program has ended (or closed the socket): its children must not outlive it.
+    // The program has ended (or closed the socket): its children must not outlive it, nor the
+    // named shared memory it left.
     [[noreturn]] void shut_down() {
         for (auto& [pid, status] : status_of_) ::kill(pid, SIGKILL);
         for (auto& [pid, status] : status_of_) ::waitpid(pid, nullptr, 0);
+        for (const std::string& name : segments_) ::shm_unlink(name.c_str());
         ::_exit(0);
     }
 
@@ -196,15 +207,25 @@ class Server {
     void handle_request() {
         RequestHeader header{};
         std::vector<UniqueFd> fds;  // the status pipe, then the child's passed descriptors
-        if (!receive_with_fds(socket_.get(), &header, sizeof header, fds) || fds.empty()) {
-            shut_down();
-        }
+        if (!receive_with_fds(socket_.get(), &header, sizeof header, fds)) shut_down();
         std::vector<std::byte> request_bytes(header.size);
         std::vector<UniqueFd> unexpected;
         if (!receive_with_fds(socket_.get(), request_bytes.data(), request_bytes.size(),
                               unexpected)) {
             shut_down();
         }
+        if (header.kind == RequestKind::track_segment ||
+            header.kind == RequestKind::forget_segment) {
+            std::string name(reinterpret_cast<const char*>(request_bytes.data()),
+                             request_bytes.size());
+            if (header.kind == RequestKind::track_segment) {
+                segments_.insert(std::move(name));
+            } else {
+                segments_.erase(name);
+            }
+            return;
+        }
+        if (fds.empty()) shut_down();
         UniqueFd status = std::move(fds.front());
         ChildRequest request = decode_child_request(request_bytes);
         for (std::size_t i = 1; i < fds.size(); ++i) request.fds.push_back(fds[i].get());
@@ -213,7 +234,7 @@ class Server {
         pid_t pid = ::fork();
         if (pid == 0) {
             become_child(server, true, request.fds);
-            if (header.spawn != 0) execute_spawned(request);
+            if (header.kind == RequestKind::spawn_child) execute_spawned(request);
             run_child_request(request);
         }
         Reply reply{pid < 0 ? -errno : pid};
@@ -238,6 +259,7 @@ class Server {
     UniqueFd socket_;
     UniqueFd signals_;
     std::map<pid_t, UniqueFd> status_of_;  // running children -> where their status goes
+    std::set<std::string> segments_;       // shared memory to unlink at the end
 };
 
 // Guarded by library_mutex().
@@ -316,7 +338,8 @@ ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> req
         UniqueFd status_read(pipe_ends[0]);
         UniqueFd status_write(pipe_ends[1]);
 
-        RequestHeader header{spawn ? 1u : 0u, 0, request.size()};
+        RequestHeader header{spawn ? RequestKind::spawn_child : RequestKind::fork_child, 0,
+                             request.size()};
         std::vector<int> sent_fds{status_write.get()};
         sent_fds.insert(sent_fds.end(), fds.begin(), fds.end());
         Reply reply{};
@@ -339,6 +362,32 @@ ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> req
         if (!owned_pidfd) throw Error("crew: the fork server sent no pidfd for its child");
         return {reply.pid_or_error, std::move(owned_pidfd), std::move(status_read)};
     }
+}
+
+namespace {
+
+bool send_segment_request(Handle& h, RequestKind kind, const std::string& name) {
+    RequestHeader header{kind, 0, name.size()};
+    return send_with_fds(h.socket.get(), &header, sizeof header, {}) &&
+           send_with_fds(h.socket.get(), name.data(), name.size(), {});
+}
+
+}  // namespace
+
+void track_shared_memory(const std::string& name) {
+    std::lock_guard lock(library_mutex());
+    Handle& h = handle();
+    ensure_started(h);
+    if (!send_segment_request(h, RequestKind::track_segment, name)) {
+        throw_system_error("cannot ask the fork server to watch shared memory " + name);
+    }
+}
+
+void forget_shared_memory(const std::string& name) noexcept {
+    std::lock_guard lock(library_mutex());
+    Handle& h = handle();
+    // No server (a fork child's, or one the program's end stopped): nothing to forget.
+    if (h.socket) (void)send_segment_request(h, RequestKind::forget_segment, name);
 }
 
 }  // namespace crew::detail

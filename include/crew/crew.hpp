@@ -23,6 +23,7 @@
 #include "crew/queue.hpp"
 #include "crew/range.hpp"
 #include "crew/serialization.hpp"
+#include "crew/shared_memory.hpp"
 #include "crew/shared_value.hpp"
 #include "crew/start_method.hpp"
 #include "crew/synchronize.hpp"

@@ -8,6 +8,8 @@
 //   interrupt-map       prints its pool's worker pids, "ready", then waits in a long map: the
 //                       test sends SIGINT; prints "interrupted after N ms" when map throws
 //   interrupt-idle      prints its pool's worker pids and "ready", then sleeps outside crew
+//   shared-memory NAME  creates shared memory NAME, hands it to a child that sleeps, prints the
+//                       child's pid and "ready", then sleeps until killed
 #include <unistd.h>
 
 #include <chrono>
@@ -42,6 +44,10 @@ void sleep_then_report() {
 }
 int worker_pid(int) {
     return getpid();
+}
+void hold_memory(crew::SharedMemory memory) {
+    memory.buf()[0] = std::byte{1};
+    sleep_for_ms(60'000);
 }
 void say_atexit() {
     const char line[] = "atexit handler ran\n";
@@ -140,6 +146,14 @@ int main(int argc, char** argv) {
         } catch (const crew::Error& error) {
             std::cout << "afterwards: " << error.what() << std::endl;
         }
+    } else if (command == "shared-memory" && argc > 3) {
+        crew::SharedMemory memory = crew::SharedMemory::create(argv[3], 1 << 20);
+        crew::Process child(options, hold_memory, memory);
+        child.start();
+        std::cout << "child pid " << *child.pid() << std::endl;
+        std::cout << "ready" << std::endl;
+        sleep_for_ms(60'000);
+        child.kill();
     } else if (command == "log") {
         crew::log_to_stderr();
         crew::Process p(options, do_nothing);

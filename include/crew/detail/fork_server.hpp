@@ -4,13 +4,15 @@
 // every forkserver and spawn child. For each child the parent gets a pidfd (to signal it and see
 // it end without pid reuse races) and a pipe on which the server writes the child's wait status
 // (an int, as from waitpid) once it has reaped it. The server ends when the program does: it
-// kills and reaps its children first.
+// kills and reaps its children first, and unlinks the named shared memory the program asked it
+// to track (so that a crashed program leaves none behind).
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstddef>
 #include <span>
+#include <string>
 
 #include "crew/detail/unique_fd.hpp"
 
@@ -30,6 +32,11 @@ void ensure_fork_server();
 // call's attached descriptors. Restarts a server that has died.
 ServedChild start_through_fork_server(bool spawn, std::span<const std::byte> request,
                                       std::span<const int> fds);
+
+// Asks the fork server to unlink the shared-memory segment name (as for shm_unlink) when the
+// program ends, if it is still there; forget_shared_memory: no longer.
+void track_shared_memory(const std::string& name);
+void forget_shared_memory(const std::string& name) noexcept;
 
 // The environment variable that hands a spawned program its request.
 inline constexpr const char* spawn_request_variable = "CREW_SPAWN_REQUEST_FD";
