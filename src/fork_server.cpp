@@ -44,6 +44,9 @@ struct RequestHeader {
     std::uint64_t size;
 };
 
+// What the server gets when the thread that started it ends (its parent-death signal).
+constexpr int parent_died_signal = SIGUSR1;
+
 struct Reply {
     std::int32_t pid_or_error;  // the child's pid, or -errno when it could not be forked
 };
@@ -148,6 +151,7 @@ class Server {
         sigset_t child_signals;
         sigemptyset(&child_signals);
         sigaddset(&child_signals, SIGCHLD);
+        sigaddset(&child_signals, parent_died_signal);
         sigprocmask(SIG_BLOCK, &child_signals, nullptr);
         int signal_fd = ::signalfd(-1, &child_signals, SFD_CLOEXEC | SFD_NONBLOCK);
         if (signal_fd < 0) fail("signalfd");
@@ -167,7 +171,7 @@ class Server {
                 if (errno == EINTR) continue;
                 fail("poll");
             }
-            if (watched[1].revents != 0) reap();
+            if (watched[1].revents != 0) handle_signals();
             if (watched[0].revents != 0) handle_request();
         }
     }
@@ -189,10 +193,15 @@ class Server {
         ::_exit(0);
     }
 
-    void reap() {
+    void handle_signals() {
         signalfd_siginfo info;
         while (::read(signals_.get(), &info, sizeof info) > 0) {
+            if (info.ssi_signo == parent_died_signal) shut_down();
         }
+        reap();
+    }
+
+    void reap() {
         int status = 0;
         pid_t pid;
         while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
@@ -305,8 +314,14 @@ void start_server(Handle& h) {
     if (pid == 0) {
         int kept = ::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 0);
         become_child(parent, false);
-        if (!main_thread) ::prctl(PR_SET_PDEATHSIG, 0);
-        if (kept < 0) ::_exit(1);
+        // The parent's death must let the server end its children and unlink what the program
+        // left in /dev/shm, so it is a signal the server handles, not SIGKILL.
+        sigset_t death;
+        sigemptyset(&death);
+        sigaddset(&death, parent_died_signal);
+        sigprocmask(SIG_BLOCK, &death, nullptr);
+        ::prctl(PR_SET_PDEATHSIG, main_thread ? parent_died_signal : 0);
+        if (kept < 0 || ::getppid() != parent) ::_exit(1);
         set_current_process_name("ForkServer");
         Server(UniqueFd(kept)).serve();
     }
