@@ -24,6 +24,7 @@
 
 #include "crew/detail/child.hpp"
 #include "crew/detail/code_address.hpp"
+#include "crew/detail/descriptor_passing.hpp"
 #include "crew/detail/library_lock.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/error.hpp"
@@ -50,75 +51,6 @@ constexpr int parent_died_signal = SIGUSR1;
 struct Reply {
     std::int32_t pid_or_error;  // the child's pid, or -errno when it could not be forked
 };
-
-// Descriptors that travel with one message: the status pipe and a child's passed descriptors.
-constexpr std::size_t max_fds_per_message = 64;
-
-// Sends bytes with descriptors attached to the first of them.
-bool send_with_fds(int socket, const void* data, std::size_t size, std::span<const int> fds) {
-    if (fds.size() > max_fds_per_message) {
-        throw Error("crew: a child can be passed at most " +
-                    std::to_string(max_fds_per_message - 1) + " file descriptors");
-    }
-    const char* bytes = static_cast<const char*>(data);
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)] = {};
-    while (size > 0) {
-        iovec chunk{const_cast<char*>(bytes), size};
-        msghdr message{};
-        message.msg_iov = &chunk;
-        message.msg_iovlen = 1;
-        if (!fds.empty()) {
-            message.msg_control = control;
-            message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-            cmsghdr* header = CMSG_FIRSTHDR(&message);
-            header->cmsg_level = SOL_SOCKET;
-            header->cmsg_type = SCM_RIGHTS;
-            header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-            std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
-        }
-        ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent < 0) return false;
-        bytes += sent;
-        size -= static_cast<std::size_t>(sent);
-        fds = {};
-    }
-    return true;
-}
-
-// Receives exactly size bytes and the descriptors that came with them, which it owns from then
-// on. Returns false at end of file or on error (errno is 0 at end of file).
-bool receive_with_fds(int socket, void* data, std::size_t size, std::vector<UniqueFd>& fds) {
-    char* bytes = static_cast<char*>(data);
-    while (size > 0) {
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)] = {};
-        iovec chunk{bytes, size};
-        msghdr message{};
-        message.msg_iov = &chunk;
-        message.msg_iovlen = 1;
-        message.msg_control = control;
-        message.msg_controllen = sizeof control;
-        ssize_t received = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
-        if (received < 0 && errno == EINTR) continue;
-        if (received <= 0) {
-            if (received == 0) errno = 0;
-            return false;
-        }
-        for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
-             header = CMSG_NXTHDR(&message, header)) {
-            if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-            std::size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
-                fds.emplace_back(fd);
-            }
-        }
-        bytes += received;
-        size -= static_cast<std::size_t>(received);
-    }
-    return true;
-}
 
 // In a spawn child: execute the program anew, handing it the request in an inherited memfd and
 // the passed descriptors under the same numbers.
@@ -196,7 +128,12 @@ class Server {
     void handle_signals() {
         signalfd_siginfo info;
         while (::read(signals_.get(), &info, sizeof info) > 0) {
-            if (info.ssi_signo == parent_died_signal) shut_down();
+            if (info.ssi_signo == parent_died_signal) {
+                // What the program sent before it died still counts (shared memory to unlink).
+                pollfd socket{socket_.get(), POLLIN, 0};
+                while (::poll(&socket, 1, 0) > 0) handle_request();  // ends at its end of file
+                shut_down();
+            }
         }
         reap();
     }

@@ -1,8 +1,10 @@
 #include "crew/detail/pool_core.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -11,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "crew/detail/descriptor_passing.hpp"
 #include "crew/detail/interrupt.hpp"
 #include "crew/detail/log.hpp"
 #include "crew/detail/message_ring.hpp"
@@ -49,6 +52,9 @@ enum class Reply : std::uint8_t {
     retiring = 3,  // max_tasks_per_child reached: the worker exits after this
 };
 constexpr std::uint64_t stop_task_id = ~std::uint64_t{0};
+// Set in a task's id when the descriptors its arguments carry wait on the worker's descriptor
+// socket (the rings carry bytes only): a count, with the descriptors attached.
+constexpr std::uint64_t descriptors_follow = std::uint64_t{1} << 63;
 
 std::chrono::steady_clock::time_point now() {
     return std::chrono::steady_clock::now();
@@ -59,26 +65,60 @@ std::chrono::steady_clock::time_point now() {
 void WorkerSetup::encode_into(Writer& writer) const {
     encode(writer, channel);
     encode(writer, wake);
+    encode(writer, descriptors);
     encode(writer, capacity);
     encode(writer, max_tasks);
     encode(writer, initializer);
+    encode(writer, static_cast<std::uint32_t>(initializer_fds.size()));
+    for (const SentFd& fd : initializer_fds) encode(writer, fd);
 }
 
 WorkerSetup WorkerSetup::decode_from(Reader& reader) {
     WorkerSetup setup;
     setup.channel = decode<SentFd>(reader);
     setup.wake = decode<SentFd>(reader);
+    setup.descriptors = decode<SentFd>(reader);
     setup.capacity = decode<std::uint64_t>(reader);
     setup.max_tasks = decode<std::int32_t>(reader);
     setup.initializer = decode<std::vector<std::byte>>(reader);
+    const auto fd_count = decode<std::uint32_t>(reader);
+    for (std::uint32_t i = 0; i < fd_count; ++i)
+        setup.initializer_fds.push_back(decode<SentFd>(reader));
     return setup;
 }
+
+namespace {
+
+bool send_task_fds(int socket, std::span<const UniqueFd> fds) {
+    std::vector<int> numbers;
+    for (const UniqueFd& fd : fds) numbers.push_back(fd.get());
+    const auto count = static_cast<std::uint32_t>(numbers.size());
+    return send_with_fds(socket, &count, sizeof count, numbers);
+}
+
+// The descriptors of the task just read, released to the objects its arguments decode into. A
+// worker that cannot get them cannot run its tasks: it ends, and the pool sees it die.
+std::vector<int> receive_task_fds(int socket) {
+    std::uint32_t count = 0;
+    std::vector<UniqueFd> received;
+    if (!receive_with_fds(socket, &count, sizeof count, received) || received.size() != count) {
+        log(LogLevel::error, "a pool worker could not receive a task's file descriptors");
+        std::_Exit(1);
+    }
+    std::vector<int> fds;
+    for (UniqueFd& fd : received) fds.push_back(fd.release());
+    return fds;
+}
+
+}  // namespace
 
 void worker_main(WorkerSetup setup) {
     // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
     std::signal(SIGINT, SIG_IGN);
     SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
     UniqueFd wake(setup.wake.fd);
+    UniqueFd descriptors(setup.descriptors.fd);
+    std::vector<int> task_fds;  // the decoded task's objects own them
     const std::size_t capacity = setup.capacity;
     RingReader tasks(channel.data(), capacity);
     RingWriter replies(channel.data() + ring_footprint(capacity), capacity, wake.get());
@@ -100,7 +140,10 @@ void worker_main(WorkerSetup setup) {
     };
 
     if (!setup.initializer.empty()) {
-        Reader call(setup.initializer);
+        // The initializer's objects own the descriptors its arguments carried.
+        std::vector<int> initializer_fds;
+        for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
+        Reader call(setup.initializer, initializer_fds);
         Writer ignored;
         invoke_call(call, ignored);  // an exception ends the worker: the pool sees it die unready
     }
@@ -112,13 +155,19 @@ void worker_main(WorkerSetup setup) {
         // Replies to the tasks before this one woke nobody (see below): the broker gets them
         // now, when this is the last task queued, and gives this worker more while it runs.
         if (!tasks.more_waiting()) replies.wake_reader();
-        Reader task(message);
-        auto id = decode<std::uint64_t>(task);
+        std::uint64_t id;
+        std::memcpy(&id, message.data(), sizeof id);
         if (id == stop_task_id) return;
+        task_fds.clear();
+        if (id & descriptors_follow) {
+            id &= ~descriptors_follow;
+            task_fds = receive_task_fds(descriptors.get());
+        }
         start_reply();
         Reply kind = Reply::ran;
         const auto started = std::chrono::steady_clock::now();
         try {
+            Reader task(message.subspan(sizeof id), task_fds);
             invoke_call(task, reply);
         } catch (...) {
             start_reply();
@@ -143,12 +192,14 @@ struct PoolCore::Task {
     std::uint32_t count = 0;
     std::shared_ptr<TaskSink> sink;
     int attempts = 0;
+    std::vector<UniqueFd> fds;  // that its arguments carry, sent beside the ring at each attempt
 };
 
 struct PoolCore::Worker {
     std::unique_ptr<Process> process;
     pid_t pid = 0;
     SharedMapping channel;
+    UniqueFd descriptors;  // our end of the worker's descriptor socket
     std::optional<RingWriter> tasks;
     std::optional<RingReader> replies;
     std::deque<Task> in_flight;  // in the order sent; the first is the one running
@@ -202,8 +253,27 @@ void PoolCore::start_worker(std::size_t index) {
         SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pool-worker-channel");
     worker.tasks.emplace(worker.channel.data(), ring_capacity);
     worker.replies.emplace(worker.channel.data() + ring_footprint(ring_capacity), ring_capacity);
-    WorkerSetup setup{SentFd{worker.channel.fd()}, SentFd{wake_.get()}, ring_capacity,
-                      options_.max_tasks_per_child, options_.initializer};
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        throw_system_error("cannot create a pool worker's descriptor socket");
+    }
+    worker.descriptors = UniqueFd(pair[0]);
+    if (::fcntl(pair[0], F_SETFL, O_NONBLOCK) != 0) {
+        throw_system_error("cannot make a pool worker's descriptor socket non-blocking");
+    }
+    UniqueFd workers_end(pair[1]);
+    WorkerSetup setup{SentFd{worker.channel.fd()},
+                      SentFd{wake_.get()},
+                      SentFd{workers_end.get()},
+                      ring_capacity,
+                      options_.max_tasks_per_child,
+                      options_.initializer.bytes,
+                      {}};
+    if (options_.initializer.fds) {
+        for (const UniqueFd& fd : *options_.initializer.fds) {
+            setup.initializer_fds.push_back(SentFd{fd.get()});
+        }
+    }
     ProcessOptions process_options{
         .name = "PoolWorker", .daemon = true, .start_method = options_.start_method};
     worker.process = std::make_unique<Process>(process_options, &worker_main, setup);
@@ -225,13 +295,13 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
             "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
             "new tasks");
     }
-    if (!task.attached_fds().empty()) {
-        throw Error(
-            "crew: a pool task cannot take arguments that carry a file descriptor (a Lock, "
-            "Semaphore, Event, Condition, Barrier, Value, Array or Connection) yet; hand them "
-            "to a crew::Process instead");
+    if (task.attached_fds().size() > max_fds_per_message) {
+        throw Error("crew: a pool task's arguments carry more than " +
+                    std::to_string(max_fds_per_message) +
+                    " file descriptors (one for each Lock, Queue, Pipe end or shared value)");
     }
-    Task queued{task.take_bytes(), first, count, std::move(sink), 0};
+    std::vector<UniqueFd> fds = task.take_fds();
+    Task queued{task.take_bytes(), first, count, std::move(sink), 0, std::move(fds)};
     tasks_out_.fetch_add(1);
     if (BrokerWork work(*this); work.held()) {
         // The caller does the broker's work itself: no hand-over to another thread.
@@ -463,7 +533,24 @@ void PoolCore::give(Worker& worker) {
         return;
     }
     const std::uint64_t id = next_task_id_++;
-    std::memcpy(task.message.data(), &id, sizeof id);
+    std::uint64_t sent_id = id;
+    if (!task.fds.empty()) {
+        if (send_task_fds(worker.descriptors.get(), task.fds)) {
+            sent_id |= descriptors_follow;
+        } else if (errno == EAGAIN) {
+            // The broker must never block on a worker: the socket's buffer is full of the
+            // descriptors of tasks queued before, which the worker does not run.
+            tasks_out_.fetch_sub(1);
+            task.sink->failed(task.first, task.count,
+                              std::make_exception_ptr(Error(
+                                  "crew: too many tasks carrying descriptors wait for one pool "
+                                  "worker; submit fewer at a time")));
+            return;
+        }
+        // Else the worker died, closing the socket: the task fails or is retried once its death
+        // is handled, as it would have been anyway.
+    }
+    std::memcpy(task.message.data(), &sent_id, sizeof sent_id);
     if (worker.in_flight.empty()) worker.running_since = now();
     worker.tasks->write(task.message.bytes());
     worker.in_flight.push_back(std::move(task));

@@ -63,6 +63,19 @@ void UniqueFd::reset() noexcept {
     serial_ = 0;
 }
 
+int UniqueFd::release() noexcept {
+    if (fd_ >= 0) {
+        std::lock_guard lock(library_mutex());
+        FdList& list = fd_list();
+        auto record = list.records.find(fd_);
+        if (record != list.records.end() && record->second.serial == serial_) {
+            list.records.erase(record);
+        }
+    }
+    serial_ = 0;
+    return std::exchange(fd_, -1);
+}
+
 void close_library_fds_in_child(pid_t parent, std::span<const int> keep) noexcept {
     std::lock_guard lock(library_mutex());
     for (const auto& [fd, record] : fd_list().records) {

@@ -35,6 +35,11 @@ void sleep_long(crew::Connection<int> connection) {
     std::this_thread::sleep_for(60s);  // until the test kills it
 }
 
+int send_from_task(crew::Connection<std::string> connection, int n) {
+    connection.send("task " + std::to_string(n));
+    return n;
+}
+
 class PipeTest : public ::testing::TestWithParam<StartMethod> {
   protected:
     crew::ProcessOptions options() const { return {.start_method = GetParam()}; }
@@ -65,6 +70,14 @@ TEST_P(PipeTest, RecvFromAKilledProcessThrowsEOFError) {
     child.join();
     EXPECT_TRUE(parent_end.poll(10s)) << "an ended peer makes recv return at once";
     EXPECT_THROW(parent_end.recv(), crew::EOFError);
+}
+
+TEST_P(PipeTest, APoolTaskSendsOnAConnectionItWasHanded) {
+    auto [reader, writer] = crew::Pipe<std::string>(false);
+    crew::Pool pool({.processes = 1, .start_method = GetParam()});
+    EXPECT_EQ(pool.apply(send_from_task, std::move(writer), 7), 7);
+    EXPECT_TRUE(reader.poll(10s));
+    EXPECT_EQ(reader.recv(), "task 7");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, PipeTest,

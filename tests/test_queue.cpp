@@ -8,6 +8,7 @@
 #include <crew/crew.hpp>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,21 @@ void take_and_mark_done(crew::JoinableQueue<int> queue, crew::Value<long> total,
     }
 }
 
+int put_square(crew::Queue<int> queue, int n) {
+    queue.put(n * n);
+    return n;
+}
+
+// Python's way of sharing a queue with a pool: an initializer that keeps it in a global.
+std::optional<crew::Queue<int>> worker_queue;
+void keep_queue(crew::Queue<int> queue) {
+    worker_queue = queue;
+}
+int put_cube(int n) {
+    worker_queue->put(n * n * n);
+    return n;
+}
+
 class QueueTest : public ::testing::TestWithParam<StartMethod> {
   protected:
     crew::ProcessOptions options() const { return {.start_method = GetParam()}; }
@@ -137,6 +153,29 @@ TEST_P(QueueTest, FourProducersAndFourConsumersPassAMillionNumbers) {
     EXPECT_EQ(duplicated, 0u);
     for (std::uint32_t errors : order_errors) EXPECT_EQ(errors, 0u) << "FIFO per producer";
     EXPECT_TRUE(queue.empty());
+}
+
+TEST_P(QueueTest, PoolTasksTakeAQueueAsAnArgument) {
+    crew::Queue<int> queue;
+    crew::Pool pool({.processes = 2, .start_method = GetParam()});
+    std::vector<crew::AsyncResult<int>> results;
+    for (int n = 0; n < 50; ++n) results.push_back(pool.apply_async(put_square, queue, n));
+    for (auto& result : results) result.get(30s);
+    long total = 0;
+    for (int n = 0; n < 50; ++n) total += queue.get(10s);
+    EXPECT_EQ(total, 49L * 50 * 99 / 6);
+    EXPECT_THROW(queue.get_nowait(), crew::Empty);
+}
+
+TEST_P(QueueTest, APoolsInitializerKeepsAQueueForItsTasks) {
+    crew::Queue<int> queue;
+    crew::Pool pool({.processes = 2,
+                     .initializer = crew::Initializer(keep_queue, queue),
+                     .start_method = GetParam()});
+    EXPECT_EQ(pool.map(put_cube, crew::range(1, 21)).size(), 20u);
+    long total = 0;
+    for (int n = 0; n < 20; ++n) total += queue.get(10s);
+    EXPECT_EQ(total, 210L * 210);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, QueueTest,

@@ -2,16 +2,21 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <crew/crew.hpp>
 #include <csignal>
 #include <memory>
 #include <mutex>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include "support.hpp"
 
 namespace {
 
+using namespace std::chrono_literals;
 using crew::StartMethod;
 
 struct Point {
@@ -39,6 +44,12 @@ void fill_squares(crew::Array<double> squares, crew::Value<Point> where) {
 void die_holding(crew::Value<int> value) {
     value.get_lock().acquire();
     raise(SIGKILL);
+}
+
+long add_one(crew::Value<long> counter, long) {
+    std::lock_guard hold(counter.get_lock());
+    counter.set(counter.value() + 1);
+    return counter.value();
 }
 
 class SharedValueTest : public ::testing::TestWithParam<StartMethod> {
@@ -78,6 +89,25 @@ TEST_P(SharedValueTest, AHolderThatDiedIsReportedByTheValuesLock) {
     child.join();
     EXPECT_THROW(value.get_lock().acquire(), crew::OwnerDied);
     EXPECT_EQ(value.value(), 7) << "value() takes the recovered lock";
+}
+
+// 2,000 pool tasks, each handed the same Value: every increment lands, and the descriptors
+// that carried it to the workers are all closed again in the caller.
+TEST_P(SharedValueTest, PoolTasksCountInAValueHandedToEach) {
+    crew::Value<long> counter(0);
+    const auto fds_before = crew::testing::open_fds();
+    {
+        crew::Pool pool({.processes = 2, .start_method = GetParam()});
+        std::vector<crew::AsyncResult<long>> results;
+        for (long i = 0; i < 2000; ++i) results.push_back(pool.apply_async(add_one, counter, i));
+        for (auto& result : results) result.get(60s);
+        std::vector<long> mapped = pool.starmap(
+            add_one,
+            std::vector<std::tuple<crew::Value<long>, long>>(100, std::tuple(counter, 0L)));
+        EXPECT_EQ(mapped.size(), 100u);
+    }
+    EXPECT_EQ(counter.value(), 2100);
+    EXPECT_EQ(crew::testing::open_fds(), fds_before);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, SharedValueTest,

@@ -151,11 +151,15 @@ bool take(crew::Lock lock) {
     return lock.acquire(false);
 }
 
-TEST(Lock, APoolTaskCannotTakeOneYetAndSaysSo) {
-    crew::Pool pool(1);
+TEST(Lock, PoolTasksTakeItAsAnArgument) {
+    crew::Pool pool(2);
     crew::Lock lock;
-    EXPECT_THROW(pool.apply_async(take, lock), crew::Error);
-    EXPECT_EQ(pool.apply(worker_answer), 42) << "the pool goes on";
+    lock.acquire();
+    EXPECT_FALSE(pool.apply(take, lock)) << "the task took a lock the caller holds";
+    lock.release();
+    EXPECT_TRUE(pool.apply(take, lock));
+    EXPECT_TRUE(lock.locked()) << "the task's acquire is the same lock's";
+    EXPECT_EQ(pool.apply(worker_answer), 42);
 }
 
 TEST(Lock, AcquireWithATimeoutGivesUp) {

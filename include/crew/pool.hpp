@@ -71,12 +71,13 @@ class Initializer {
         detail::Writer call;
         detail::encode_call(call, std::decay_t<Function>(std::forward<Function>(function)),
                             std::forward<Arguments>(arguments)...);
-        call_.assign(call.bytes().begin(), call.bytes().end());
+        call_.bytes.assign(call.bytes().begin(), call.bytes().end());
+        call_.fds = std::make_shared<std::vector<detail::UniqueFd>>(call.take_fds());
     }
-    const std::vector<std::byte>& call() const noexcept { return call_; }
+    const detail::EncodedCall& call() const noexcept { return call_; }
 
   private:
-    std::vector<std::byte> call_;
+    detail::EncodedCall call_;
 };
 
 // Every member has an initializer, so designated initializers may leave any out.

@@ -29,8 +29,7 @@
 // Lockable requirements (std::lock_guard, std::unique_lock, std::scoped_lock). A Semaphore
 // may be released by anyone; a BoundedSemaphore released more often than acquired throws.
 //
-// Not yet: handing these objects to a pool's task (the pool's rings carry no descriptors;
-// submitting such a task throws crew::Error). Hand them to a crew::Process.
+// Pool tasks take them as arguments too (their descriptors go to the worker beside the task).
 #pragma once
 
 #include <chrono>

@@ -20,6 +20,7 @@
 #include <ostream>
 #include <span>
 #include <streambuf>
+#include <utility>
 #include <vector>
 
 #include "crew/detail/unique_fd.hpp"
@@ -107,6 +108,11 @@ class Writer {
     // attached it may close its own first (a temporary that carried it, say).
     std::size_t attach_fd(int fd);
     std::span<const int> attached_fds() const noexcept { return attached_fds_; }
+    // Hands over the attached descriptors, in the order attached; the message has none after.
+    std::vector<UniqueFd> take_fds() noexcept {
+        attached_fds_.clear();
+        return std::exchange(owned_fds_, {});
+    }
 
   private:
     struct Appender : std::streambuf {

@@ -14,10 +14,12 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "crew/detail/code_address.hpp"
 #include "crew/serialization.hpp"
@@ -45,6 +47,7 @@ struct function_pointer_traits : std::false_type {};
 template <class R, class... P>
 struct function_pointer_traits<R (*)(P...)> : std::true_type {
     using parameters = std::tuple<P...>;
+    using result = R;
 };
 template <class R, class... P>
 struct function_pointer_traits<R (*)(P...) noexcept> : function_pointer_traits<R (*)(P...)> {};
@@ -220,6 +223,13 @@ void encode_call(Writer& writer, const F& function, Arguments&&... arguments) {
         (std::index_sequence_for<Arguments...>{});
     }
 }
+
+// A call encoded once and made later, maybe many times (a pool's initializer): its bytes and the
+// descriptors its arguments carry, shared by copies.
+struct EncodedCall {
+    std::vector<std::byte> bytes;
+    std::shared_ptr<const std::vector<UniqueFd>> fds;
+};
 
 // Reads a call written by encode_call, checks its entry point and makes it; the result, if any,
 // goes to result. Throws crew::UnknownCallableError without calling anything for an unknown one.

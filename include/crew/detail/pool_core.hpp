@@ -52,8 +52,7 @@ class TaskSink {
 
 struct PoolCoreOptions {
     int processes = 1;
-    std::vector<std::byte>
-        initializer;              // a call (encode_call) each worker makes first; may be empty
+    EncodedCall initializer;      // a call each worker makes first; may be empty
     int max_tasks_per_child = 0;  // 0: no limit
     std::optional<StartMethod> start_method;
     std::chrono::nanoseconds task_timeout{0};  // 0: none
@@ -192,9 +191,11 @@ class PoolCore {
 struct WorkerSetup {
     SentFd channel;
     SentFd wake;
+    SentFd descriptors;  // a socket on which the descriptors that tasks carry arrive
     std::uint64_t capacity = 0;
     std::int32_t max_tasks = 0;
     std::vector<std::byte> initializer;
+    std::vector<SentFd> initializer_fds;
 
     void encode_into(Writer& writer) const;
     static WorkerSetup decode_from(Reader& reader);

@@ -40,7 +40,7 @@ template <class F, class... Carried>
 struct call_result<F, std::tuple<Carried...>> {
     static auto result() {
         if constexpr (function_pointer<F>) {
-            return std::type_identity<decltype(std::declval<F>()(std::declval<Carried&>()...))>{};
+            return std::type_identity<typename function_pointer_traits<F>::result>{};
         } else if constexpr (std::is_invocable_v<F&, Carried&&...>) {
             return std::type_identity<std::invoke_result_t<F&, Carried&&...>>{};
         } else {

@@ -28,6 +28,8 @@ class UniqueFd {
     explicit operator bool() const noexcept { return fd_ >= 0; }
     // Closes the descriptor, unless a fork child already closed it for us.
     void reset() noexcept;
+    // Gives the descriptor up, unclosed, to whoever owns it next.
+    int release() noexcept;
 
   private:
     int fd_ = -1;
