@@ -22,6 +22,7 @@ constexpr std::uint32_t padding = 1;       // skip to the start of the ring
 constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
 constexpr std::uint32_t continues = 4;     // a piece after the first of a large message
 constexpr int pauses_between_looks = 16;
+constexpr auto check_interval = std::chrono::milliseconds(100);
 
 constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
@@ -139,7 +140,15 @@ bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) 
         }
         control_.writer_waiting.store(1, std::memory_order_seq_cst);
         if (enough()) break;
-        if (!sleep_while(control_.writer_waiting, 1, deadline)) return false;
+        if (!check_) {
+            if (!sleep_while(control_.writer_waiting, 1, deadline)) return false;
+            continue;
+        }
+        Deadline slice = Clock::now() + check_interval;
+        if (deadline && *deadline < *slice) slice = deadline;
+        sleep_while(control_.writer_waiting, 1, slice);
+        if (deadline && Clock::now() >= *deadline) return enough();
+        check_();
     }
     return true;
 }

@@ -1,150 +1,197 @@
 #include "crew/pipe.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <climits>
-#include <cstdint>
-#include <cstring>
 
 #include "crew/detail/spin.hpp"
-#include "crew/error.hpp"
+#include "crew/serialization.hpp"
 
 namespace crew::detail {
 namespace {
 
-// Sends all of the buffers, however the kernel splits them.
-void send_all(int fd, iovec* parts, int count) {
-    while (count > 0) {
-        msghdr message{};
-        message.msg_iov = parts;
-        message.msg_iovlen = static_cast<std::size_t>(count);
-        const ssize_t sent = ::sendmsg(fd, &message, MSG_NOSIGNAL);
-        if (sent < 0) {
-            if (errno == EINTR) continue;
-            throw_system_error("cannot send on a connection (is its other end closed?)");
-        }
-        auto left = static_cast<std::size_t>(sent);
-        while (count > 0 && left >= parts->iov_len) {
-            left -= parts->iov_len;
-            ++parts;
-            --count;
-        }
-        if (count > 0) {
-            parts->iov_base = static_cast<char*>(parts->iov_base) + left;
-            parts->iov_len -= left;
-        }
-    }
-}
+// Each direction's ring: small, as pipes carry small messages mostly (larger ones pass in
+// pieces), and touched once, when the pipe is made.
+constexpr std::size_t ring_capacity = 64 << 10;
+// A reader asks without sleeping for this long: a reply that comes within it costs no wake-up.
+constexpr auto spin_time = std::chrono::microseconds(50);
 
-constexpr std::size_t buffer_size = 64 << 10;
 const char* const cut_short =
     "crew: a connection's other end closed in the middle of a message (its process died while "
     "sending?); the part that came was dropped";
 
+UniqueFd make_eventfd() {
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) throw_system_error("cannot create a pipe's eventfd");
+    return UniqueFd(fd);
+}
+
+UniqueFd duplicate(int fd) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw_system_error("cannot duplicate a pipe's descriptor");
+    return UniqueFd(copy);
+}
+
+int milliseconds_until(const Deadline& deadline) {
+    if (!deadline) return -1;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+    return static_cast<int>(std::clamp<long long>(left.count(), 0, INT_MAX));
+}
+
 }  // namespace
 
-std::pair<MessageSocket, MessageSocket> MessageSocket::pair(bool duplex) {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+std::pair<PipeChannel, PipeChannel> PipeChannel::pair(bool duplex) {
+    int sockets[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
         throw_system_error("cannot create a pipe (socketpair)");
     }
-    MessageSocket first{UniqueFd(fds[0])}, second{UniqueFd(fds[1])};
-    if (!duplex) {
-        if (::shutdown(fds[0], SHUT_WR) != 0 || ::shutdown(fds[1], SHUT_RD) != 0) {
-            throw_system_error("cannot make a one-way pipe (shutdown)");
-        }
-    }
+    PipeChannel first, second;
+    first.socket_ = UniqueFd(sockets[0]);
+    second.socket_ = UniqueFd(sockets[1]);
+    first.rings_ = SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pipe");
+    second.rings_ = SharedMapping::attach(duplicate(first.rings_.fd()));
+    first.wake_ = make_eventfd();
+    second.wake_ = make_eventfd();
+    first.other_wake_ = duplicate(second.wake_.get());
+    second.other_wake_ = duplicate(first.wake_.get());
+    first.index_ = 0;
+    second.index_ = 1;
+    first.can_receive_ = second.can_send_ = true;
+    first.can_send_ = second.can_receive_ = duplex;
+    first.open_rings();
+    second.open_rings();
     return {std::move(first), std::move(second)};
 }
 
-int MessageSocket::checked_fd() const {
-    if (fd_.get() < 0) throw Error("crew: the connection is closed");
-    return fd_.get();
+// Ring i carries messages to end i.
+void PipeChannel::open_rings() {
+    auto ring = [&](int i) { return rings_.data() + i * ring_footprint(ring_capacity); };
+    if (can_receive_) in_ = std::make_unique<RingReader>(ring(index_), ring_capacity);
+    if (can_send_) {
+        out_ = std::make_unique<RingWriter>(ring(1 - index_), ring_capacity, other_wake_.get());
+        // Not this: the channel moves. The socket's number does not.
+        out_->check_while_waiting([socket = socket_.get()] {
+            pollfd watched{socket, POLLIN, 0};
+            if (::poll(&watched, 1, 0) > 0) {
+                throw SystemError("cannot send on a connection whose other end is closed", EPIPE);
+            }
+        });
+    }
 }
 
-void MessageSocket::send(std::span<const std::byte> message) {
-    std::uint64_t size = message.size();
-    iovec parts[2] = {{&size, sizeof size},
-                      {const_cast<std::byte*>(message.data()), message.size()}};
-    send_all(checked_fd(), parts, message.empty() ? 1 : 2);
+void PipeChannel::check_open() const {
+    if (!socket_) throw Error("crew: the connection is closed");
 }
 
-// Makes at least wanted bytes ready in the buffer (wanted <= buffer_size); false if the other
-// end closed with none ready. For about 50 µs it only asks without blocking: a reply that comes
-// within that costs no wake-up (20-70 µs on the machines measured), and one call reads as much
-// as has come, the next message's length and bytes together.
-bool MessageSocket::fill(std::size_t wanted) {
-    const int fd = checked_fd();
-    if (buffer_.size() < buffer_size) buffer_.resize(buffer_size);
-    if (ready_ >= wanted) return true;
-    if (start_ + wanted > buffer_.size()) {
-        std::memmove(buffer_.data(), buffer_.data() + start_, ready_);
-        start_ = 0;
-    }
-    const auto stop_spinning = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
-    while (ready_ < wanted) {
-        const bool spinning = std::chrono::steady_clock::now() < stop_spinning;
-        std::byte* free = buffer_.data() + start_ + ready_;
-        const std::size_t room = buffer_.size() - start_ - ready_;
-        const ssize_t got = ::recv(fd, free, room, spinning ? MSG_DONTWAIT : 0);
-        if (got > 0) {
-            ready_ += static_cast<std::size_t>(got);
-        } else if (got == 0) {
-            if (ready_ == 0) return false;
-            throw Error(cut_short);
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            cpu_relax();
-        } else if (errno != EINTR) {
-            throw_system_error("cannot receive on a connection");
-        }
-    }
-    return true;
+// Closed, or its process ended: the socket's other end closes with the last copy of that end.
+bool PipeChannel::other_end_gone() {
+    if (other_end_gone_) return true;
+    pollfd socket{socket_.get(), POLLIN, 0};
+    if (::poll(&socket, 1, 0) > 0) other_end_gone_ = true;  // it carries nothing: this is the end
+    return other_end_gone_;
 }
 
-std::vector<std::byte> MessageSocket::receive() {
-    std::uint64_t size = 0;
-    if (!fill(sizeof size)) throw EOFError();
-    std::memcpy(&size, buffer_.data() + start_, sizeof size);
-    start_ += sizeof size;
-    ready_ -= sizeof size;
-    std::vector<std::byte> message(size);
-    const std::size_t buffered = std::min<std::size_t>(size, ready_);
-    if (buffered != 0) std::memcpy(message.data(), buffer_.data() + start_, buffered);
-    start_ += buffered;
-    ready_ -= buffered;
-    if (ready_ == 0) start_ = 0;
-    // The rest of a large message goes straight into it.
-    std::size_t got = buffered;
-    while (got < size) {
-        const ssize_t read = ::recv(checked_fd(), message.data() + got, size - got, 0);
-        if (read > 0) {
-            got += static_cast<std::size_t>(read);
-        } else if (read == 0) {
-            throw Error(cut_short);
-        } else if (errno != EINTR) {
-            throw_system_error("cannot receive on a connection");
-        }
+void PipeChannel::send(std::span<const std::byte> message) {
+    check_open();
+    if (!out_) {
+        throw SystemError("cannot send on the receiving end of a one-way pipe", EBADF);
     }
-    return message;
+    // Known gone; else a message for an end that has gone waits in the ring, unread, until the
+    // ring fills: send() then finds out.
+    if (other_end_gone_) {
+        throw SystemError("cannot send on a connection whose other end is closed", EPIPE);
+    }
+    out_->write(message);
 }
 
-bool MessageSocket::poll(std::optional<std::chrono::nanoseconds> timeout) {
-    pollfd watched{checked_fd(), POLLIN, 0};
-    if (ready_ != 0) return true;
-    int milliseconds = -1;
-    if (timeout) {
-        const auto rounded_up = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
-        milliseconds = static_cast<int>(std::clamp<long long>(rounded_up, 0, INT_MAX));
-    }
+std::span<const std::byte> PipeChannel::receive() {
+    check_open();
+    if (!in_) throw SystemError("cannot receive on the sending end of a one-way pipe", EBADF);
+    auto stop_spinning = Clock::now() + spin_time;
     while (true) {
-        const int ready = ::poll(&watched, 1, milliseconds);
-        if (ready >= 0) return ready == 1;
-        if (errno != EINTR) throw_system_error("cannot poll a connection");
+        const std::uint64_t position = in_->position();
+        if (auto message = in_->try_read()) return *message;
+        // The pieces of a large message keep coming: wait for the next as for the first.
+        if (in_->position() != position) stop_spinning = Clock::now() + spin_time;
+        if (other_end_gone_) {
+            // What was sent before the end went is read first.
+            if (auto message = in_->try_read()) return *message;
+            if (in_->assembling()) throw Error(cut_short);
+            throw EOFError();
+        }
+        if (Clock::now() < stop_spinning) {
+            for (int pause = 0; pause < 16; ++pause) cpu_relax();
+            continue;
+        }
+        sleep(std::nullopt);
     }
+}
+
+bool PipeChannel::sleep(const Deadline& deadline) {
+    if (!in_->prepare_to_sleep()) return true;
+    pollfd watched[2] = {{wake_.get(), POLLIN, 0}, {socket_.get(), POLLIN, 0}};
+    int ready;
+    do {
+        ready = ::poll(watched, 2, milliseconds_until(deadline));
+    } while (ready < 0 && errno == EINTR);
+    in_->cancel_sleep();
+    if (ready < 0) throw_system_error("cannot wait on a connection");
+    if (watched[0].revents != 0) {
+        std::uint64_t count;
+        (void)!::read(wake_.get(), &count, sizeof count);
+    }
+    if (watched[1].revents != 0) other_end_gone_ = true;
+    return ready > 0 || !deadline || Clock::now() < *deadline;
+}
+
+bool PipeChannel::poll(std::optional<std::chrono::nanoseconds> timeout) {
+    check_open();
+    if (!in_) return true;  // recv() throws at once
+    const Deadline deadline = deadline_for(timeout);
+    while (true) {
+        if (in_->more_waiting() || other_end_gone()) return true;
+        if (deadline && Clock::now() >= *deadline) return false;
+        if (!sleep(deadline)) return in_->more_waiting() || other_end_gone();
+    }
+}
+
+void PipeChannel::close() noexcept {
+    if (!socket_) return;
+    in_.reset();
+    out_.reset();
+    socket_.reset();
+    wake_.reset();
+    other_wake_.reset();
+    rings_ = SharedMapping();
+}
+
+void PipeChannel::encode_into(Writer& writer) const {
+    encode(writer, SentFd{socket_.get()});
+    encode(writer, SentFd{rings_.fd()});
+    encode(writer, SentFd{wake_.get()});
+    encode(writer, SentFd{other_wake_.get()});
+    encode(writer, index_);
+    encode(writer, can_send_);
+    encode(writer, can_receive_);
+}
+
+PipeChannel PipeChannel::decode_from(Reader& reader) {
+    PipeChannel channel;
+    channel.socket_ = UniqueFd(decode<SentFd>(reader).fd);
+    channel.rings_ = SharedMapping::attach(UniqueFd(decode<SentFd>(reader).fd));
+    channel.wake_ = UniqueFd(decode<SentFd>(reader).fd);
+    channel.other_wake_ = UniqueFd(decode<SentFd>(reader).fd);
+    channel.index_ = decode<std::uint8_t>(reader);
+    channel.can_send_ = decode<bool>(reader);
+    channel.can_receive_ = decode<bool>(reader);
+    channel.open_rings();
+    return channel;
 }
 
 }  // namespace crew::detail

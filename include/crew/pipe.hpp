@@ -9,14 +9,16 @@
 //     p.start();
 //     std::string greeting = parent_end.recv();
 //
-// A connection carries whole messages of T (anything crew/serialization.hpp can send) in order,
-// of any size. send() blocks while the other end has not read enough of what was sent before;
-// recv() blocks until a message is there; poll(timeout) says whether recv() would return at
-// once. When the other end is closed, also because the process holding it ended, however it
-// ended, recv() throws crew::EOFError once what was sent before is read, instead of waiting
-// forever; send() then throws crew::SystemError (EPIPE). A message is delivered whole or not at
-// all. Hand an end to a crew::Process as an argument (it travels as a descriptor): move it in,
-// or close() your copy after, or the kernel cannot tell that the process holding it has gone.
+// A connection carries whole messages of T (anything crew/serialization.hpp can send, without
+// descriptors) in order, of any size, through 64 KiB of shared memory each way. send() blocks
+// while that is full of what the other end has not read; recv() waits for a message (spinning
+// for 50 µs, then asleep); poll(timeout) says whether recv() would return at once. When the
+// other end is closed, also because the process holding it ended, however it ended, recv()
+// throws crew::EOFError once what was sent before is read, instead of waiting forever; send()
+// then throws crew::SystemError (EPIPE), at once if this end has seen it go, else once the
+// buffer is full. A message is delivered whole or not at all. Hand an end to a crew::Process as an
+// argument (it travels as a descriptor): move it in, or close() your copy after, or the kernel
+// cannot tell that the process holding it has gone.
 //
 // Pipe(false) gives a one-way pipe: the first end only receives, the second only sends.
 // One thread at a time may send on a connection, and one receive.
@@ -24,41 +26,81 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "crew/detail/byte_stream.hpp"
+#include "crew/detail/futex.hpp"
+#include "crew/detail/message_ring.hpp"
+#include "crew/detail/shared_mapping.hpp"
 #include "crew/detail/unique_fd.hpp"
+#include "crew/error.hpp"
 #include "crew/serialization.hpp"
 
 namespace crew {
 
 namespace detail {
 
-// One end of a socket pair carrying length-prefixed messages.
-class MessageSocket {
+// One end of a pipe: a message ring in shared memory each way (only one for a one-way pipe),
+// an eventfd each way to wake a reader that sleeps, and a socket pair that carries nothing: its
+// other end closes when every copy of the other connection end is gone, however its process
+// ended.
+class PipeChannel {
   public:
-    MessageSocket() = default;
-    explicit MessageSocket(UniqueFd fd) : fd_(std::move(fd)) {}
-    static std::pair<MessageSocket, MessageSocket> pair(bool duplex);
+    PipeChannel() = default;
+    PipeChannel(PipeChannel&& other) noexcept = default;
+    PipeChannel& operator=(PipeChannel&& other) noexcept {
+        if (this != &other) {
+            close();
+            socket_ = std::move(other.socket_);
+            rings_ = std::move(other.rings_);
+            wake_ = std::move(other.wake_);
+            other_wake_ = std::move(other.other_wake_);
+            index_ = other.index_;
+            can_send_ = other.can_send_;
+            can_receive_ = other.can_receive_;
+            other_end_gone_ = other.other_end_gone_;
+            in_ = std::move(other.in_);
+            out_ = std::move(other.out_);
+        }
+        return *this;
+    }
+    ~PipeChannel() { close(); }
+    static std::pair<PipeChannel, PipeChannel> pair(bool duplex);
 
     void send(std::span<const std::byte> message);
-    // Throws crew::EOFError when the other end is closed and nothing is left to read.
-    std::vector<std::byte> receive();
+    // The next message, read in place until release(); throws crew::EOFError when the other
+    // end is gone and nothing is left.
+    std::span<const std::byte> receive();
+    void release() { in_->release(); }
     bool poll(std::optional<std::chrono::nanoseconds> timeout);
-    void close() noexcept { fd_.reset(); }
-    bool closed() const noexcept { return fd_.get() < 0; }
-    int fd() const noexcept { return fd_.get(); }
+    void close() noexcept;
+    bool closed() const noexcept { return !socket_; }
+
+    void encode_into(Writer& writer) const;
+    static PipeChannel decode_from(Reader& reader);
 
   private:
-    int checked_fd() const;
-    bool fill(std::size_t wanted);
-    UniqueFd fd_;
-    std::vector<std::byte> buffer_;  // bytes received ahead: ready_ of them from start_
-    std::size_t start_ = 0;
-    std::size_t ready_ = 0;
+    void open_rings();
+    void check_open() const;
+    bool other_end_gone();
+    // Sleeps until woken, the other end goes, or the deadline; false once the deadline passed.
+    bool sleep(const Deadline& deadline);
+
+    UniqueFd socket_;
+    SharedMapping rings_;
+    UniqueFd wake_;           // this end's: written when a message comes while it sleeps
+    UniqueFd other_wake_;     // the other end's
+    std::uint8_t index_ = 0;  // 0: the first end; its messages come in ring 0
+    bool can_send_ = false;
+    bool can_receive_ = false;
+    bool other_end_gone_ = false;
+    std::unique_ptr<RingReader> in_;
+    std::unique_ptr<RingWriter> out_;
 };
 
 }  // namespace detail
@@ -72,42 +114,53 @@ class Connection {
         static_assert(serializable<T>, "crew::Connection: T must be serializable");
         detail::Writer message;
         detail::encode(message, value);
-        socket_.send(message.bytes());
+        if (!message.attached_fds().empty()) {
+            throw Error(
+                "crew: a connection carries no descriptors (a Lock, Queue, Pipe end or shared "
+                "value); hand those to a crew::Process as arguments instead");
+        }
+        channel_.send(message.bytes());
     }
     T recv() {
-        std::vector<std::byte> message = socket_.receive();
+        std::span<const std::byte> message = channel_.receive();
+        struct Release {
+            detail::PipeChannel& channel;
+            ~Release() { channel.release(); }
+        } release{channel_};
         detail::Reader reader(message);
         return detail::decode<T>(reader);
     }
-    void send_bytes(std::span<const std::byte> bytes) { socket_.send(bytes); }
-    std::vector<std::byte> recv_bytes() { return socket_.receive(); }
+    void send_bytes(std::span<const std::byte> bytes) { channel_.send(bytes); }
+    std::vector<std::byte> recv_bytes() {
+        std::span<const std::byte> message = channel_.receive();
+        std::vector<std::byte> bytes(message.begin(), message.end());
+        channel_.release();
+        return bytes;
+    }
     // Whether recv() would return at once (a message, or EOFError), waiting at most timeout;
     // no timeout: as long as it takes. poll() alone does not wait.
     bool poll(std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds(0)) {
-        return socket_.poll(timeout);
+        return channel_.poll(timeout);
     }
-    void close() noexcept { socket_.close(); }
-    bool closed() const noexcept { return socket_.closed(); }
+    void close() noexcept { channel_.close(); }
+    bool closed() const noexcept { return channel_.closed(); }
 
-    void encode_into(detail::Writer& writer) const {
-        detail::encode(writer, detail::SentFd{socket_.fd()});
-    }
+    void encode_into(detail::Writer& writer) const { channel_.encode_into(writer); }
     static Connection decode_from(detail::Reader& reader) {
-        return Connection(
-            detail::MessageSocket(detail::UniqueFd(detail::decode<detail::SentFd>(reader).fd)));
+        return Connection(detail::PipeChannel::decode_from(reader));
     }
 
   private:
     template <class U>
     friend std::pair<Connection<U>, Connection<U>> Pipe(bool duplex);
-    explicit Connection(detail::MessageSocket socket) : socket_(std::move(socket)) {}
-    detail::MessageSocket socket_;
+    explicit Connection(detail::PipeChannel channel) : channel_(std::move(channel)) {}
+    detail::PipeChannel channel_;
 };
 
 // Two connected ends; duplex = false: the first only receives, the second only sends.
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
-    auto [first, second] = detail::MessageSocket::pair(duplex);
+    auto [first, second] = detail::PipeChannel::pair(duplex);
     return {Connection<T>(std::move(first)), Connection<T>(std::move(second))};
 }
 

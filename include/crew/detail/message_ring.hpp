@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -65,6 +66,10 @@ class RingWriter {
     bool has_room_for(std::size_t message_size) const;
     // Takes up where another writer of this ring left off.
     void resume();
+    // While waiting for space, calls check every 100 ms or so; it may throw to give up (the
+    // reader is gone, say). The message being written is then left unfinished, for the reader
+    // to drop.
+    void check_while_waiting(std::function<void()> check) { check_ = std::move(check); }
 
   private:
     bool write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake,
@@ -81,6 +86,7 @@ class RingWriter {
     mutable std::uint64_t known_read_;  // control_.read as last read
     int wake_fd_;
     bool wake_owed_ = false;  // written with Wake::later since the reader was last woken
+    std::function<void()> check_;
 };
 
 class RingReader {
@@ -96,6 +102,8 @@ class RingReader {
     std::optional<std::span<const std::byte>> read_before(const Deadline& deadline);
     // Whether part of a large message has been read and the rest is awaited.
     bool assembling() const noexcept { return assembling_; }
+    // How many bytes have been read from the ring so far: it moves on as pieces come.
+    std::uint64_t position() const noexcept { return read_; }
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
     // Whether another message is there already, after the one being read, if any.
