@@ -260,6 +260,7 @@ void start_server(Handle& h) {
         ::prctl(PR_SET_PDEATHSIG, main_thread ? parent_died_signal : 0);
         if (kept < 0 || ::getppid() != parent) ::_exit(1);
         set_current_process_name("ForkServer");
+        ::prctl(PR_SET_NAME, "crew-forkserver");  // what ps and top show
         Server(UniqueFd(kept)).serve();
     }
     h.owner = parent;
