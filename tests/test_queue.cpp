@@ -51,6 +51,20 @@ void consume_numbers(crew::Queue<std::uint64_t> queue, crew::Array<std::uint32_t
     }
 }
 
+// Numbers never marked as got, and numbers got more than once.
+struct Tally {
+    std::size_t lost = 0;
+    std::size_t duplicated = 0;
+};
+Tally count_marks(const crew::Array<std::uint32_t>& seen) {
+    Tally tally;
+    for (std::uint32_t count : seen) {
+        tally.lost += count == 0;
+        tally.duplicated += count > 1;
+    }
+    return tally;
+}
+
 std::vector<std::uint8_t> big_message(std::uint8_t id, std::size_t size) {
     return std::vector<std::uint8_t>(size, id);
 }
@@ -144,13 +158,9 @@ TEST_P(QueueTest, FourProducersAndFourConsumersPassAMillionNumbers) {
         ASSERT_TRUE(processes[c]->join(120s)) << "a consumer did not finish";
         EXPECT_EQ(processes[c]->exitcode(), 0);
     }
-    std::size_t lost = 0, duplicated = 0;
-    for (std::uint32_t count : seen) {
-        lost += count == 0;
-        duplicated += count > 1;
-    }
-    EXPECT_EQ(lost, 0u);
-    EXPECT_EQ(duplicated, 0u);
+    const Tally tally = count_marks(seen);
+    EXPECT_EQ(tally.lost, 0u);
+    EXPECT_EQ(tally.duplicated, 0u);
     for (std::uint32_t errors : order_errors) EXPECT_EQ(errors, 0u) << "FIFO per producer";
     EXPECT_TRUE(queue.empty());
 }
@@ -321,13 +331,9 @@ TEST(Queue, AConsumerKilledMidStreamLosesAtMostTheMessageItHeld) {
     queue.put(no_more);
     ASSERT_TRUE(survivor.join(60s));
     EXPECT_EQ(survivor.exitcode(), 0);
-    std::size_t lost = 0, duplicated = 0;
-    for (std::uint32_t seen_count : seen) {
-        lost += seen_count == 0;
-        duplicated += seen_count > 1;
-    }
-    EXPECT_LE(lost, 1u);
-    EXPECT_EQ(duplicated, 0u);
+    const Tally tally = count_marks(seen);
+    EXPECT_LE(tally.lost, 1u);
+    EXPECT_EQ(tally.duplicated, 0u);
     EXPECT_EQ(order_errors[0], 0u);
 }
 
