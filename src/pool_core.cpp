@@ -22,6 +22,7 @@
 #include "crew/error.hpp"
 #include "crew/init.hpp"
 #include "crew/process.hpp"
+#include "crew/synchronize.hpp"
 
 namespace crew::detail {
 namespace {
@@ -41,6 +42,9 @@ constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
 // before sleeping.
 constexpr std::chrono::nanoseconds longest_spin = std::chrono::microseconds(50);
 constexpr int broker_spins_without_spare_core = 50;
+// Locks, queues and shared values that tasks carried, kept mapped in a worker for the next task
+// that carries the same.
+constexpr std::size_t kept_blocks = 64;
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
 
@@ -115,6 +119,7 @@ std::vector<int> receive_task_fds(int socket) {
 void worker_main(WorkerSetup setup) {
     // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
     std::signal(SIGINT, SIG_IGN);
+    SharedBlock::keep_received(kept_blocks);
     SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
     UniqueFd wake(setup.wake.fd);
     UniqueFd descriptors(setup.descriptors.fd);

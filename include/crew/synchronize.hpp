@@ -59,6 +59,10 @@ class SharedBlock {
     std::byte* data() const noexcept { return mapping_->data(); }
     void encode_into(Writer& writer) const;
     static SharedBlock decode_from(Reader& reader);
+    // From now on this process keeps the last count blocks it received mapped, and a block that
+    // arrives again is not mapped anew (tens of microseconds): for pool workers, whose tasks
+    // often carry the same lock or queue.
+    static void keep_received(std::size_t count);
 
   private:
     explicit SharedBlock(std::shared_ptr<SharedMapping> mapping) : mapping_(std::move(mapping)) {}
