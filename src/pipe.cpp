@@ -38,6 +38,13 @@ UniqueFd duplicate(int fd) {
     return UniqueFd(copy);
 }
 
+// Whether the other end of the pipe's socket is gone: closed, or its process ended, as the
+// socket closes with the last copy of that end. It carries nothing, so anything to read is the end.
+bool peer_closed(int socket) {
+    pollfd watched{socket, POLLIN, 0};
+    return ::poll(&watched, 1, 0) > 0;
+}
+
 int milliseconds_until(const Deadline& deadline) {
     if (!deadline) return -1;
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
@@ -77,8 +84,7 @@ void PipeChannel::open_rings() {
         out_ = std::make_unique<RingWriter>(ring(1 - index_), ring_capacity, other_wake_.get());
         // Not this: the channel moves. The socket's number does not.
         out_->check_while_waiting([socket = socket_.get()] {
-            pollfd watched{socket, POLLIN, 0};
-            if (::poll(&watched, 1, 0) > 0) {
+            if (peer_closed(socket)) {
                 throw SystemError("cannot send on a connection whose other end is closed", EPIPE);
             }
         });
@@ -89,11 +95,8 @@ void PipeChannel::check_open() const {
     if (!socket_) throw Error("crew: the connection is closed");
 }
 
-// Closed, or its process ended: the socket's other end closes with the last copy of that end.
 bool PipeChannel::other_end_gone() {
-    if (other_end_gone_) return true;
-    pollfd socket{socket_.get(), POLLIN, 0};
-    if (::poll(&socket, 1, 0) > 0) other_end_gone_ = true;  // it carries nothing: this is the end
+    if (!other_end_gone_) other_end_gone_ = peer_closed(socket_.get());
     return other_end_gone_;
 }
 

@@ -111,15 +111,8 @@ class Connection {
     Connection() = default;
 
     void send(const T& value) {
-        static_assert(serializable<T>, "crew::Connection: T must be serializable");
-        detail::Writer message;
-        detail::encode(message, value);
-        if (!message.attached_fds().empty()) {
-            throw Error(
-                "crew: a connection carries no descriptors (a Lock, Queue, Pipe end or shared "
-                "value); hand those to a crew::Process as arguments instead");
-        }
-        channel_.send(message.bytes());
+        detail::with_message_bytes(
+            value, [&](std::span<const std::byte> message) { channel_.send(message); });
     }
     T recv() {
         std::span<const std::byte> message = channel_.receive();
@@ -127,8 +120,7 @@ class Connection {
             detail::PipeChannel& channel;
             ~Release() { channel.release(); }
         } release{channel_};
-        detail::Reader reader(message);
-        return detail::decode<T>(reader);
+        return detail::decode_message<T>(message);
     }
     void send_bytes(std::span<const std::byte> bytes) { channel_.send(bytes); }
     std::vector<std::byte> recv_bytes() {

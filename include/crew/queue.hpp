@@ -31,11 +31,8 @@
 // or get() may leave it off by one.
 #pragma once
 
-#include <array>
 #include <atomic>
-#include <bit>
 #include <cstddef>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,36 +98,6 @@ class QueueCore {
     std::atomic<bool> closed_{false};
 };
 
-// Plain values travel as their bytes, as encode() writes them, without a Writer or a Reader.
-template <class T>
-concept plain_message = raw_bytes_value<T> && !self_encoding<T>;
-
-template <class T>
-void encode_message(Writer& message, const T& value) {
-    static_assert(serializable<T>, "crew: a queue's T must be serializable");
-    encode(message, value);
-    if (!message.attached_fds().empty()) {
-        throw Error(
-            "crew: a queue carries no descriptors (a Lock, Queue, Pipe end or shared value); hand "
-            "those to a crew::Process as arguments instead");
-    }
-}
-
-template <class T>
-T decode_message(std::span<const std::byte> message) {
-    if constexpr (plain_message<T>) {
-        if (message.size() != sizeof(T)) {
-            throw Error("crew: a queue message is not the size of the queue's type");
-        }
-        std::array<std::byte, sizeof(T)> bytes;
-        std::memcpy(bytes.data(), message.data(), sizeof(T));
-        return std::bit_cast<T>(bytes);
-    } else {
-        Reader reader(message);
-        return decode<T>(reader);
-    }
-}
-
 }  // namespace detail
 
 // multiprocessing.Queue. maxsize 0: no limit on the number of messages waiting.
@@ -142,15 +109,10 @@ class Queue {
 
     // Waits for room as long as it takes, or at most timeout, then throws crew::Full.
     void put(const T& value, const Timeout& timeout = std::nullopt) {
-        bool put_in_time;
-        if constexpr (detail::plain_message<T>) {
-            put_in_time =
-                core_->put(std::as_bytes(std::span(&value, 1)), detail::deadline_for(timeout));
-        } else {
-            detail::Writer message;
-            detail::encode_message(message, value);
-            put_in_time = core_->put(message.bytes(), detail::deadline_for(timeout));
-        }
+        const auto deadline = detail::deadline_for(timeout);
+        const bool put_in_time = detail::with_message_bytes(
+            value,
+            [&](std::span<const std::byte> message) { return core_->put(message, deadline); });
         if (!put_in_time) throw Full();
     }
     void put_nowait(const T& value) { put(value, std::chrono::nanoseconds(0)); }

@@ -20,6 +20,8 @@
 // Both ends must run the same build of the program (the bytes are not a portable format).
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -38,8 +40,10 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <ranges>
+#include <span>
 #include <type_traits>
 
 #include "crew/detail/byte_stream.hpp"
@@ -222,6 +226,45 @@ struct SentFd {
         return {reader.attached_fd(decode<std::uint32_t>(reader))};
     }
 };
+
+// Messages that travel through shared memory (queues, pipes) carry bytes only. A plain value
+// travels as its bytes, as encode() writes them, without a Writer or a Reader.
+template <class T>
+concept plain_message = raw_bytes_value<T> && !self_encoding<T>;
+
+// Hands send the bytes of value as one message and returns what send returns; throws
+// crew::Error for a value that carries descriptors.
+template <class T, class Send>
+decltype(auto) with_message_bytes(const T& value, Send&& send) {
+    static_assert(serializable<T>, "crew: a queue's or a connection's T must be serializable");
+    if constexpr (plain_message<T>) {
+        return send(std::as_bytes(std::span(&value, 1)));
+    } else {
+        Writer message;
+        encode(message, value);
+        if (!message.attached_fds().empty()) {
+            throw Error(
+                "crew: queues and connections carry no descriptors (a Lock, Queue, Pipe end or "
+                "shared value); hand those to a crew::Process or a pool task as arguments instead");
+        }
+        return send(message.bytes());
+    }
+}
+
+template <class T>
+T decode_message(std::span<const std::byte> message) {
+    if constexpr (plain_message<T>) {
+        if (message.size() != sizeof(T)) {
+            throw Error("crew: a message is not the size of the type it should hold");
+        }
+        std::array<std::byte, sizeof(T)> bytes;
+        std::memcpy(bytes.data(), message.data(), sizeof(T));
+        return std::bit_cast<T>(bytes);
+    } else {
+        Reader reader(message);
+        return decode<T>(reader);
+    }
+}
 
 }  // namespace detail
 }  // namespace crew
