@@ -110,20 +110,16 @@ int SharedMutex::lock(bool blocking, const Timeout& timeout) {
 }
 
 bool SharedMutex::acquire(bool blocking, const Timeout& timeout) {
-    switch (const int result = lock(blocking, timeout)) {
-        case 0:
+    switch (acquire_for_repair(blocking, timeout)) {
+        case Taken::yes:
             return true;
-        case EBUSY:
-        case ETIMEDOUT:
-        case EDEADLK:  // a Lock the calling thread holds: as Python, it is not taken
+        case Taken::no:
             return false;
-        case EOWNERDEAD:
-            pthread_mutex_consistent(&state().mutex);
+        case Taken::from_dead_owner:
             pthread_mutex_unlock(&state().mutex);
             throw OwnerDied();
-        default:
-            throw SystemError("cannot acquire a process-shared lock", result);
     }
+    return false;
 }
 
 SharedMutex::Taken SharedMutex::acquire_for_repair(bool blocking, const Timeout& timeout) {
@@ -132,6 +128,7 @@ SharedMutex::Taken SharedMutex::acquire_for_repair(bool blocking, const Timeout&
             return Taken::yes;
         case EBUSY:
         case ETIMEDOUT:
+        case EDEADLK:  // a Lock the calling thread holds: as Python, it is not taken
             return Taken::no;
         case EOWNERDEAD:
             pthread_mutex_consistent(&state().mutex);
