@@ -53,22 +53,8 @@ class PipeChannel {
   public:
     PipeChannel() = default;
     PipeChannel(PipeChannel&& other) noexcept = default;
-    PipeChannel& operator=(PipeChannel&& other) noexcept {
-        if (this != &other) {
-            close();
-            socket_ = std::move(other.socket_);
-            rings_ = std::move(other.rings_);
-            wake_ = std::move(other.wake_);
-            other_wake_ = std::move(other.other_wake_);
-            index_ = other.index_;
-            can_send_ = other.can_send_;
-            can_receive_ = other.can_receive_;
-            other_end_gone_ = other.other_end_gone_;
-            in_ = std::move(other.in_);
-            out_ = std::move(other.out_);
-        }
-        return *this;
-    }
+    // Moving in closes what this end held: every member lets go of its own.
+    PipeChannel& operator=(PipeChannel&& other) noexcept = default;
     ~PipeChannel() { close(); }
     static std::pair<PipeChannel, PipeChannel> pair(bool duplex);
 
