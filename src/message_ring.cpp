@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "crew/detail/byte_stream.hpp"
 #include "crew/detail/futex.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
@@ -18,9 +19,10 @@ struct RecordHeader {
     std::uint32_t flags;
 };
 
-constexpr std::uint32_t padding = 1;       // skip to the start of the ring
-constexpr std::uint32_t more_follows = 2;  // a piece of a large message; more pieces come
-constexpr std::uint32_t continues = 4;     // a piece after the first of a large message
+constexpr std::uint32_t padding = 1;         // skip to the start of the ring
+constexpr std::uint32_t more_follows = 2;    // a piece of a large message; more pieces come
+constexpr std::uint32_t continues = 4;       // a piece after the first of a large message
+constexpr std::uint32_t announces_size = 8;  // a first piece that starts with the message's size
 constexpr int pauses_between_looks = 16;
 constexpr auto check_interval = std::chrono::milliseconds(100);
 
@@ -52,21 +54,20 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
 
 bool RingWriter::write(std::span<const std::byte> message, Wake wake, const Deadline& deadline) {
     const std::size_t piece = capacity_ / 4 - sizeof(RecordHeader);
-    const std::byte* next = message.data();
-    std::size_t left = message.size();
-    std::uint32_t flags = 0;
-    Deadline first_deadline = deadline;
-    while (left > piece) {
-        if (!write_record(next, static_cast<std::uint32_t>(piece), flags | more_follows, now,
-                          first_deadline)) {
+    if (message.size() <= piece) return write_record({}, message, 0, wake, deadline);
+    // The first piece starts with the message's size, for the reader to make room once.
+    const std::uint64_t size = message.size();
+    const auto announced = std::as_bytes(std::span(&size, 1));
+    std::span<const std::byte> left = message;
+    std::span<const std::byte> first = left.first(piece - announced.size());
+    if (!write_record(announced, first, more_follows | announces_size, now, deadline)) return false;
+    left = left.subspan(first.size());
+    for (; left.size() > piece; left = left.subspan(piece)) {
+        if (!write_record({}, left.first(piece), continues | more_follows, now, std::nullopt)) {
             return false;
         }
-        flags = continues;
-        first_deadline.reset();
-        next += piece;
-        left -= piece;
     }
-    return write_record(next, static_cast<std::uint32_t>(left), flags, wake, first_deadline);
+    return write_record({}, left, continues, wake, std::nullopt);
 }
 
 void RingWriter::resume() {
@@ -98,8 +99,9 @@ std::uint64_t RingWriter::space_needed(std::uint64_t record) const {
     return record <= to_end ? record : to_end + record;
 }
 
-bool RingWriter::write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags,
-                              Wake wake, const Deadline& deadline) {
+bool RingWriter::write_record(std::span<const std::byte> head, std::span<const std::byte> body,
+                              std::uint32_t flags, Wake wake, const Deadline& deadline) {
+    const auto size = static_cast<std::uint32_t>(head.size() + body.size());
     const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
     std::uint64_t offset = written_ & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
@@ -112,7 +114,10 @@ bool RingWriter::write_record(const std::byte* payload, std::uint32_t size, std:
     }
     RecordHeader header{size, flags};
     std::memcpy(bytes_ + offset, &header, sizeof header);
-    if (size != 0) std::memcpy(bytes_ + offset + sizeof header, payload, size);
+    std::byte* payload = bytes_ + offset + sizeof header;
+    // An empty span's data() may be null, which memcpy must not get.
+    if (!head.empty()) std::memcpy(payload, head.data(), head.size());
+    if (!body.empty()) std::memcpy(payload + head.size(), body.data(), body.size());
     publish(written_ + needed, wake);
     return true;
 }
@@ -204,7 +209,14 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
         }
         if (!assembling_) assembled_.clear();
         assembling_ = true;
-        assembled_.insert(assembled_.end(), payload, payload + header.size);
+        std::span<const std::byte> piece(payload, header.size);
+        if (header.flags & announces_size) {
+            std::uint64_t size;
+            std::memcpy(&size, piece.data(), sizeof size);
+            make_room(size);
+            piece = piece.subspan(sizeof size);
+        }
+        assembled_.insert(assembled_.end(), piece.begin(), piece.end());
         release_bytes(record);
         if (!(header.flags & more_follows)) {
             assembling_ = false;
@@ -270,6 +282,15 @@ bool RingReader::prepare_to_sleep() {
         return false;
     }
     return true;
+}
+
+// Room for a whole message at once, asking for huge pages before the first touch: pieces
+// appended to a growing buffer would copy it at each doubling and fault every 4 KiB.
+void RingReader::make_room(std::uint64_t size) {
+    if (assembled_.capacity() >= size) return;
+    assembled_ = std::vector<std::byte>();
+    assembled_.reserve(size);
+    prefer_huge_pages(assembled_.data(), size);
 }
 
 void RingReader::release_bytes(std::uint64_t count) {

@@ -555,7 +555,7 @@ class Pool {
         static constexpr bool valid = detail::check_call<F, Item>();
         using Carried = detail::carried_arguments_t<F, Item>;
         static void encode(detail::Writer& task, Item&& item) {
-            detail::encode_task_arguments<Carried>(task, std::forward<Item>(item));
+            detail::encode_arguments_as<Carried>(task, std::forward<Item>(item));
         }
         // One argument sent as its raw bytes: a chunk's arguments are those bytes back to back.
         static constexpr bool raw_argument = [] {
@@ -584,7 +584,7 @@ class Pool {
         static void encode(detail::Writer& task, Item&& item) {
             std::apply(
                 [&](auto&&... elements) {
-                    detail::encode_task_arguments<Carried>(
+                    detail::encode_arguments_as<Carried>(
                         task, std::forward<decltype(elements)>(elements)...);
                 },
                 std::forward<Item>(item));
@@ -803,7 +803,7 @@ class Pool {
             detail::Writer task;
             std::size_t count_at =
                 detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
-            detail::encode_task_arguments<Carried>(task, std::forward<Arguments>(arguments)...);
+            detail::encode_arguments_as<Carried>(task, std::forward<Arguments>(arguments)...);
             detail::finish_task(task, count_at, 1);
             core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<R>>(state));
             return state;

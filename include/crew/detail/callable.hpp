@@ -203,6 +203,30 @@ constexpr bool check_call() {
     return check_sendable_callable<F>() && check_arguments<F, Arguments...>();
 }
 
+// Encodes one argument as the carried type C: straight from a C the caller keeps (a 64 MiB
+// vector is not copied first), through a temporary otherwise, so that an argument moved in is
+// gone afterwards, as a moved-from Connection must be.
+template <class C, class Argument>
+void encode_argument_as(Writer& writer, Argument&& argument) {
+    if constexpr (std::is_lvalue_reference_v<Argument> &&
+                  std::is_same_v<std::remove_cvref_t<Argument>, C>) {
+        encode(writer, argument);
+    } else {
+        encode(writer, C(std::forward<Argument>(argument)));
+    }
+}
+
+// Encodes a call's arguments as the types of the tuple Carried.
+template <class Carried, class... Arguments>
+void encode_arguments_as(Writer& writer, Arguments&&... arguments) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (encode_argument_as<std::tuple_element_t<I, Carried>>(writer,
+                                                              std::forward<Arguments>(arguments)),
+         ...);
+    }
+    (std::index_sequence_for<Arguments...>{});
+}
+
 // Writes "call function(arguments...)" into writer. Compiles only for sendable calls.
 template <class F, class... Arguments>
 void encode_call(Writer& writer, const F& function, Arguments&&... arguments) {
@@ -216,11 +240,7 @@ void encode_call(Writer& writer, const F& function, Arguments&&... arguments) {
         } else if constexpr (serializable_function_object<F>) {
             encode(writer, function);
         }
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
-            (encode(writer, std::tuple_element_t<I, Carried>(std::forward<Arguments>(arguments))),
-             ...);
-        }
-        (std::index_sequence_for<Arguments...>{});
+        encode_arguments_as<Carried>(writer, std::forward<Arguments>(arguments)...);
     }
 }
 

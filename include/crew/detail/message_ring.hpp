@@ -3,9 +3,9 @@
 //
 // One RingWriter and one RingReader use a ring at a time. Messages of any size may be written: one
 // that fits in a quarter of the ring is read in place, without a copy; a larger one travels in
-// pieces, which the reader joins in a buffer of its own that stays warm for the next one, while
-// the writer waits for space. A message becomes visible only once whole, so a writer that dies
-// half-way leaves nothing torn behind.
+// pieces, the first starting with its size, and the reader joins them in a buffer of its own,
+// sized once and kept warm for the next one, while the writer waits for space. A message becomes
+// visible only once whole, so a writer that dies half-way leaves nothing torn behind.
 //
 // Waiting: both ends spin a little, then sleep on a futex in the ring. A reader that must sleep
 // somewhere else (epoll, say) can instead ask the writer to signal an eventfd: see wake_fd and
@@ -72,8 +72,8 @@ class RingWriter {
     void check_while_waiting(std::function<void()> check) { check_ = std::move(check); }
 
   private:
-    bool write_record(const std::byte* payload, std::uint32_t size, std::uint32_t flags, Wake wake,
-                      const Deadline& deadline);
+    bool write_record(std::span<const std::byte> head, std::span<const std::byte> body,
+                      std::uint32_t flags, Wake wake, const Deadline& deadline);
     std::uint64_t space_needed(std::uint64_t record) const;
     bool has_space(std::uint64_t needed) const;
     bool wait_for_space(std::uint64_t needed, const Deadline& deadline);
@@ -120,6 +120,7 @@ class RingReader {
 
   private:
     void release_bytes(std::uint64_t count);
+    void make_room(std::uint64_t size);
 
     RingControl& control_;
     const std::byte* bytes_;

@@ -251,7 +251,7 @@ std::size_t begin_task_at(Writer& task, std::uintptr_t entry, const F& function)
 }
 
 // Starts a task message: room for its id, the chunk entry point and the function. Append each
-// call's arguments with encode_task_arguments, count calls, then finish_task.
+// call's arguments with encode_arguments_as, count calls, then finish_task.
 template <class F, class Carried>
 std::size_t begin_task(Writer& task, const F& function) {
     using Point = ChunkEntry<F, Carried>;
@@ -266,15 +266,6 @@ std::size_t begin_counting_task(Writer& task, const F& function) {
     (void)Point::template counting_registered<Counter>;
     return begin_task_at(
         task, reinterpret_cast<std::uintptr_t>(&Point::template run_counting<Counter>), function);
-}
-
-// Appends one call's arguments, converted to the carried types.
-template <class Carried, class... Arguments>
-void encode_task_arguments(Writer& task, Arguments&&... arguments) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (encode(task, std::tuple_element_t<I, Carried>(std::forward<Arguments>(arguments))), ...);
-    }
-    (std::index_sequence_for<Arguments...>{});
 }
 
 inline void finish_task(Writer& task, std::size_t count_at, std::uint32_t count) {
