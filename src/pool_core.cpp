@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 #include <algorithm>
+#include <array>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -191,8 +192,32 @@ void worker_main(WorkerSetup setup) {
     send(0, Reply::retiring, 0);
 }
 
+// A task's message. A small one is copied in rather than taken from the submitter's Writer, so
+// that the thread that finishes the task (the broker, often) frees nothing the submitting thread
+// allocated: both would take the same malloc arena's lock, at every task.
+class TaskMessage {
+  public:
+    explicit TaskMessage(Writer& written) : size_(written.size()) {
+        if (size_ > small_.size()) {
+            large_ = written.take_bytes();
+        } else if (size_ != 0) {
+            std::memcpy(small_.data(), written.bytes().data(), size_);
+        }
+    }
+    std::byte* data() noexcept { return size_ > small_.size() ? large_.data() : small_.data(); }
+    std::size_t size() const noexcept { return size_; }
+    std::span<const std::byte> bytes() const noexcept {
+        return {size_ > small_.size() ? large_.bytes().data() : small_.data(), size_};
+    }
+
+  private:
+    std::size_t size_;
+    std::array<std::byte, 128> small_;  // a call of a plain function with a few numbers fits
+    MessageBytes large_;
+};
+
 struct PoolCore::Task {
-    MessageBytes message;  // begins with room for the task id
+    TaskMessage message;  // begins with room for the task id
     std::uint64_t first = 0;
     std::uint32_t count = 0;
     std::shared_ptr<TaskSink> sink;
@@ -306,7 +331,7 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
                     " file descriptors (one for each Lock, Queue, Pipe end or shared value)");
     }
     std::vector<UniqueFd> fds = task.take_fds();
-    Task queued{task.take_bytes(), first, count, std::move(sink), 0, std::move(fds)};
+    Task queued{TaskMessage(task), first, count, std::move(sink), 0, std::move(fds)};
     tasks_out_.fetch_add(1);
     if (BrokerWork work(*this); work.held()) {
         // The caller does the broker's work itself: no hand-over to another thread.

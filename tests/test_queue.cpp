@@ -376,11 +376,14 @@ TEST(Queue, AProducerKilledInsideAMessageLeavesNothingTorn) {
     crew::Process producer(put_huge_then_wait, queue, started);
     producer.start();
     ASSERT_TRUE(started.wait(30s));
-    // A consumer takes the pieces until the buffer runs dry and then waits for the rest.
-    std::thread consumer([&] { EXPECT_EQ(queue.get(60s), std::vector<char>{'a'}); });
+    // With nobody reading, the producer fills the 1 MiB buffer with the first pieces of its
+    // 16 MiB and waits for space: it dies half-way through the message.
     std::this_thread::sleep_for(200ms);
     producer.kill();
     producer.join();
+    // The consumer takes the pieces until the buffer runs dry, then waits for the rest.
+    std::thread consumer([&] { EXPECT_EQ(queue.get(60s), std::vector<char>{'a'}); });
+    std::this_thread::sleep_for(200ms);
     queue.put({'a'}, 30s);
     consumer.join();
     EXPECT_TRUE(queue.empty());

@@ -142,30 +142,28 @@ class AsyncResult {
 
 namespace detail {
 
-// apply_async and submit: one call, one result.
+// apply_async and submit: one call, one result. The future's state is the task's sink itself:
+// one allocation a task, and the thread that finishes it frees nothing (the caller's futures
+// hold the state).
 template <class R>
-class SingleSink final : public TaskSink {
+class SingleSink final : public FutureState<R>, public TaskSink {
   public:
-    explicit SingleSink(std::shared_ptr<FutureState<R>> state) : state_(std::move(state)) {}
     void completed(std::uint64_t, const TaskResults& results, std::chrono::nanoseconds) override {
         decode_results<R>(
             results,
             [&](std::uint32_t, auto&&... value) {
                 if constexpr (std::is_void_v<R>) {
-                    state_->set_value({});
+                    this->set_value({});
                 } else {
-                    state_->set_value(std::forward<decltype(value)>(value)...);
+                    this->set_value(std::forward<decltype(value)>(value)...);
                 }
             },
-            [&](std::uint32_t, std::exception_ptr error) { state_->set_error(std::move(error)); });
+            [&](std::uint32_t, std::exception_ptr error) { this->set_error(std::move(error)); });
     }
     void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
-        state_->set_error(std::move(error));
+        this->set_error(std::move(error));
     }
-    bool starting() override { return state_->set_running(); }
-
-  private:
-    std::shared_ptr<FutureState<R>> state_;
+    bool starting() override { return this->set_running(); }
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
@@ -799,14 +797,14 @@ class Pool {
         if constexpr (detail::check_call<F, Arguments...>()) {
             using Carried = detail::carried_arguments_t<F, Arguments...>;
             using R = detail::call_result_t<F, Carried>;
-            auto state = std::make_shared<detail::FutureState<R>>();
+            auto state = std::make_shared<detail::SingleSink<R>>();
             detail::Writer task;
             std::size_t count_at =
                 detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
             detail::encode_arguments_as<Carried>(task, std::forward<Arguments>(arguments)...);
             detail::finish_task(task, count_at, 1);
-            core_->submit(task, 0, 1, std::make_shared<detail::SingleSink<R>>(state));
-            return state;
+            core_->submit(task, 0, 1, state);
+            return std::shared_ptr<detail::FutureState<R>>(std::move(state));
         }
     }
 
