@@ -105,7 +105,7 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
         return false;
     }
     shared.put.store(shared.put.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    shared.counted_unwritten.store(0);
+    if (shared.joinable) shared.counted_unwritten.store(0);
     return true;
 }
 
@@ -124,7 +124,14 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
             State& shared = state();
             auto taken_away = [&] {
                 reader_.release();
-                shared.got.store(shared.got.load(std::memory_order_relaxed) + 1);
+                const std::uint32_t got = shared.got.load(std::memory_order_relaxed) + 1;
+                // Only a bounded queue's producers wait for got to move: for them, the store and
+                // the look at producer_waiting must not pass each other (see put).
+                if (shared.maxsize == 0) {
+                    shared.got.store(got, std::memory_order_release);
+                    return;
+                }
+                shared.got.store(got);
                 if (shared.producer_waiting.load() != 0) {
                     shared.producer_waiting.store(0);
                     futex_wake_all(shared.got);
