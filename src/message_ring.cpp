@@ -23,7 +23,8 @@ constexpr std::uint32_t padding = 1;         // skip to the start of the ring
 constexpr std::uint32_t more_follows = 2;    // a piece of a large message; more pieces come
 constexpr std::uint32_t continues = 4;       // a piece after the first of a large message
 constexpr std::uint32_t announces_size = 8;  // a first piece that starts with the message's size
-constexpr int pauses_between_looks = 16;
+// A writer waiting for space looks at the reader's counter as often as a reader looks by default.
+constexpr int pauses_between_looks = RingReader::default_pauses_between_looks;
 constexpr auto check_interval = std::chrono::milliseconds(100);
 
 constexpr std::uint64_t round_up(std::uint64_t size) {
@@ -168,12 +169,13 @@ void RingWriter::publish(std::uint64_t position, Wake wake) {
     if (wake == now) wake_reader();
 }
 
-RingReader::RingReader(std::byte* memory, std::size_t capacity)
+RingReader::RingReader(std::byte* memory, std::size_t capacity, int pauses_between_looks)
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
       read_(control_.read.load(std::memory_order_relaxed)),
-      seen_written_(read_) {
+      seen_written_(read_),
+      pauses_between_looks_(pauses_between_looks) {
     check_capacity(capacity);
 }
 
@@ -235,8 +237,8 @@ std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline
         if (auto message = try_read()) return message;
         // Looking at the writer's counter takes its cache line from the writer, who is busy
         // writing: look seldom.
-        if (spin < worker_spins_before_sleeping / pauses_between_looks) {
-            for (int pause = 0; pause < pauses_between_looks; ++pause) cpu_relax();
+        if (spin < worker_spins_before_sleeping / pauses_between_looks_) {
+            for (int pause = 0; pause < pauses_between_looks_; ++pause) cpu_relax();
             continue;
         }
         control_.reader_waiting.store(1, std::memory_order_seq_cst);

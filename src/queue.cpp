@@ -7,6 +7,10 @@ namespace crew::detail {
 namespace {
 
 constexpr std::size_t ring_capacity = std::size_t{1} << 20;
+// A waiting consumer looks for messages every 2.5 us or so, not every 0.3 us as a pool worker
+// does: a producer streaming small messages then writes many between looks instead of losing
+// its counter's cache line at every one (8-byte messages: 6.5 -> 10.8 million a second).
+constexpr int consumer_pauses_between_looks = 128;
 constexpr std::size_t ring_at = 512;  // after State
 // How often a consumer waiting for the rest of a begun message checks that its producer lives.
 constexpr auto producer_check_interval = std::chrono::milliseconds(100);
@@ -64,7 +68,7 @@ QueueCore::QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock blo
       get_lock_(std::move(get_lock)),
       block_(std::move(block)),
       writer_(block_.data() + ring_at, ring_capacity),
-      reader_(block_.data() + ring_at, ring_capacity) {
+      reader_(block_.data() + ring_at, ring_capacity, consumer_pauses_between_looks) {
     static_assert(std::is_trivially_destructible_v<State> && sizeof(State) <= ring_at);
 }
 
