@@ -71,7 +71,7 @@ class PoolCore {
 
     int processes() const noexcept { return options_.processes; }
 
-    // Queues a task message written with begin_task, taking its bytes (the writer is left empty);
+    // Queues a task message written with begin_task, taking its bytes (or copying a small one);
     // throws crew::Error once the pool is closed.
     void submit(Writer& task, std::uint64_t first, std::uint32_t count,
                 std::shared_ptr<TaskSink> sink);
