@@ -602,20 +602,30 @@ class Pool {
         }
     }();
 
+    // Where the chunks' entry point and function lie: the counting entry point for a counting
+    // range of raw values (see submit_chunk), the general one otherwise.
+    template <class F, class Call, class Iterator>
+    static detail::ChunkCode chunk_code(const F& function) {
+        if constexpr (Call::raw_argument && counting_iterator<Iterator>) {
+            return detail::counting_chunk_code<F, typename Call::Carried,
+                                               std::iter_value_t<Iterator>>(function);
+        } else {
+            return detail::chunk_code<F, typename Call::Carried>(function);
+        }
+    }
+
     // Submits a chunk of items from the iterator: up to size calls, fewer at the end or once
     // its message reaches byte_limit; returns how many.
     template <class F, class Call, class Iterator, class Sentinel>
-    std::uint32_t submit_chunk(const F& function, Iterator& next, const Sentinel& end,
-                               std::uint64_t first, std::uint32_t size, std::size_t byte_limit,
-                               std::shared_ptr<detail::TaskSink> sink) {
+    std::uint32_t submit_chunk(const F& function, const detail::ChunkCode& code, Iterator& next,
+                               const Sentinel& end, std::uint64_t first, std::uint32_t size,
+                               std::size_t byte_limit, std::shared_ptr<detail::TaskSink> sink) {
         detail::Writer task;
-        std::size_t count_at = 0;
+        const std::size_t count_at = detail::begin_task(task, code, function);
         std::uint32_t count = 0;
         if constexpr (Call::raw_argument && counting_iterator<Iterator>) {
             // A counting range (crew::range, std::views::iota): the first value says it all.
             using Counter = std::iter_value_t<Iterator>;
-            count_at =
-                detail::begin_counting_task<F, typename Call::Carried, Counter>(task, function);
             std::size_t left = size;
             if constexpr (std::sized_sentinel_for<Sentinel, Iterator>) {
                 left = std::min<std::size_t>(size, static_cast<std::size_t>(end - next));
@@ -626,7 +636,6 @@ class Pool {
                 next += static_cast<std::iter_difference_t<Iterator>>(count);
             }
         } else {
-            count_at = detail::begin_task<F, typename Call::Carried>(task, function);
             if constexpr (Call::raw_argument && std::sized_sentinel_for<Sentinel, Iterator>) {
                 count =
                     encode_raw_arguments<typename Call::Carried>(task, next, end, size, byte_limit);
@@ -722,8 +731,9 @@ class Pool {
                 size = std::min<std::size_t>(size, detail::largest_chunk);
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
+                const auto code = chunk_code<F, C, decltype(next)>(function);
                 for (std::uint64_t first = 0; first < count;) {
-                    first += submit_chunk<F, C>(function, next, end, first,
+                    first += submit_chunk<F, C>(function, code, next, end, first,
                                                 static_cast<std::uint32_t>(size), byte_limit, sink);
                 }
                 sink->size_results();
@@ -756,12 +766,13 @@ class Pool {
             auto progress = detail::progress_for(options, items, label);
             auto input = std::make_shared<Input>(std::forward<Range>(items));
             const bool automatic = options.chunksize == 0;
+            const auto code = chunk_code<F, C, decltype(input->next)>(function);
             typename ImapResults<R>::Feeder feeder =
-                [this, function = std::move(function), input, sink, automatic](
+                [this, function = std::move(function), code, input, sink, automatic](
                     std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
-                std::uint32_t count =
-                    submit_chunk<F, C>(function, input->next, std::ranges::end(input->view), first,
-                                       size, automatic ? detail::chunk_bytes : SIZE_MAX, sink);
+                std::uint32_t count = submit_chunk<F, C>(
+                    function, code, input->next, std::ranges::end(input->view), first, size,
+                    automatic ? detail::chunk_bytes : SIZE_MAX, sink);
                 if (count == 0) return std::nullopt;
                 return count;
             };
@@ -799,8 +810,9 @@ class Pool {
             using R = detail::call_result_t<F, Carried>;
             auto state = std::make_shared<detail::SingleSink<R>>();
             detail::Writer task;
+            const F callable(std::forward<Function>(function));
             std::size_t count_at =
-                detail::begin_task<F, Carried>(task, F(std::forward<Function>(function)));
+                detail::begin_task(task, detail::chunk_code<F, Carried>(callable), callable);
             detail::encode_arguments_as<Carried>(task, std::forward<Arguments>(arguments)...);
             detail::finish_task(task, count_at, 1);
             core_->submit(task, 0, 1, state);

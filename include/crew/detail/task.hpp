@@ -235,37 +235,54 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
         (register_entry_point(reinterpret_cast<std::uintptr_t>(&run_counting<Counter>)), true);
 };
 
-// Writes a task's start for the chunk entry point at entry; returns where the count goes.
+// Where a task's chunk entry point and its function (a function pointer) lie in the code: looked
+// up once for all the chunks of a map rather than for each (a lookup takes the library's lock).
+struct ChunkCode {
+    CodeAddress entry;
+    CodeAddress function;  // unused for a function object, which travels as itself
+};
+
 template <class F>
-std::size_t begin_task_at(Writer& task, std::uintptr_t entry, const F& function) {
-    encode(task, std::uint64_t{0});  // the task's id, set by the pool when it sends the task
-    encode(task, code_address_of(entry));
+ChunkCode chunk_code_at(std::uintptr_t entry, const F& function) {
+    ChunkCode code{code_address_of(entry), {}};
     if constexpr (function_pointer<F>) {
-        encode(task, code_address_of(reinterpret_cast<std::uintptr_t>(function)));
+        code.function = code_address_of(reinterpret_cast<std::uintptr_t>(function));
+    }
+    return code;
+}
+
+// For chunks of calls with arguments appended one by one (begin_task).
+template <class F, class Carried>
+ChunkCode chunk_code(const F& function) {
+    using Point = ChunkEntry<F, Carried>;
+    (void)Point::registered;
+    return chunk_code_at(reinterpret_cast<std::uintptr_t>(&Point::run), function);
+}
+
+// For chunks of calls taking first, first + 1, ...: the first is appended, then finish_task.
+template <class F, class Carried, class Counter>
+ChunkCode counting_chunk_code(const F& function) {
+    using Point = ChunkEntry<F, Carried>;
+    (void)Point::template counting_registered<Counter>;
+    return chunk_code_at(reinterpret_cast<std::uintptr_t>(&Point::template run_counting<Counter>),
+                         function);
+}
+
+// Starts a task message: room for its id, the chunk entry point and the function, as code says
+// (which must come from the same function). Append what the chunk's entry point reads, then
+// finish_task with the count of calls. Returns where the count goes.
+template <class F>
+std::size_t begin_task(Writer& task, const ChunkCode& code, const F& function) {
+    encode(task, std::uint64_t{0});  // the task's id, set by the pool when it sends the task
+    encode(task, code.entry);
+    if constexpr (function_pointer<F>) {
+        encode(task, code.function);
     } else if constexpr (serializable_function_object<F>) {
         encode(task, function);
     }
     const std::size_t count_at = task.size();
     encode(task, std::uint32_t{0});
     return count_at;
-}
-
-// Starts a task message: room for its id, the chunk entry point and the function. Append each
-// call's arguments with encode_arguments_as, count calls, then finish_task.
-template <class F, class Carried>
-std::size_t begin_task(Writer& task, const F& function) {
-    using Point = ChunkEntry<F, Carried>;
-    (void)Point::registered;
-    return begin_task_at(task, reinterpret_cast<std::uintptr_t>(&Point::run), function);
-}
-
-// The same for a chunk of calls taking first, first + 1, ...: append first, then finish_task.
-template <class F, class Carried, class Counter>
-std::size_t begin_counting_task(Writer& task, const F& function) {
-    using Point = ChunkEntry<F, Carried>;
-    (void)Point::template counting_registered<Counter>;
-    return begin_task_at(
-        task, reinterpret_cast<std::uintptr_t>(&Point::template run_counting<Counter>), function);
 }
 
 inline void finish_task(Writer& task, std::size_t count_at, std::uint32_t count) {
