@@ -1,7 +1,9 @@
 #include "crew/detail/message_ring.hpp"
 
+#include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -82,7 +84,7 @@ void RingWriter::wake_reader() {
     control_.reader_waiting.store(0, std::memory_order_relaxed);
     if (wake_fd_ >= 0) {
         std::uint64_t one = 1;
-        // A full eventfd counter already means "wake up": nothing to do if this fails.
+        // A full eventfd counter or pipe already means "wake up": nothing to do if this fails.
         (void)!::write(wake_fd_, &one, sizeof one);
     } else {
         futex_wake_all(control_.reader_waiting);
@@ -169,13 +171,15 @@ void RingWriter::publish(std::uint64_t position, Wake wake) {
     if (wake == now) wake_reader();
 }
 
-RingReader::RingReader(std::byte* memory, std::size_t capacity, int pauses_between_looks)
+RingReader::RingReader(std::byte* memory, std::size_t capacity, int pauses_between_looks,
+                       int wake_pipe)
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
       read_(control_.read.load(std::memory_order_relaxed)),
       seen_written_(read_),
-      pauses_between_looks_(pauses_between_looks) {
+      pauses_between_looks_(pauses_between_looks),
+      wake_pipe_(wake_pipe) {
     check_capacity(capacity);
 }
 
@@ -243,8 +247,33 @@ std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline
         }
         control_.reader_waiting.store(1, std::memory_order_seq_cst);
         if (control_.written.load(std::memory_order_seq_cst) != read_) continue;
-        if (!sleep_while(control_.reader_waiting, 1, deadline)) return std::nullopt;
+        const bool woken = wake_pipe_ >= 0 ? sleep_on_pipe(deadline)
+                                           : sleep_while(control_.reader_waiting, 1, deadline);
+        if (!woken) return std::nullopt;
     }
+}
+
+// Returns false once the deadline has passed. A wake-up may be stale (the writer saw this reader
+// about to sleep, and it found data instead): the caller looks at the ring again anyway.
+bool RingReader::sleep_on_pipe(const Deadline& deadline) {
+    if (deadline) {
+        const auto left = *deadline - Clock::now();
+        if (left <= std::chrono::nanoseconds(0)) return false;
+        const timespec relative = to_timespec(left);
+        pollfd readable{wake_pipe_, POLLIN, 0};
+        const int ready = ::ppoll(&readable, 1, &relative, nullptr);
+        if (ready < 0 && errno != EINTR) throw_system_error("cannot wait on a ring's wake-up pipe");
+        if (ready <= 0) return true;
+    }
+    std::byte signals[64];
+    const ssize_t got = ::read(wake_pipe_, signals, sizeof signals);
+    if (got == 0) {
+        throw Error(
+            "crew: the writer of a ring is gone (its wake-up pipe was closed): nothing more will "
+            "come");
+    }
+    if (got < 0 && errno != EINTR) throw_system_error("cannot read a ring's wake-up pipe");
+    return true;
 }
 
 void RingReader::release() {

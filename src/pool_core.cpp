@@ -43,6 +43,9 @@ constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
 // before sleeping.
 constexpr std::chrono::nanoseconds longest_spin = std::chrono::microseconds(50);
 constexpr int broker_spins_without_spare_core = 50;
+// Tasks a PoolCore::Batch hands over at a time: few enough that a long map's first tasks start
+// early, enough that the workers are woken once for many.
+constexpr std::size_t tasks_in_a_batch = 64;
 // Locks, queues and shared values that tasks carried, kept mapped in a worker for the next task
 // that carries the same.
 constexpr std::size_t kept_blocks = 64;
@@ -69,6 +72,7 @@ std::chrono::steady_clock::time_point now() {
 
 void WorkerSetup::encode_into(Writer& writer) const {
     encode(writer, channel);
+    encode(writer, tasks_wake);
     encode(writer, wake);
     encode(writer, descriptors);
     encode(writer, capacity);
@@ -81,6 +85,7 @@ void WorkerSetup::encode_into(Writer& writer) const {
 WorkerSetup WorkerSetup::decode_from(Reader& reader) {
     WorkerSetup setup;
     setup.channel = decode<SentFd>(reader);
+    setup.tasks_wake = decode<SentFd>(reader);
     setup.wake = decode<SentFd>(reader);
     setup.descriptors = decode<SentFd>(reader);
     setup.capacity = decode<std::uint64_t>(reader);
@@ -122,11 +127,13 @@ void worker_main(WorkerSetup setup) {
     std::signal(SIGINT, SIG_IGN);
     SharedBlock::keep_received(kept_blocks);
     SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
+    UniqueFd tasks_wake(setup.tasks_wake.fd);
     UniqueFd wake(setup.wake.fd);
     UniqueFd descriptors(setup.descriptors.fd);
     std::vector<int> task_fds;  // the decoded task's objects own them
     const std::size_t capacity = setup.capacity;
-    RingReader tasks(channel.data(), capacity);
+    RingReader tasks(channel.data(), capacity, RingReader::default_pauses_between_looks,
+                     tasks_wake.get());
     RingWriter replies(channel.data() + ring_footprint(capacity), capacity, wake.get());
     Writer reply;
     // A reply's header: the task id, the kind, and the nanoseconds the task kept this worker busy
@@ -230,6 +237,7 @@ struct PoolCore::Worker {
     pid_t pid = 0;
     SharedMapping channel;
     UniqueFd descriptors;  // our end of the worker's descriptor socket
+    UniqueFd tasks_wake;   // the writing end of the pipe on which the worker sleeps for tasks
     std::optional<RingWriter> tasks;
     std::optional<RingReader> replies;
     std::deque<Task> in_flight;  // in the order sent; the first is the one running
@@ -281,7 +289,20 @@ void PoolCore::start_worker(std::size_t index) {
     Worker& worker = *workers_[index];
     worker.channel =
         SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pool-worker-channel");
-    worker.tasks.emplace(worker.channel.data(), ring_capacity);
+    // A worker sleeps on a pipe, not on the ring's futex: the kernel may place a pipe's wake-up
+    // on the waker's core. Woken on futexes, the workers of a map often all landed on the core
+    // they last ran on while the caller kept its own core busy, and the map ran at one worker's
+    // pace (seen with perf sched on the sqrt benchmark).
+    int wake_pipe[2];
+    if (::pipe2(wake_pipe, O_CLOEXEC) != 0) {
+        throw_system_error("cannot create a pool worker's wake-up pipe");
+    }
+    UniqueFd workers_wake_end(wake_pipe[0]);
+    worker.tasks_wake = UniqueFd(wake_pipe[1]);
+    if (::fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
+        throw_system_error("cannot make a pool worker's wake-up pipe non-blocking");
+    }
+    worker.tasks.emplace(worker.channel.data(), ring_capacity, worker.tasks_wake.get());
     worker.replies.emplace(worker.channel.data() + ring_footprint(ring_capacity), ring_capacity);
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
@@ -293,6 +314,7 @@ void PoolCore::start_worker(std::size_t index) {
     }
     UniqueFd workers_end(pair[1]);
     WorkerSetup setup{SentFd{worker.channel.fd()},
+                      SentFd{workers_wake_end.get()},
                       SentFd{wake_.get()},
                       SentFd{workers_end.get()},
                       ring_capacity,
@@ -318,8 +340,8 @@ void PoolCore::start_worker(std::size_t index) {
     }
 }
 
-void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
-                      std::shared_ptr<TaskSink> sink) {
+PoolCore::Task PoolCore::make_task(Writer& task, std::uint64_t first, std::uint32_t count,
+                                   std::shared_ptr<TaskSink> sink) const {
     if (closed_.load()) {
         throw Error(
             "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
@@ -331,12 +353,21 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
                     " file descriptors (one for each Lock, Queue, Pipe end or shared value)");
     }
     std::vector<UniqueFd> fds = task.take_fds();
-    Task queued{TaskMessage(task), first, count, std::move(sink), 0, std::move(fds)};
-    tasks_out_.fetch_add(1);
+    return Task{TaskMessage(task), first, count, std::move(sink), 0, std::move(fds)};
+}
+
+void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
+                      std::shared_ptr<TaskSink> sink) {
+    Task queued = make_task(task, first, count, std::move(sink));
+    hand_over({&queued, 1});
+}
+
+void PoolCore::hand_over(std::span<Task> tasks) {
+    tasks_out_.fetch_add(static_cast<std::int64_t>(tasks.size()));
     if (BrokerWork work(*this); work.held()) {
         // The caller does the broker's work itself: no hand-over to another thread.
         take_submissions();
-        pending_.push_back(std::move(queued));
+        for (Task& task : tasks) pending_.push_back(std::move(task));
         if (broker_finished_.load()) {
             fail_late_tasks();
             return;
@@ -347,7 +378,7 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
     }
     {
         std::lock_guard lock(submissions_mutex_);
-        submissions_.push_back(std::move(queued));
+        for (Task& task : tasks) submissions_.push_back(std::move(task));
         has_submissions_.store(true);
     }
     if (broker_finished_.load()) {
@@ -356,6 +387,22 @@ void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
         return;
     }
     if (broker_sleeping_.load()) wake_broker();
+}
+
+PoolCore::Batch::Batch(PoolCore& core) : core_(core) {}
+
+PoolCore::Batch::~Batch() = default;
+
+void PoolCore::Batch::add(Writer& task, std::uint64_t first, std::uint32_t count,
+                          std::shared_ptr<TaskSink> sink) {
+    tasks_.push_back(core_.make_task(task, first, count, std::move(sink)));
+    if (tasks_.size() == tasks_in_a_batch) submit();
+}
+
+void PoolCore::Batch::submit() {
+    if (tasks_.empty()) return;
+    core_.hand_over(tasks_);
+    tasks_.clear();
 }
 
 // A task that passed the closed check while the pool was closing can arrive after the broker

@@ -1,4 +1,5 @@
 // The shared-memory message ring under pools and queues: order, sizes, waiting, processes, death.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -8,9 +9,11 @@
 #include <crew/detail/message_ring.hpp>
 #include <crew/detail/shared_mapping.hpp>
 #include <crew/detail/unique_fd.hpp>
+#include <crew/error.hpp>
 #include <crew/process.hpp>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -276,6 +279,67 @@ TEST(MessageRing, ACancelledSleepIsNotWoken) {
     EXPECT_FALSE(signalled(wake));
     EXPECT_TRUE(is_message(*reader.try_read(), 5, 5));
     reader.release();
+}
+
+// A reader sleeping on a pipe its writer signals (as pool workers do).
+struct RingWithPipe {
+    SharedMapping memory = make_ring();
+    crew::detail::UniqueFd reading_end;
+    crew::detail::UniqueFd writing_end;
+    std::optional<RingWriter> writer;
+    std::optional<RingReader> reader;
+    RingWithPipe() {
+        int ends[2];
+        if (pipe2(ends, O_CLOEXEC) != 0) return;
+        reading_end = crew::detail::UniqueFd(ends[0]);
+        writing_end = crew::detail::UniqueFd(ends[1]);
+        if (fcntl(ends[1], F_SETFL, O_NONBLOCK) != 0) return;
+        writer.emplace(memory.data(), kCapacity, ends[1]);
+        reader.emplace(memory.data(), kCapacity, RingReader::default_pauses_between_looks, ends[0]);
+    }
+};
+
+TEST(MessageRing, AReaderSleepingOnAPipeIsWokenByEachMessage) {
+    RingWithPipe ring;
+    ASSERT_TRUE(ring.writer && ring.reader);
+    constexpr std::size_t count = 20;
+    std::thread producer([&] {
+        for (std::size_t i = 0; i < count; ++i) {
+            // Long enough apart that the reader has gone to sleep before each message.
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            ring.writer->write(message(i, i * 10));
+        }
+    });
+    for (std::size_t i = 0; i < count; ++i) {
+        auto got = ring.reader->read_before(crew::detail::deadline_for(std::chrono::seconds(10)));
+        ASSERT_TRUE(got) << "message " << i << " never woke the reader";
+        EXPECT_TRUE(is_message(*got, i, i * 10));
+        ring.reader->release();
+    }
+    producer.join();
+}
+
+TEST(MessageRing, AReaderSleepingOnAPipeGivesUpAtItsDeadline) {
+    RingWithPipe ring;
+    ASSERT_TRUE(ring.writer && ring.reader);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(
+        ring.reader->read_before(crew::detail::deadline_for(std::chrono::milliseconds(50))));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(50));
+    ring.writer->write(message(1, 10));
+    auto got = ring.reader->read_before(crew::detail::deadline_for(std::chrono::seconds(10)));
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(is_message(*got, 1, 10));
+    ring.reader->release();
+}
+
+TEST(MessageRing, AReaderSleepingOnAPipeWhoseWriterIsGoneGetsAnError) {
+    RingWithPipe ring;
+    ASSERT_TRUE(ring.writer && ring.reader);
+    ring.writing_end.reset();
+    EXPECT_THROW(
+        (void)ring.reader->read_before(crew::detail::deadline_for(std::chrono::seconds(10))),
+        crew::Error);
 }
 
 }  // namespace

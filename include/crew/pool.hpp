@@ -614,12 +614,14 @@ class Pool {
         }
     }
 
-    // Submits a chunk of items from the iterator: up to size calls, fewer at the end or once
-    // its message reaches byte_limit; returns how many.
+    // Adds a chunk of items from the iterator to the batch: up to size calls, fewer at the end
+    // or once its message reaches byte_limit; returns how many.
     template <class F, class Call, class Iterator, class Sentinel>
-    std::uint32_t submit_chunk(const F& function, const detail::ChunkCode& code, Iterator& next,
-                               const Sentinel& end, std::uint64_t first, std::uint32_t size,
-                               std::size_t byte_limit, std::shared_ptr<detail::TaskSink> sink) {
+    static std::uint32_t submit_chunk(const F& function, const detail::ChunkCode& code,
+                                      Iterator& next, const Sentinel& end, std::uint64_t first,
+                                      std::uint32_t size, std::size_t byte_limit,
+                                      std::shared_ptr<detail::TaskSink> sink,
+                                      detail::PoolCore::Batch& batch) {
         detail::Writer task;
         const std::size_t count_at = detail::begin_task(task, code, function);
         std::uint32_t count = 0;
@@ -644,7 +646,7 @@ class Pool {
             }
         }
         detail::finish_task(task, count_at, count);
-        if (count != 0) core_->submit(task, first, count, std::move(sink));
+        if (count != 0) batch.add(task, first, count, std::move(sink));
         return count;
     }
 
@@ -732,10 +734,13 @@ class Pool {
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
                 const auto code = chunk_code<F, C, decltype(next)>(function);
+                detail::PoolCore::Batch batch(*core_);
                 for (std::uint64_t first = 0; first < count;) {
                     first += submit_chunk<F, C>(function, code, next, end, first,
-                                                static_cast<std::uint32_t>(size), byte_limit, sink);
+                                                static_cast<std::uint32_t>(size), byte_limit, sink,
+                                                batch);
                 }
+                batch.submit();
                 sink->size_results();
                 return state;
             }
@@ -770,9 +775,11 @@ class Pool {
             typename ImapResults<R>::Feeder feeder =
                 [this, function = std::move(function), code, input, sink, automatic](
                     std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
+                detail::PoolCore::Batch batch(*core_);
                 std::uint32_t count = submit_chunk<F, C>(
                     function, code, input->next, std::ranges::end(input->view), first, size,
-                    automatic ? detail::chunk_bytes : SIZE_MAX, sink);
+                    automatic ? detail::chunk_bytes : SIZE_MAX, sink, batch);
+                batch.submit();
                 if (count == 0) return std::nullopt;
                 return count;
             };

@@ -63,6 +63,9 @@ struct PoolCoreOptions {
 inline constexpr std::chrono::milliseconds longest_yielding_drive{2};
 
 class PoolCore {
+    struct Task;
+    struct Worker;
+
   public:
     explicit PoolCore(PoolCoreOptions options);
     ~PoolCore();  // terminates, unless join() ran
@@ -75,6 +78,27 @@ class PoolCore {
     // throws crew::Error once the pool is closed.
     void submit(Writer& task, std::uint64_t first, std::uint32_t count,
                 std::shared_ptr<TaskSink> sink);
+
+    // Many tasks submitted by one thread (a map's chunks), handed to the pool together: up to
+    // tasks_in_a_batch at a time, so that the workers are woken once for all of them rather
+    // than at the first while the rest are still being written. Tasks added since the last
+    // submit() are dropped by the destructor (an exception left the submitting code: nobody
+    // waits for them).
+    class Batch {
+      public:
+        explicit Batch(PoolCore& core);
+        ~Batch();
+        Batch(const Batch&) = delete;
+        Batch& operator=(const Batch&) = delete;
+        // As PoolCore::submit; may hand the tasks added so far over.
+        void add(Writer& task, std::uint64_t first, std::uint32_t count,
+                 std::shared_ptr<TaskSink> sink);
+        void submit();
+
+      private:
+        PoolCore& core_;
+        std::vector<Task> tasks_;
+    };
 
     // A thread that waits for a result of this pool and does the broker's work meanwhile, for
     // a while: a quick result then comes back with no thread woken on the way (the worker's
@@ -119,9 +143,6 @@ class PoolCore {
     void terminate();
 
   private:
-    struct Task;
-    struct Worker;
-
     // Holds the broker's state (pending tasks, the workers and their rings) for one thread at a
     // time: the broker thread, or a caller doing its work (Driver, submit).
     class BrokerWork {
@@ -146,6 +167,9 @@ class PoolCore {
         bool held_ = false;
     };
 
+    Task make_task(Writer& task, std::uint64_t first, std::uint32_t count,
+                   std::shared_ptr<TaskSink> sink) const;
+    void hand_over(std::span<Task> tasks);
     bool worth_spinning() const;
     void broker();
     bool take_submissions();
@@ -190,6 +214,7 @@ class PoolCore {
 // What each worker process runs (see pool_core.cpp).
 struct WorkerSetup {
     SentFd channel;
+    SentFd tasks_wake;  // the reading end of the pipe the pool signals when tasks come
     SentFd wake;
     SentFd descriptors;  // a socket on which the descriptors that tasks carry arrive
     std::uint64_t capacity = 0;
