@@ -246,7 +246,8 @@ struct PoolCore::Worker {
     bool ready = false;
     bool retiring = false;
     bool timed_out = false;
-    bool stopped = false;  // sent the stop message: it is expected to end
+    bool stopped = false;     // sent the stop message: it is expected to end
+    bool unreadable = false;  // sent a reply that could not be read: killed, not read any more
 };
 
 PoolCore::PoolCore(PoolCoreOptions options)
@@ -481,8 +482,19 @@ void PoolCore::join() {
 
 bool PoolCore::collect(Worker& worker) {
     bool any = false;
-    while (auto reply = worker.replies->try_read()) {
-        handle_reply(worker, *reply);
+    while (!worker.unreadable) {
+        auto reply = worker.replies->try_read();
+        if (!reply) break;
+        try {
+            handle_reply(worker, *reply);
+        } catch (const std::exception& error) {
+            // Its channel holds what no worker writes: the task scribbled over it, say. The
+            // worker is killed and replaced, as if it had crashed.
+            log(LogLevel::error, "pool worker {} sent a reply that cannot be read ({}); killing it",
+                worker.pid, error.what());
+            worker.unreadable = true;
+            worker.process->kill();
+        }
         worker.replies->release();
         any = true;
     }
@@ -515,11 +527,17 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     worker.running_since = now();
     worker.recent_task_cost = (3 * worker.recent_task_cost + std::chrono::nanoseconds(busy)) / 4;
     task_cost_ns_.store(worker.recent_task_cost.count(), std::memory_order_relaxed);
-    if (kind == Reply::ran) {
-        TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
-        task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
-    } else {
-        task.sink->failed(task.first, task.count, decode_exception(reader));
+    // The task is the sink's now: it hears of an outcome that cannot be read as a failure.
+    try {
+        if (kind == Reply::ran) {
+            TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
+            task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
+        } else {
+            task.sink->failed(task.first, task.count, decode_exception(reader));
+        }
+    } catch (...) {
+        task.sink->failed(task.first, task.count, std::current_exception());
+        throw;
     }
 }
 

@@ -3,10 +3,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bit>
 #include <chrono>
 #include <crew/crew.hpp>
+#include <crew/detail/message_ring.hpp>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -72,6 +75,37 @@ int crash_once(std::string marker) {
 std::vector<char> reversed(std::vector<char> bytes) {
     std::reverse(bytes.begin(), bytes.end());
     return bytes;
+}
+
+// Run in a pool of one worker: writes a reply of three bytes, which no worker sends, into its own
+// channel (found in /proc/self/maps), as a task that scribbles over memory might, wakes the
+// broker as a reply does (through the pool's eventfd, one of those this process holds), then
+// waits to be killed.
+int scribble_over_the_reply_ring(int) {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find("crew-pool-worker-channel") == std::string::npos) continue;
+        const std::uintptr_t begin = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+        const std::uintptr_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
+        const std::size_t capacity = std::bit_floor((end - begin) / 2);
+        auto* replies =
+            reinterpret_cast<std::byte*>(begin) + crew::detail::ring_footprint(capacity);
+        crew::detail::RingWriter writer(replies, capacity);
+        writer.resume();
+        const std::byte garbage[3]{};
+        writer.write(garbage, crew::detail::RingWriter::later);
+        for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+            std::error_code ignored;
+            if (std::filesystem::read_symlink(entry.path(), ignored) != "anon_inode:[eventfd]") {
+                continue;
+            }
+            const std::uint64_t one = 1;
+            (void)!::write(std::stoi(entry.path().filename().string()), &one, sizeof one);
+        }
+        std::this_thread::sleep_for(10s);
+        return 1;
+    }
+    return 0;
 }
 
 int initialized_value = 0;
@@ -265,6 +299,20 @@ TEST_P(PoolTest, ACrashFailsOnlyItsTask) {
         EXPECT_EQ(died.signal(), 0);
     }
     EXPECT_EQ(pool.apply(square, 9), 81);
+}
+
+TEST_P(PoolTest, AnUnreadableReplyKillsItsWorkerNotTheProgram) {
+    crew::Pool pool(options(1));
+    EXPECT_EQ(pool.apply(square, 3), 9);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        (void)pool.apply(scribble_over_the_reply_ring, 0);
+        FAIL() << "the task should have failed";
+    } catch (const crew::WorkerDied& died) {
+        EXPECT_EQ(died.signal(), SIGKILL);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "the worker was not killed";
+    EXPECT_EQ(pool.map(square, crew::range(5)), (std::vector<int>{0, 1, 4, 9, 16}));
 }
 
 TEST_P(PoolTest, ACrashInImapFailsItsItemOnly) {
