@@ -7,10 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <crew/error.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace crew::testing {
 
@@ -117,6 +120,72 @@ ProgramRun run_program(const std::vector<std::string>& argv, std::chrono::second
     ::close(program.output);
     ::waitpid(program.pid, &run.exit_status, 0);
     return run;
+}
+
+std::string to_string(Fault fault) {
+    switch (fault) {
+        case Fault::exception:
+            return "exception";
+        case Fault::crash:
+            return "crash";
+        case Fault::abort:
+            return "abort";
+        case Fault::hang:
+            return "hang";
+    }
+    return "?";
+}
+
+int fail_at_five(FaultyItem item) {
+    if (item.value != 5) return item.value;
+    switch (item.fault) {
+        case Fault::exception:
+            throw std::invalid_argument("five is not allowed");
+        case Fault::crash:
+            std::raise(SIGSEGV);
+            break;
+        case Fault::abort:
+            std::abort();
+        case Fault::hang:
+            std::this_thread::sleep_for(std::chrono::minutes(1));
+            break;
+    }
+    return item.value;
+}
+
+std::vector<FaultyItem> faulty_items(Fault fault, int count) {
+    std::vector<FaultyItem> items;
+    for (int value = 0; value < count; ++value) items.push_back({fault, value});
+    return items;
+}
+
+std::string describe_failure(std::exception_ptr error) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const RemoteError& remote) {
+        return "RemoteError " + remote.type_name();
+    } catch (const WorkerDied& died) {
+        return died.signal() != 0 ? "WorkerDied signal " + std::to_string(died.signal())
+                                  : "WorkerDied exit " + std::to_string(died.exitcode());
+    } catch (const TimeoutError&) {
+        return "TimeoutError";
+    } catch (const std::exception& other) {
+        return std::string("another error: ") + other.what();
+    }
+}
+
+std::string expected_failure(Fault fault) {
+    switch (fault) {
+        case Fault::exception:
+            return "RemoteError std::invalid_argument";
+        case Fault::crash:
+            return "WorkerDied signal " + std::to_string(SIGSEGV);
+        case Fault::abort:
+            return "WorkerDied signal " + std::to_string(SIGABRT);
+        case Fault::hang:
+            return "TimeoutError";
+    }
+    return "?";
 }
 
 }  // namespace crew::testing

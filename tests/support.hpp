@@ -55,4 +55,23 @@ StartedProgram start_program(const std::vector<std::string>& argv);
 // Reads one line from fd, waiting at most timeout; empty at end of file or on timeout.
 std::string read_line(int fd, std::chrono::milliseconds timeout);
 
+// The ways a pool task fails, for tests that fail one task among many.
+enum class Fault { exception, crash, abort, hang };
+inline constexpr Fault every_fault[] = {Fault::exception, Fault::crash, Fault::abort, Fault::hang};
+std::string to_string(Fault fault);
+
+// A task's argument: fail_at_five returns value, except for the value 5, for which it fails as
+// fault says (hang: sleeps a minute, for a pool's task_timeout to end).
+struct FaultyItem {
+    Fault fault;
+    int value;
+};
+int fail_at_five(FaultyItem item);
+std::vector<FaultyItem> faulty_items(Fault fault, int count);  // values 0 to count - 1
+
+// What an error of a pool task is, in a few words: "RemoteError std::invalid_argument",
+// "WorkerDied signal 11", "TimeoutError"; and what the fault gives.
+std::string describe_failure(std::exception_ptr error);
+std::string expected_failure(Fault fault);
+
 }  // namespace crew::testing

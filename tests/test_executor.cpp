@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -58,6 +60,36 @@ TEST_P(ProcessPoolExecutorTest, ACrashFailsOneFuture) {
     }
     EXPECT_EQ(failed, 1);
     EXPECT_EQ(sum, 45 - 5);
+}
+
+// A task that throws, crashes its worker, aborts or hangs past task_timeout, among ten: its
+// future alone fails, with the error the fault gives, and as_completed yields every future.
+TEST_P(ProcessPoolExecutorTest, EachFaultFailsOneFutureInAsCompleted) {
+    crew::ProcessPoolExecutorOptions with_timeout = options();
+    with_timeout.task_timeout = 1s;
+    crew::ProcessPoolExecutor executor(with_timeout);
+    for (crew::testing::Fault fault : crew::testing::every_fault) {
+        SCOPED_TRACE(to_string(fault));
+        std::vector<crew::Future<int>> futures;
+        for (const auto& item : crew::testing::faulty_items(fault, 10)) {
+            futures.push_back(executor.submit(crew::testing::fail_at_five, item));
+        }
+        std::vector<std::string> failures;
+        int sum = 0;
+        int yielded = 0;
+        for (const auto& future : crew::as_completed(futures, 60s)) {
+            ++yielded;
+            if (auto error = future.exception()) {
+                failures.push_back(crew::testing::describe_failure(error));
+            } else {
+                sum += future.result();
+            }
+        }
+        EXPECT_EQ(yielded, 10);
+        EXPECT_EQ(failures, std::vector<std::string>{crew::testing::expected_failure(fault)});
+        EXPECT_EQ(sum, 45 - 5);
+        EXPECT_NE(futures[5].exception(), nullptr);
+    }
 }
 
 TEST_P(ProcessPoolExecutorTest, MapIsLazyAndOrdered) {

@@ -315,20 +315,56 @@ TEST_P(PoolTest, AnUnreadableReplyKillsItsWorkerNotTheProgram) {
     EXPECT_EQ(pool.map(square, crew::range(5)), (std::vector<int>{0, 1, 4, 9, 16}));
 }
 
-TEST_P(PoolTest, ACrashInImapFailsItsItemOnly) {
-    crew::Pool pool(options());
-    std::vector<int> seen;
-    int failures = 0;
-    auto results = pool.imap(crash_at_three, crew::range(6), 1);
-    for (auto it = results.begin(); it != results.end(); ++it) {
-        try {
-            seen.push_back(*it);
-        } catch (const crew::WorkerDied&) {
-            ++failures;
-        }
+// A task that throws, crashes its worker, aborts or hangs past task_timeout, in the middle of many:
+// map raises what the fault gives once the others are done, imap gives it at the item's place
+// and every other result in order, and the pool goes on with the failed workers replaced.
+class PoolFaultTest : public PoolTest {
+  protected:
+    crew::PoolOptions options() const {
+        crew::PoolOptions with_timeout = PoolTest::options();
+        with_timeout.task_timeout = 1s;
+        return with_timeout;
     }
-    EXPECT_EQ(failures, 1);
-    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5}));
+};
+
+TEST_P(PoolFaultTest, EachFaultInTheMiddleOfMapRaisesItsError) {
+    crew::Pool pool(options());
+    for (crew::testing::Fault fault : crew::testing::every_fault) {
+        SCOPED_TRACE(to_string(fault));
+        std::exception_ptr error;
+        try {
+            (void)pool.map(crew::testing::fail_at_five, crew::testing::faulty_items(fault, 10), 1);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        ASSERT_TRUE(error) << "the map should have failed";
+        EXPECT_EQ(crew::testing::describe_failure(error), crew::testing::expected_failure(fault));
+        auto later =
+            pool.map_async(crew::testing::fail_at_five, crew::testing::faulty_items(fault, 5), 1);
+        EXPECT_EQ(later.get(30s), (std::vector<int>{0, 1, 2, 3, 4}));
+        EXPECT_TRUE(later.successful());
+    }
+}
+
+TEST_P(PoolFaultTest, EachFaultInTheMiddleOfImapFailsItsItemOnly) {
+    crew::Pool pool(options());
+    for (crew::testing::Fault fault : crew::testing::every_fault) {
+        SCOPED_TRACE(to_string(fault));
+        std::vector<int> seen;
+        std::vector<std::string> failures;
+        auto results =
+            pool.imap(crew::testing::fail_at_five, crew::testing::faulty_items(fault, 10), 1);
+        for (auto it = results.begin(); it != results.end(); ++it) {
+            try {
+                seen.push_back(*it);
+            } catch (...) {
+                EXPECT_EQ(seen.size(), 5u) << "the error comes at the failed item's place";
+                failures.push_back(crew::testing::describe_failure(std::current_exception()));
+            }
+        }
+        EXPECT_EQ(failures, std::vector<std::string>{crew::testing::expected_failure(fault)});
+        EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 6, 7, 8, 9}));
+    }
 }
 
 TEST_P(PoolTest, TaskTimeoutKillsTheWorker) {
@@ -450,6 +486,10 @@ TEST_P(PoolTest, NothingIsLeftAfterThePool) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, PoolTest,
+                         ::testing::Values(StartMethod::forkserver, StartMethod::fork,
+                                           StartMethod::spawn),
+                         [](const auto& info) { return std::string(crew::to_string(info.param)); });
+INSTANTIATE_TEST_SUITE_P(AllStartMethods, PoolFaultTest,
                          ::testing::Values(StartMethod::forkserver, StartMethod::fork,
                                            StartMethod::spawn),
                          [](const auto& info) { return std::string(crew::to_string(info.param)); });
