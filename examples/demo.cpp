@@ -28,11 +28,12 @@ double seconds(Work&& work) {
 int main(int argc, char** argv) {
     crew::init(argc, argv);
     std::printf("crew demo: square roots of range(10, N), %d CPUs\n\n", crew::cpu_count());
-    // Python 3.11 on this machine (bench/README.md), and the seed author's laptop.
+    // Python 3.11 with Pool(2) on the machine crew is measured on (bench/sqrt/run.sh,
+    // 2026-12-01; bench/README.md), and the seed author's laptop.
     const char* python[] = {
-        "Python here: 3.2-3.7 s with Pool, 1.0 s serial (the seed's laptop: "
+        "Python, measured: 0.50-0.55 s with Pool, 0.24 s serial (the seed's laptop: "
         "1.64 s vs 2.74 s)",
-        "Python here: 0.05-0.12 s with Pool, 0.011 s serial (the seed's "
+        "Python, measured: 0.0059-0.0064 s with Pool, 0.0029 s serial (the seed's "
         "laptop: 0.38 s vs 0.005 s)"};
     crew::Pool pool;
     int run = 0;

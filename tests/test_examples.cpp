@@ -84,8 +84,8 @@ TEST(Examples, Demo) {
     auto run = run_example("demo");
     ASSERT_EQ(run.exit_status, 0) << run.output;
     for (const char* expected :
-         {"N = 5000000", "N = 100000", "crew::Pool.map", "crew::ThreadPoolExecutor", "Python here",
-          "failed: crew: the worker", "signal 11",
+         {"N = 5000000", "N = 100000", "crew::Pool.map", "crew::ThreadPoolExecutor",
+          "Python, measured", "failed: crew: the worker", "signal 11",
           "the pool goes on: pool.apply(root, 144L) = 12.0"}) {
         EXPECT_NE(run.output.find(expected), std::string::npos) << expected << "\n" << run.output;
     }
