@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "crew/detail/futex.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/init.hpp"
 
@@ -11,78 +12,112 @@ namespace crew {
 ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolExecutorOptions options) {
     if (options.max_workers < 0) throw Error("crew: max_workers cannot be negative");
     int count = options.max_workers != 0 ? options.max_workers : std::min(32, cpu_count() + 4);
+    no_spare_core_ = count >= cpu_count();
+    sleeps_ = std::make_unique<Sleep[]>(static_cast<std::size_t>(count));
     threads_.reserve(static_cast<std::size_t>(count));
-    for (int i = 0; i < count; ++i) threads_.emplace_back([this] { work(); });
+    for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
+        threads_.emplace_back([this, i] { work(i); });
+    }
 }
 
 namespace {
-// A thread whose jobs run this quickly takes several at a time from the queue, so that the lock
-// is not taken for every tiny job; a slower job is taken alone, leaving the rest to other threads.
+// A thread whose jobs run this quickly takes several at a time from the queue, so that it does
+// not go to the queue for every tiny job; a slower job is taken alone, leaving the rest to other
+// threads.
 constexpr std::chrono::nanoseconds quick_job{2000};
 constexpr std::size_t most_jobs_taken = 64;
+// A thread looking for jobs looks at the queue every so many pauses: each look takes the queue's
+// tail from the submitting thread's cache.
+constexpr int pauses_between_looks = 16;
 }  // namespace
 
 void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::ThreadJob> job) {
-    bool wake = false;
-    {
-        std::lock_guard lock(mutex_);
-        if (shutting_down_) {
-            throw Error("crew: the executor is shut down; it takes no new tasks");
+    // A shutdown that sees no submit in progress finds every job pushed before it (see
+    // wait_for_jobs), so none is left behind unrun.
+    submitting_.fetch_add(1, std::memory_order_seq_cst);
+    if (shutting_down_.load(std::memory_order_seq_cst)) {
+        submitting_.fetch_sub(1, std::memory_order_release);
+        throw Error("crew: the executor is shut down; it takes no new tasks");
+    }
+    jobs_.push(std::move(job));
+    submitting_.fetch_sub(1, std::memory_order_release);
+    wake_a_sleeper();
+}
+
+void ThreadPoolExecutor::wake_a_sleeper() {
+    // Sequentially consistent, after the push: a thread that counted itself a sleeper before it
+    // saw the queue empty is seen here.
+    if (spinning_.load(std::memory_order_seq_cst) != 0 ||
+        sleepers_.load(std::memory_order_seq_cst) == 0) {
+        return;
+    }
+    // None may be found asleep: the sleepers counted may not have marked their state yet, and
+    // then they see the queue's jobs themselves.
+    for (std::size_t i = 0; i < threads_.size(); ++i) {
+        if (wake(i)) return;
+    }
+}
+
+bool ThreadPoolExecutor::wake(std::size_t index) {
+    std::uint32_t expected = asleep;
+    if (!sleeps_[index].state.compare_exchange_strong(expected, woken, std::memory_order_seq_cst)) {
+        return false;
+    }
+    sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+    detail::futex_wake_private(sleeps_[index].state, 1);
+    return true;
+}
+
+bool ThreadPoolExecutor::wait_for_jobs(std::size_t index) {
+    spinning_.fetch_add(1, std::memory_order_seq_cst);
+    for (int look = 0; look < detail::spins_before_sleeping / pauses_between_looks; ++look) {
+        if (!jobs_.looks_empty() || shutting_down_.load(std::memory_order_relaxed)) break;
+        if (no_spare_core_) {
+            // Spinning, it would keep the submitting thread, or one with jobs, from its core.
+            std::this_thread::yield();
+        } else {
+            for (int pause = 0; pause < pauses_between_looks; ++pause) detail::cpu_relax();
         }
-        jobs_.push_back(std::move(job));
-        queued_.store(queued(), std::memory_order_release);
-        // A spinning thread will take it (and wake another if more are queued): a wake-up costs
-        // the submitting thread more than a small job does.
-        wake = wants_wake();
     }
-    if (wake) wake_.notify_one();
-}
-
-// Under the lock, with jobs queued: whether to wake a sleeping thread for them (and count it).
-bool ThreadPoolExecutor::wants_wake() {
-    if (sleeping_ <= wakes_sent_ || spinning_.load() != 0) return false;
-    ++wakes_sent_;
+    spinning_.fetch_sub(1, std::memory_order_seq_cst);
+    if (!jobs_.looks_empty()) return true;
+    if (shutting_down_.load(std::memory_order_seq_cst)) {
+        // A submit past its shutdown check pushes before it counts itself out.
+        return submitting_.load(std::memory_order_seq_cst) != 0 || !jobs_.looks_empty();
+    }
+    // Asleep first, then counted, then a last look: a submit after that look sees the count and
+    // finds this thread asleep; a shutdown after it finds it asleep too.
+    std::atomic<std::uint32_t>& state = sleeps_[index].state;
+    state.store(asleep, std::memory_order_seq_cst);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    if (!jobs_.looks_empty() || shutting_down_.load(std::memory_order_seq_cst)) {
+        std::uint32_t expected = asleep;
+        if (state.compare_exchange_strong(expected, awake, std::memory_order_seq_cst)) {
+            sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+            return true;
+        }
+        // Another thread woke it meanwhile, and took it off the sleepers.
+    }
+    while (state.load(std::memory_order_seq_cst) == asleep) {
+        detail::futex_wait_private(state, asleep);
+    }
+    state.store(awake, std::memory_order_relaxed);
     return true;
 }
 
-bool ThreadPoolExecutor::take_jobs(std::vector<std::shared_ptr<detail::ThreadJob>>& batch,
-                                   bool quick) {
-    // Spin a little before sleeping (see detail/spin.hpp): a stream of small jobs then flows
-    // without a wake-up for each.
-    spinning_.fetch_add(1);
-    for (int spin = 0;
-         spin < detail::spins_before_sleeping && queued_.load(std::memory_order_acquire) == 0;
-         ++spin) {
-        detail::cpu_relax();
-    }
-    spinning_.fetch_sub(1);
-    std::unique_lock lock(mutex_);
-    ++sleeping_;
-    wake_.wait(lock, [&] { return shutting_down_ || queued() != 0; });
-    --sleeping_;
-    if (wakes_sent_ > 0) --wakes_sent_;
-    if (queued() == 0) return false;
-    std::size_t count = 1;
-    if (quick) count = std::clamp<std::size_t>(queued() / threads_.size(), 1, most_jobs_taken);
-    for (std::size_t i = 0; i < count; ++i) batch.push_back(std::move(jobs_[first_job_++]));
-    if (first_job_ == jobs_.size()) {
-        jobs_.clear();
-        first_job_ = 0;
-    } else if (first_job_ >= 1024 && first_job_ >= jobs_.size() / 2) {
-        jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(first_job_));
-        first_job_ = 0;
-    }
-    queued_.store(queued(), std::memory_order_release);
-    const bool wake_another = queued() != 0 && wants_wake();
-    lock.unlock();
-    if (wake_another) wake_.notify_one();
-    return true;
-}
-
-void ThreadPoolExecutor::work() {
+void ThreadPoolExecutor::work(std::size_t index) {
     std::vector<std::shared_ptr<detail::ThreadJob>> batch;
+    batch.reserve(most_jobs_taken);
     bool quick = false;
-    while (take_jobs(batch, quick)) {
+    while (true) {
+        std::size_t most = 1;
+        if (quick)
+            most = std::clamp<std::size_t>(jobs_.size() / threads_.size(), 1, most_jobs_taken);
+        if (jobs_.take(batch, most) == 0) {
+            if (!wait_for_jobs(index)) return;
+            continue;
+        }
+        if (!jobs_.looks_empty()) wake_a_sleeper();  // the rest are for other threads
         const auto start = std::chrono::steady_clock::now();
         for (auto& job : batch) {
             if (cancelling_.load(std::memory_order_relaxed)) {
@@ -97,22 +132,20 @@ void ThreadPoolExecutor::work() {
 }
 
 void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
-    std::vector<std::shared_ptr<detail::ThreadJob>> cancelled;
-    {
-        std::lock_guard lock(mutex_);
-        shutting_down_ = true;
-        if (cancel_futures) {
-            cancelling_.store(true);
-            cancelled.assign(
-                std::make_move_iterator(jobs_.begin() + static_cast<std::ptrdiff_t>(first_job_)),
-                std::make_move_iterator(jobs_.end()));
-            jobs_.clear();
-            first_job_ = 0;
-            queued_.store(0);
+    if (cancel_futures) cancelling_.store(true);
+    shutting_down_.store(true, std::memory_order_seq_cst);
+    for (std::size_t i = 0; i < threads_.size(); ++i) wake(i);
+    if (cancel_futures) {
+        // What no thread has taken is cancelled now, as Python's shutdown does; the threads
+        // cancel what they took and have not started.
+        std::vector<std::shared_ptr<detail::ThreadJob>> cancelled;
+        cancelled.reserve(most_jobs_taken);
+        while (!jobs_.looks_empty() || submitting_.load() != 0) {
+            if (jobs_.take(cancelled, most_jobs_taken) == 0) std::this_thread::yield();
+            for (auto& job : cancelled) job->cancel_job();
+            cancelled.clear();
         }
     }
-    wake_.notify_all();
-    for (auto& job : cancelled) job->cancel_job();
     if (!wait) return;
     for (std::thread& thread : threads_) {
         if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();

@@ -82,33 +82,45 @@ void unregister_for_interrupts(const void* owner) {
     std::erase_if(stoppers, [&](const Stopper& stopper) { return stopper.owner == owner; });
 }
 
+bool wait_interruptibly(
+    const std::function<bool()>& ready,
+    const std::function<void(std::optional<std::chrono::steady_clock::time_point> until)>& sleep,
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
+    // A signal handler cannot wake a sleeper: with crew's handler installed, sleeps are cut into
+    // slices of interrupt_poll, after each of which the waiter looks for an interrupt.
+    const bool watched = installed.load();
+    const unsigned seen = interrupts.load();
+    if (watched) waiting.fetch_add(1);
+    struct Leave {
+        bool watched;
+        ~Leave() {
+            if (watched) waiting.fetch_sub(1);
+        }
+    } leave{watched};
+    while (!ready()) {
+        if (watched && interrupts.load() != seen) stop_everything_and_throw();
+        const auto now = std::chrono::steady_clock::now();
+        if (deadline && *deadline <= now) return false;
+        auto until = deadline;
+        if (watched && (!until || now + interrupt_poll < *until)) until = now + interrupt_poll;
+        sleep(until);
+    }
+    return true;
+}
+
 bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
                         std::optional<std::chrono::steady_clock::time_point> deadline,
                         const std::function<bool()>& ready) {
-    if (!installed.load()) {
-        if (!deadline) {
-            condition.wait(lock, ready);
-            return true;
-        }
-        return condition.wait_until(lock, *deadline, ready);
-    }
-    const unsigned seen = interrupts.load();
-    waiting.fetch_add(1);
-    struct Leave {
-        ~Leave() { waiting.fetch_sub(1); }
-    } leave;
-    while (!ready()) {
-        if (interrupts.load() != seen) {
-            lock.unlock();
-            stop_everything_and_throw();
-        }
-        auto until = std::chrono::steady_clock::now() + interrupt_poll;
-        if (deadline && *deadline <= until) {
-            return condition.wait_until(lock, *deadline, ready);
-        }
-        condition.wait_until(lock, until);
-    }
-    return true;
+    return wait_interruptibly(
+        ready,
+        [&](std::optional<std::chrono::steady_clock::time_point> until) {
+            if (until) {
+                condition.wait_until(lock, *until);
+            } else {
+                condition.wait(lock);
+            }
+        },
+        deadline);
 }
 
 }  // namespace crew::detail

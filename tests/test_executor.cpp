@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <crew/crew.hpp>
 #include <csignal>
@@ -163,6 +164,71 @@ TEST(ThreadPoolExecutor, ShutdownCancelsPendingFutures) {
     EXPECT_EQ(running.result(), 100);
     EXPECT_TRUE(pending.cancelled());
     EXPECT_THROW(executor.submit(sleep_ms, 1), crew::Error);
+}
+
+// Four threads submit at once to two: every future completes with its own result.
+TEST(ThreadPoolExecutor, ManySubmittingThreadsLoseNothing) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    constexpr int submitters = 4;
+    constexpr int per_submitter = 25'000;
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < submitters; ++t) {
+        threads.emplace_back([&, t] {
+            std::vector<crew::Future<int>> futures;
+            // Each submitter's numbers are its own: t * 10,000 + i % 10,000, squares below 2^31.
+            auto number = [t](int i) { return t * 10'000 + i % 10'000; };
+            for (int i = 0; i < per_submitter; ++i) {
+                futures.push_back(executor.submit(compute_square, number(i)));
+            }
+            for (int i = 0; i < per_submitter; ++i) {
+                if (futures[i].result(30s) != number(i) * number(i)) ++wrong;
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(wrong.load(), 0);
+}
+
+// The threads fall asleep between small bursts of work: each burst must wake one (a lost
+// wake-up would leave a future undone: result(timeout) throws instead of hanging).
+TEST(ThreadPoolExecutor, SleepingThreadsWakeForEachBurst) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    for (int round = 0; round < 200; ++round) {
+        std::this_thread::sleep_for(std::chrono::microseconds(round % 5 * 400));
+        std::vector<crew::Future<int>> futures;
+        for (int i = 0; i <= round % 7; ++i) futures.push_back(executor.submit(compute_square, i));
+        for (int i = 0; i <= round % 7; ++i) ASSERT_EQ(futures[i].result(10s), i * i) << round;
+    }
+    // Windows of submits, each followed by its results: the threads run dry and sleep at the end
+    // of each, while the submitter is busy.
+    for (int window = 0; window < 50; ++window) {
+        std::vector<crew::Future<int>> futures;
+        for (int i = 0; i < 2000; ++i) futures.push_back(executor.submit(compute_square, i % 100));
+        for (int i = 0; i < 2000; ++i) {
+            ASSERT_EQ(futures[i].result(10s), (i % 100) * (i % 100)) << window;
+        }
+    }
+}
+
+// A thread submits as fast as it can while another shuts the executor down: each submit either
+// throws or gives a future that completes.
+TEST(ThreadPoolExecutor, ShutdownWhileSubmittingLeavesNoFutureUndone) {
+    for (int round = 0; round < 20; ++round) {
+        crew::ThreadPoolExecutor executor({.max_workers = 2});
+        std::vector<crew::Future<int>> futures;
+        std::thread submitter([&] {
+            try {
+                for (int i = 0; i < 1'000'000; ++i)
+                    futures.push_back(executor.submit(compute_square, 3));
+            } catch (const crew::Error&) {
+            }
+        });
+        std::this_thread::sleep_for(std::chrono::microseconds(round * 100));
+        executor.shutdown();
+        submitter.join();
+        for (const auto& future : futures) ASSERT_EQ(future.result(10s), 9);
+    }
 }
 
 TEST(ThreadPoolExecutor, DefaultSize) {

@@ -1,6 +1,7 @@
 // crew::Future, as_completed and wait: concurrent.futures semantics.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <crew/crew.hpp>
 #include <set>
@@ -60,6 +61,31 @@ TEST(Future, DoneCallbacksRunOnceDone) {
     EXPECT_EQ(calls.load(), 50);
     future.add_done_callback([&](crew::Future<int> done) { calls += done.result(); });
     EXPECT_EQ(calls.load(), 100) << "on a done future it runs at once";
+}
+
+// Callbacks added by several threads while the task finishes: each runs exactly once, whether it
+// was added before the future was done (run by the finishing thread) or after (run at once).
+TEST(Future, CallbacksAddedAsTheTaskFinishesRunOnce) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    for (int round = 0; round < 50; ++round) {
+        std::atomic<int> calls{0};
+        crew::Future<int> future = executor.submit(sleep_then_return, round % 3);
+        std::vector<std::thread> adders;
+        for (int t = 0; t < 3; ++t) {
+            adders.emplace_back([&] {
+                for (int i = 0; i < 200; ++i)
+                    future.add_done_callback([&](crew::Future<int>) { ++calls; });
+            });
+        }
+        for (auto& adder : adders) adder.join();
+        future.wait();
+        // Those added in time run on the finishing thread, just after it marks the future done.
+        const auto give_up = std::chrono::steady_clock::now() + 5s;
+        while (calls.load() < 600 && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(100us);
+        }
+        EXPECT_EQ(calls.load(), 600) << round;
+    }
 }
 
 TEST(Future, AsCompletedYieldsInCompletionOrder) {

@@ -24,8 +24,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/detail/job_queue.hpp"
 #include "crew/future.hpp"
 #include "crew/pool.hpp"
 
@@ -109,14 +110,6 @@ class ProcessPoolExecutor {
 };
 
 namespace detail {
-
-// A ThreadPoolExecutor job: the call and the future it completes, in one allocation.
-class ThreadJob {
-  public:
-    virtual ~ThreadJob() = default;
-    virtual void run() = 0;
-    virtual void cancel_job() = 0;
-};
 
 template <class R, class Call>
 class ThreadTask final : public FutureState<R>, public ThreadJob {
@@ -237,25 +230,32 @@ class ThreadPoolExecutor {
     };
 
     void enqueue(std::shared_ptr<detail::ThreadJob> job);
-    void work();
+    void work(std::size_t index);
+    // Spins, then sleeps, until jobs may be queued; false once shut down with none left.
+    bool wait_for_jobs(std::size_t index);
+    // Wakes one sleeping thread for the jobs queued, unless a thread looks for jobs already. The
+    // thread woken is taken off the sleepers at once, so that the next submits do not wake it
+    // again: a wake-up costs the waking thread a system call.
+    void wake_a_sleeper();
+    // Takes a sleeping thread off the sleepers (false if it is not asleep) and wakes it.
+    bool wake(std::size_t index);
 
-    // Moves jobs from the queue to batch, waiting for one; false once shut down and empty.
-    bool take_jobs(std::vector<std::shared_ptr<detail::ThreadJob>>& batch, bool quick);
-    std::size_t queued() const { return jobs_.size() - first_job_; }
-    bool wants_wake();
+    // Each thread's sleep, on a line of its own: awake, asleep (or about to be), or woken by
+    // another thread (which took it off the sleepers).
+    enum : std::uint32_t { awake, asleep, woken };
+    struct alignas(64) Sleep {
+        std::atomic<std::uint32_t> state{awake};
+    };
 
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    // The queue: jobs_[first_job_...]; a vector that keeps its memory, so that the threads taking
-    // jobs free nothing the submitting thread allocated (which contends on malloc's locks).
-    std::vector<std::shared_ptr<detail::ThreadJob>> jobs_;
-    std::size_t first_job_ = 0;
-    std::atomic<std::size_t> queued_{0};  // queued(), for threads spinning without the lock
-    std::atomic<int> spinning_{0};        // threads looking for a job without sleeping
-    int sleeping_ = 0;                    // threads waiting on wake_
-    int wakes_sent_ = 0;                  // of them, woken but not yet up: not to be woken again
-    bool shutting_down_ = false;
+    detail::JobQueue jobs_;
+    // Written by the threads as they change state, read at every submit.
+    alignas(64) std::atomic<int> spinning_{0};    // threads looking for a job without sleeping
+    std::atomic<int> sleepers_{0};                // threads asleep or about to be, not yet woken
+    std::unique_ptr<Sleep[]> sleeps_;             // one a thread
+    alignas(64) std::atomic<int> submitting_{0};  // submits past the shutdown check
+    std::atomic<bool> shutting_down_{false};
     std::atomic<bool> cancelling_{false};  // shutdown(cancel_futures): taken jobs are cancelled
+    bool no_spare_core_ = false;           // as many threads as cores, or more
     std::vector<std::thread> threads_;
 };
 

@@ -30,8 +30,10 @@
 #include <variant>
 #include <vector>
 
+#include "crew/detail/futex.hpp"
 #include "crew/detail/interrupt.hpp"
 #include "crew/detail/pull_iterator.hpp"
+#include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
 
 namespace crew {
@@ -54,6 +56,11 @@ class Cancellable {
     virtual bool cancel() = 0;
 };
 
+// A future's state. Its life is one atomic word: the phase (pending, running, being finished,
+// done) and three flags: a thread sleeps on the word (a futex) waiting for done; a thread adds a
+// done callback (a lock of a few instructions: done is not published while it is held); there
+// are callbacks to run. Starting, finishing and reading a done state take no lock, so that a
+// thread pool's trivial task costs a few atomic operations, not six lock operations.
 template <class T>
 class FutureState : public Cancellable, public std::enable_shared_from_this<FutureState<T>> {
   public:
@@ -63,10 +70,16 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
     // pending -> running; false if it is done already, i.e. cancelled (then it must not run).
     // A task sent again after its worker died is running already, and may run.
     bool set_running() {
-        std::lock_guard lock(mutex_);
-        if (status_ == Status::done) return false;
-        status_ = Status::running;
-        return true;
+        std::uint32_t word = word_.load(std::memory_order_relaxed);
+        while (true) {
+            const std::uint32_t phase = word & phase_mask;
+            if (phase == running) return true;
+            if (phase != pending) return false;
+            if (word_.compare_exchange_weak(word, (word & ~phase_mask) | running,
+                                            std::memory_order_acquire)) {
+                return true;
+            }
+        }
     }
     void set_value(Stored value) {
         finish([&] { value_.emplace(std::move(value)); });
@@ -75,84 +88,147 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
         finish([&] { error_ = std::move(error); });
     }
     bool cancel() override {
-        {
-            std::lock_guard lock(mutex_);
-            if (status_ == Status::done) return cancelled_;
-            if (status_ == Status::running) return false;
+        std::uint32_t word = word_.load(std::memory_order_relaxed);
+        while ((word & phase_mask) == pending) {
+            if (word_.compare_exchange_weak(word, (word & ~phase_mask) | finishing,
+                                            std::memory_order_acquire)) {
+                cancelled_ = true;
+                error_ = std::make_exception_ptr(Cancelled());
+                publish_done();
+                return true;
+            }
         }
-        finish([&] {
-            cancelled_ = true;
-            error_ = std::make_exception_ptr(Cancelled());
-        });
-        return true;
+        if ((word & phase_mask) == running) return false;
+        // Being finished by another thread, or done: the outcome tells.
+        while (!is_done()) cpu_relax();
+        return cancelled_;
     }
 
     bool wait(std::optional<std::chrono::nanoseconds> timeout) const {
         if (is_done()) return true;
         std::optional<std::chrono::steady_clock::time_point> deadline;
         if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
-        std::unique_lock lock(mutex_);
-        return wait_interruptibly(changed_, lock, deadline,
-                                  [&] { return status_ == Status::done; });
+        // A result that is a few microseconds away is cheaper to wait for awake than asleep:
+        // sleeping costs the finishing thread a system call to wake this one.
+        for (int spin = 0; spin < spins_before_sleeping / 16; ++spin) {
+            for (int pause = 0; pause < 16; ++pause) cpu_relax();
+            if (is_done()) return true;
+        }
+        return wait_interruptibly([&] { return is_done(); },
+                                  [&](std::optional<std::chrono::steady_clock::time_point> until) {
+                                      const std::uint32_t word =
+                                          word_.fetch_or(sleepers, std::memory_order_seq_cst) |
+                                          sleepers;
+                                      if ((word & phase_mask) == done) return;
+                                      if (!until) {
+                                          futex_wait_private(word_, word, nullptr);
+                                          return;
+                                      }
+                                      const auto left = *until - std::chrono::steady_clock::now();
+                                      if (left <= std::chrono::nanoseconds(0)) return;
+                                      const timespec relative = to_timespec(left);
+                                      futex_wait_private(word_, word, &relative);
+                                  },
+                                  deadline);
     }
-    // Whether it is done, without taking the lock: for a thread that spins on it.
-    bool is_done() const noexcept { return done_.load(std::memory_order_acquire); }
+    // Whether it is done, without waiting.
+    bool is_done() const noexcept {
+        return (word_.load(std::memory_order_acquire) & phase_mask) == done;
+    }
     Status status() const {
-        std::lock_guard lock(mutex_);
-        return status_;
+        switch (word_.load(std::memory_order_acquire) & phase_mask) {
+            case pending:
+                return Status::pending;
+            case done:
+                return Status::done;
+            default:
+                return Status::running;  // or being finished: not done yet
+        }
     }
-    bool cancelled() const {
-        std::lock_guard lock(mutex_);
-        return cancelled_;
-    }
-    std::exception_ptr error() const {
-        std::lock_guard lock(mutex_);
-        return error_;
-    }
+    bool cancelled() const { return is_done() && cancelled_; }
+    // Once done: the exception it ended with, or null. Null while not done.
+    std::exception_ptr error() const { return is_done() ? error_ : nullptr; }
     // Once done: the value (nothing for void), or the exception it ended with.
     T value() const {
-        std::lock_guard lock(mutex_);
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<T>) return *value_;
     }
     // Waits, then moves the value out: for a caller that is the state's only reader.
     T take_value() {
         wait(std::nullopt);
-        std::lock_guard lock(mutex_);
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<T>) return std::move(*value_);
     }
     void on_done(std::function<void(Future<T>)> callback) {
-        {
-            std::lock_guard lock(mutex_);
-            if (status_ != Status::done) {
-                callbacks_.push_back(std::move(callback));
+        std::uint32_t word = word_.load(std::memory_order_relaxed);
+        while (true) {
+            if ((word & phase_mask) == done) {
+                callback(Future<T>(this->shared_from_this()));
                 return;
             }
+            if (word & adding_callback) {
+                cpu_relax();
+                word = word_.load(std::memory_order_relaxed);
+            } else if (word_.compare_exchange_weak(word, word | adding_callback,
+                                                   std::memory_order_acquire)) {
+                break;
+            }
         }
-        callback(Future<T>(this->shared_from_this()));
+        // Not done, and it cannot become done before the flag is down again.
+        try {
+            callbacks_.push_back(std::move(callback));
+        } catch (...) {
+            word_.fetch_and(~adding_callback, std::memory_order_release);
+            throw;
+        }
+        word = word_.load(std::memory_order_relaxed);
+        while (!word_.compare_exchange_weak(word, (word & ~adding_callback) | has_callbacks,
+                                            std::memory_order_release)) {
+        }
     }
 
   private:
+    static constexpr std::uint32_t phase_mask = 3;
+    static constexpr std::uint32_t pending = 0;
+    static constexpr std::uint32_t running = 1;
+    static constexpr std::uint32_t finishing = 2;  // one thread sets the outcome
+    static constexpr std::uint32_t done = 3;
+    static constexpr std::uint32_t sleepers = 4;
+    static constexpr std::uint32_t adding_callback = 8;
+    static constexpr std::uint32_t has_callbacks = 16;
+
+    // The first to finish sets the outcome; later ones do nothing.
     template <class Set>
     void finish(Set&& set) {
-        std::vector<std::function<void(Future<T>)>> callbacks;
-        {
-            std::lock_guard lock(mutex_);
-            if (status_ == Status::done) return;
-            set();
-            status_ = Status::done;
-            done_.store(true, std::memory_order_release);
-            callbacks.swap(callbacks_);
-        }
-        changed_.notify_all();
-        for (auto& callback : callbacks) callback(Future<T>(this->shared_from_this()));
+        std::uint32_t word = word_.load(std::memory_order_relaxed);
+        do {
+            if ((word & phase_mask) >= finishing) return;
+        } while (!word_.compare_exchange_weak(word, (word & ~phase_mask) | finishing,
+                                              std::memory_order_acquire));
+        set();
+        publish_done();
     }
 
-    mutable std::mutex mutex_;
-    mutable std::condition_variable changed_;
-    std::atomic<bool> done_{false};  // status_ == done, readable without the lock
-    Status status_ = Status::pending;
+    void publish_done() {
+        std::uint32_t word = word_.load(std::memory_order_relaxed);
+        while (true) {
+            if (word & adding_callback) {
+                cpu_relax();
+                word = word_.load(std::memory_order_relaxed);
+            } else if (word_.compare_exchange_weak(word, (word & ~phase_mask) | done,
+                                                   std::memory_order_acq_rel)) {
+                break;
+            }
+        }
+        if (word & sleepers) futex_wake_private(word_, INT32_MAX);
+        if (word & has_callbacks) {
+            // Nobody adds callbacks once it is done: the list is this thread's.
+            for (auto& callback : callbacks_) callback(Future<T>(this->shared_from_this()));
+            callbacks_.clear();
+        }
+    }
+
+    mutable std::atomic<std::uint32_t> word_{pending};
     bool cancelled_ = false;
     std::optional<Stored> value_;
     std::exception_ptr error_;

@@ -1,6 +1,6 @@
 // crew/detail/futex.hpp: sleeping on a 32-bit word in shared memory until another process wakes
 // it, forever or until a deadline. Process-shared (not FUTEX_PRIVATE): the word may be mapped at
-// different addresses.
+// different addresses; the _private variants are for words only one process's threads touch.
 #pragma once
 
 #include <linux/futex.h>
@@ -33,6 +33,19 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) {
 
 inline void futex_wake_all(std::atomic<std::uint32_t>& word) {
     futex_wake(word, INT32_MAX);
+}
+
+// The same for a word that only this process's threads use: the kernel skips the lookup of a
+// shared mapping.
+inline void futex_wait_private(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                               const timespec* timeout = nullptr) {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+              timeout, nullptr, 0);
+}
+
+inline void futex_wake_private(std::atomic<std::uint32_t>& word, int count) {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count,
+              nullptr, nullptr, 0);
 }
 
 using Clock = std::chrono::steady_clock;

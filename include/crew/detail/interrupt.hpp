@@ -23,9 +23,15 @@ void forget_interrupt_handler();
 void register_for_interrupts(std::function<void()> stop, const void* owner);
 void unregister_for_interrupts(const void* owner);
 
-// Waits on condition until ready() holds (true) or until deadline passes (false), as
-// condition_variable::wait_until does; throws crew::Interrupted, after stopping every pool,
-// if SIGINT arrives meanwhile.
+// Waits until ready() holds (true) or until deadline passes (false), calling sleep(until) to
+// sleep at most until then (forever when until is empty; it may return early); throws
+// crew::Interrupted, after stopping every pool, if SIGINT arrives meanwhile.
+bool wait_interruptibly(
+    const std::function<bool()>& ready,
+    const std::function<void(std::optional<std::chrono::steady_clock::time_point> until)>& sleep,
+    std::optional<std::chrono::steady_clock::time_point> deadline);
+
+// The same, sleeping on condition with lock held around ready(), as condition_variable::wait_until.
 bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
                         std::optional<std::chrono::steady_clock::time_point> deadline,
                         const std::function<bool()>& ready);
