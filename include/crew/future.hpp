@@ -108,12 +108,6 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
         if (is_done()) return true;
         std::optional<std::chrono::steady_clock::time_point> deadline;
         if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
-        // A result that is a few microseconds away is cheaper to wait for awake than asleep:
-        // sleeping costs the finishing thread a system call to wake this one.
-        for (int spin = 0; spin < spins_before_sleeping / 16; ++spin) {
-            for (int pause = 0; pause < 16; ++pause) cpu_relax();
-            if (is_done()) return true;
-        }
         return wait_interruptibly([&] { return is_done(); },
                                   [&](std::optional<std::chrono::steady_clock::time_point> until) {
                                       const std::uint32_t word =
