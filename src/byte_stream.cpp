@@ -107,9 +107,9 @@ void Writer::Appender::grow_to(std::size_t wanted) {
         }
     }
     // realloc, not a new vector: large blocks grow by remapping, without a copy or a first touch.
+    // No huge pages for a buffer crew keeps (see prefer_huge_pages).
     auto* grown = static_cast<std::byte*>(std::realloc(data.get(), wanted));
     if (grown == nullptr) throw std::bad_alloc();
-    prefer_huge_pages(grown, wanted);
     (void)data.release();
     data = Buffer::Owner(grown, Buffer::Release{wanted});
     capacity = wanted;

@@ -315,13 +315,12 @@ bool RingReader::prepare_to_sleep() {
     return true;
 }
 
-// Room for a whole message at once, asking for huge pages before the first touch: pieces
-// appended to a growing buffer would copy it at each doubling and fault every 4 KiB.
+// Room for a whole message at once: pieces appended to a growing buffer would copy it at each
+// doubling. The buffer is kept for the next message, on plain pages (see prefer_huge_pages).
 void RingReader::make_room(std::uint64_t size) {
     if (assembled_.capacity() >= size) return;
     assembled_ = std::vector<std::byte>();
     assembled_.reserve(size);
-    prefer_huge_pages(assembled_.data(), size);
 }
 
 void RingReader::release_bytes(std::uint64_t count) {
