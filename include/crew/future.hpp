@@ -62,7 +62,7 @@ class Cancellable {
 // are callbacks to run. Starting, finishing and reading a done state take no lock, so that a
 // thread pool's trivial task costs a few atomic operations, not six lock operations.
 template <class T>
-class FutureState : public Cancellable, public std::enable_shared_from_this<FutureState<T>> {
+class FutureState : public Cancellable {
   public:
     using Stored = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
     enum class Status { pending, running, done };
@@ -153,11 +153,13 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<T>) return std::move(*value_);
     }
-    void on_done(std::function<void(Future<T>)> callback) {
+    // self: the state's own handle, which the callbacks get (and keep until they have run).
+    void on_done(std::function<void(Future<T>)> callback,
+                 const std::shared_ptr<FutureState>& self) {
         std::uint32_t word = word_.load(std::memory_order_relaxed);
         while (true) {
             if ((word & phase_mask) == done) {
-                callback(Future<T>(this->shared_from_this()));
+                callback(Future<T>(self));
                 return;
             }
             if (word & adding_callback) {
@@ -170,7 +172,8 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
         }
         // Not done, and it cannot become done before the flag is down again.
         try {
-            callbacks_.push_back(std::move(callback));
+            if (!callbacks_) callbacks_ = std::make_unique<Callbacks>(Callbacks{self, {}});
+            callbacks_->waiting.push_back(std::move(callback));
         } catch (...) {
             word_.fetch_and(~adding_callback, std::memory_order_release);
             throw;
@@ -216,9 +219,10 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
         }
         if (word & sleepers) futex_wake_private(word_, INT32_MAX);
         if (word & has_callbacks) {
-            // Nobody adds callbacks once it is done: the list is this thread's.
-            for (auto& callback : callbacks_) callback(Future<T>(this->shared_from_this()));
-            callbacks_.clear();
+            // Nobody adds callbacks once it is done: the list is this thread's. Whoever finishes
+            // a state holds a handle to it, so letting go of callbacks->self does not destroy it.
+            const std::unique_ptr<Callbacks> callbacks = std::move(callbacks_);
+            for (auto& callback : callbacks->waiting) callback(Future<T>(callbacks->self));
         }
     }
 
@@ -226,7 +230,13 @@ class FutureState : public Cancellable, public std::enable_shared_from_this<Futu
     bool cancelled_ = false;
     std::optional<Stored> value_;
     std::exception_ptr error_;
-    std::vector<std::function<void(Future<T>)>> callbacks_;
+    // Allocated by the first callback: most futures have none, and a thread pool's trivial task
+    // pays the first touch of its future's every byte.
+    struct Callbacks {
+        std::shared_ptr<FutureState> self;  // a cycle, broken when they run
+        std::vector<std::function<void(Future<T>)>> waiting;
+    };
+    std::unique_ptr<Callbacks> callbacks_;
 };
 
 }  // namespace detail
@@ -266,7 +276,7 @@ class Future {
     // Cancels a future that has not started; returns whether it is cancelled.
     bool cancel() { return state_->cancel(); }
     void add_done_callback(std::function<void(Future<T>)> callback) {
-        state_->on_done(std::move(callback));
+        state_->on_done(std::move(callback), state_);
     }
 
     bool operator==(const Future& other) const { return state_ == other.state_; }
