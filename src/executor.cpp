@@ -26,8 +26,8 @@ namespace {
 // threads.
 constexpr std::chrono::nanoseconds quick_job{2000};
 constexpr std::size_t most_jobs_taken = 64;
-// A thread looking for jobs looks at the queue every so many pauses: each look takes the queue's
-// tail from the submitting thread's cache.
+// A thread looking for jobs looks at the queue every so many pauses: each look reads the count
+// that every push writes, taking its cache line from the submitting thread.
 constexpr int pauses_between_looks = 16;
 }  // namespace
 

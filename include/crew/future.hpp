@@ -109,21 +109,7 @@ class FutureState : public Cancellable {
         std::optional<std::chrono::steady_clock::time_point> deadline;
         if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
         return wait_interruptibly([&] { return is_done(); },
-                                  [&](std::optional<std::chrono::steady_clock::time_point> until) {
-                                      const std::uint32_t word =
-                                          word_.fetch_or(sleepers, std::memory_order_seq_cst) |
-                                          sleepers;
-                                      if ((word & phase_mask) == done) return;
-                                      if (!until) {
-                                          futex_wait_private(word_, word, nullptr);
-                                          return;
-                                      }
-                                      const auto left = *until - std::chrono::steady_clock::now();
-                                      if (left <= std::chrono::nanoseconds(0)) return;
-                                      const timespec relative = to_timespec(left);
-                                      futex_wait_private(word_, word, &relative);
-                                  },
-                                  deadline);
+                                  [&](auto until) { sleep_while_not_done(until); }, deadline);
     }
     // Whether it is done, without waiting.
     bool is_done() const noexcept {
@@ -193,6 +179,20 @@ class FutureState : public Cancellable {
     static constexpr std::uint32_t sleepers = 4;
     static constexpr std::uint32_t adding_callback = 8;
     static constexpr std::uint32_t has_callbacks = 16;
+
+    // Sleeps on the word until it changes (done, say), at most until then; may return early.
+    void sleep_while_not_done(std::optional<std::chrono::steady_clock::time_point> until) const {
+        const std::uint32_t word = word_.fetch_or(sleepers, std::memory_order_seq_cst) | sleepers;
+        if ((word & phase_mask) == done) return;
+        if (!until) {
+            futex_wait_private(word_, word);
+            return;
+        }
+        const auto left = *until - std::chrono::steady_clock::now();
+        if (left <= std::chrono::nanoseconds(0)) return;
+        const timespec relative = to_timespec(left);
+        futex_wait_private(word_, word, &relative);
+    }
 
     // The first to finish sets the outcome; later ones do nothing.
     template <class Set>
