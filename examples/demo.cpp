@@ -31,9 +31,9 @@ int main(int argc, char** argv) {
     // Python 3.11 with Pool(2) on the machine crew is measured on (bench/sqrt/run.sh,
     // 2026-12-01; bench/README.md), and the seed author's laptop.
     const char* python[] = {
-        "Python, measured: 0.50-0.55 s with Pool, 0.24 s serial (the seed's laptop: "
+        "Python, measured: 0.5-0.7 s with Pool, 0.24-0.29 s serial (the seed's laptop: "
         "1.64 s vs 2.74 s)",
-        "Python, measured: 0.0059-0.0064 s with Pool, 0.0029 s serial (the seed's "
+        "Python, measured: 0.006-0.012 s with Pool, 0.003-0.005 s serial (the seed's "
         "laptop: 0.38 s vs 0.005 s)"};
     crew::Pool pool;
     int run = 0;
