@@ -2,6 +2,7 @@
 // roots of range(10, N) with Pool.map against a serial loop, for N = 5,000,000 (parallelism
 // pays) and N = 100,000 (it does not, in Python), then the same work on ThreadPoolExecutor, and
 // a pool that shrugs off a crashing task. Run by the README's first command.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <crew/crew.hpp>
@@ -18,16 +19,25 @@ double crash_on_seven(long x) {
     return root(x);
 }
 
+// The median of five runs: on a virtual machine the first touch of fresh memory makes single
+// runs swing (a first 40 MB result can take four times as long as the next).
 template <class Work>
-double seconds(Work&& work) {
-    auto start = std::chrono::steady_clock::now();
-    work();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+double median_seconds(Work&& work) {
+    std::vector<double> times;
+    for (int run = 0; run < 5; ++run) {
+        auto start = std::chrono::steady_clock::now();
+        work();
+        times.push_back(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
 }
 
 int main(int argc, char** argv) {
     crew::init(argc, argv);
-    std::printf("crew demo: square roots of range(10, N), %d CPUs\n\n", crew::cpu_count());
+    std::printf("crew demo: square roots of range(10, N), %d CPUs, medians of 5 runs\n\n",
+                crew::cpu_count());
     // Python 3.11 with Pool(2) on the machine crew is measured on (bench/sqrt/run.sh,
     // 2026-12-01; bench/README.md), and the seed author's laptop.
     const char* python[] = {
@@ -38,27 +48,30 @@ int main(int argc, char** argv) {
     crew::Pool pool;
     int run = 0;
     for (long n : {5'000'000L, 100'000L}) {
+        // Each run makes a fresh result vector, as seed 001's Python does.
         std::vector<double> serial;
-        double serial_time = seconds([&] {
-            serial.reserve(static_cast<std::size_t>(n - 10));
-            for (long x = 10; x < n; ++x) serial.push_back(root(x));
+        double serial_time = median_seconds([&] {
+            std::vector<double> roots;
+            roots.reserve(static_cast<std::size_t>(n - 10));
+            for (long x = 10; x < n; ++x) roots.push_back(root(x));
+            serial = std::move(roots);
         });
         std::vector<double> parallel;
-        double pool_time = seconds([&] { parallel = pool.map(root, crew::range(10L, n)); });
+        double pool_time = median_seconds([&] { parallel = pool.map(root, crew::range(10L, n)); });
 
         std::vector<double> threaded;
-        double thread_time = seconds([&] {
-            threaded.resize(static_cast<std::size_t>(n - 10));  // its page faults count too
+        double thread_time = median_seconds([&] {
+            std::vector<double> roots(static_cast<std::size_t>(n - 10));  // its faults count too
             crew::ThreadPoolExecutor threads({.max_workers = crew::cpu_count()});
             long slice = (n - 10 + crew::cpu_count() - 1) / crew::cpu_count();
             std::vector<crew::Future<void>> parts;
             for (long begin = 10; begin < n; begin += slice) {
-                parts.push_back(
-                    threads.submit([&threaded, begin, end = std::min(n, begin + slice)] {
-                        for (long x = begin; x < end; ++x) threaded[x - 10] = root(x);
-                    }));
+                parts.push_back(threads.submit([&roots, begin, end = std::min(n, begin + slice)] {
+                    for (long x = begin; x < end; ++x) roots[x - 10] = root(x);
+                }));
             }
             for (auto& part : parts) part.result();
+            threaded = std::move(roots);
         });
         bool same = parallel == serial && threaded == serial;
         std::printf("N = %ld\n", n);
