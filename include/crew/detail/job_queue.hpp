@@ -47,7 +47,8 @@ class JobQueue {
     // longer. Sequentially consistent with push: a thread that announces it will sleep and then
     // sees the queue empty is seen by the announcement's readers after any later push.
     bool looks_empty() const noexcept;
-    // Jobs pushed and not yet taken, about: a push counts a moment after it links its job.
+    // Jobs pushed and not yet taken, about: a push counts just before it links its job, and a
+    // take after it has unlinked its jobs.
     std::size_t size() const noexcept;
 
   private:
