@@ -7,6 +7,7 @@
 #include <crew/crew.hpp>
 #include <csignal>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,21 @@ TEST_P(ProcessPoolExecutorTest, EachFaultFailsOneFutureInAsCompleted) {
         EXPECT_EQ(sum, 45 - 5);
         EXPECT_NE(futures[5].exception(), nullptr);
     }
+}
+
+int worker_pid(int) {
+    return getpid();
+}
+
+// A done callback that throws, run by the pool's broker or a waiting caller, is ignored: the
+// worker that ran the task is not taken for broken, and the executor goes on.
+TEST_P(ProcessPoolExecutorTest, ACallbackThatThrowsHarmsNothing) {
+    crew::ProcessPoolExecutor executor({.max_workers = 1, .start_method = GetParam()});
+    const int pid = executor.submit(worker_pid, 0).result(30s);
+    crew::Future<int> future = executor.submit(worker_pid, 0);
+    future.add_done_callback([](crew::Future<int>) { throw std::runtime_error("callback"); });
+    EXPECT_EQ(future.result(30s), pid);
+    EXPECT_EQ(executor.submit(worker_pid, 0).result(30s), pid) << "the worker was replaced";
 }
 
 TEST_P(ProcessPoolExecutorTest, MapIsLazyAndOrdered) {

@@ -88,6 +88,21 @@ TEST(Future, CallbacksAddedAsTheTaskFinishesRunOnce) {
     }
 }
 
+// As concurrent.futures: a callback's exception is logged and ignored; the callbacks after it
+// run, and so do the executor's threads.
+TEST(Future, ACallbackThatThrowsIsIgnored) {
+    crew::ThreadPoolExecutor executor({.max_workers = 1});
+    std::atomic<int> later_calls{0};
+    crew::Future<int> future = executor.submit(sleep_then_return, 20);
+    future.add_done_callback([](crew::Future<int>) { throw std::runtime_error("callback"); });
+    future.add_done_callback([&](crew::Future<int>) { ++later_calls; });
+    EXPECT_EQ(future.result(), 20);
+    EXPECT_NO_THROW(
+        future.add_done_callback([](crew::Future<int>) { throw std::runtime_error("at once"); }));
+    EXPECT_EQ(executor.submit(sleep_then_return, 1).result(10s), 1);
+    EXPECT_EQ(later_calls.load(), 1);
+}
+
 TEST(Future, AsCompletedYieldsInCompletionOrder) {
     crew::ThreadPoolExecutor executor({.max_workers = 3});
     std::vector<crew::Future<int>> futures{executor.submit(sleep_then_return, 300),

@@ -12,7 +12,9 @@
 // pending. result() waits and returns the value or throws the task's exception (crew::Cancelled
 // for a cancelled one); result(timeout) throws crew::TimeoutError when time runs out. Callbacks
 // added with add_done_callback run once it is done, in the thread that completes it (or at once,
-// in the caller's, if it already is); they must not block.
+// in the caller's, if it already is); they must not block. An exception a callback throws is
+// logged (crew::log_to_stderr shows it) and ignored, as in concurrent.futures: it cannot break
+// the thread that completed the future, a pool's broker say.
 #pragma once
 
 #include <algorithm>
@@ -55,6 +57,9 @@ class Cancellable {
     virtual ~Cancellable() = default;
     virtual bool cancel() = 0;
 };
+
+// Logs the exception a done callback threw (see call below).
+void ignore_failed_callback(std::exception_ptr error) noexcept;
 
 // A future's state. Its life is one atomic word: the phase (pending, running, being finished,
 // done) and three flags: a thread sleeps on the word (a futex) waiting for done; a thread adds a
@@ -145,7 +150,7 @@ class FutureState : public Cancellable {
         std::uint32_t word = word_.load(std::memory_order_relaxed);
         while (true) {
             if ((word & phase_mask) == done) {
-                callback(Future<T>(self));
+                call(callback, Future<T>(self));
                 return;
             }
             if (word & adding_callback) {
@@ -179,6 +184,14 @@ class FutureState : public Cancellable {
     static constexpr std::uint32_t sleepers = 4;
     static constexpr std::uint32_t adding_callback = 8;
     static constexpr std::uint32_t has_callbacks = 16;
+
+    static void call(const std::function<void(Future<T>)>& callback, Future<T> future) noexcept {
+        try {
+            callback(std::move(future));
+        } catch (...) {
+            ignore_failed_callback(std::current_exception());
+        }
+    }
 
     // Sleeps on the word until it changes (done, say), at most until then; may return early.
     void sleep_while_not_done(std::optional<std::chrono::steady_clock::time_point> until) const {
@@ -222,7 +235,7 @@ class FutureState : public Cancellable {
             // Nobody adds callbacks once it is done: the list is this thread's. Whoever finishes
             // a state holds a handle to it, so letting go of callbacks->self does not destroy it.
             const std::unique_ptr<Callbacks> callbacks = std::move(callbacks_);
-            for (auto& callback : callbacks->waiting) callback(Future<T>(callbacks->self));
+            for (auto& callback : callbacks->waiting) call(callback, Future<T>(callbacks->self));
         }
     }
 
