@@ -1,6 +1,8 @@
 #include "crew/detail/message_ring.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,6 +55,12 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
       known_read_(control_.read.load(std::memory_order_relaxed)),
       wake_fd_(wake_fd) {
     check_capacity(capacity);
+    struct stat status {};
+    if (wake_fd_ >= 0) {
+        if (::fstat(wake_fd_, &status) != 0)
+            throw_system_error("cannot inspect a ring's wake-up descriptor");
+        wake_by_socket_ = S_ISSOCK(status.st_mode);
+    }
 }
 
 bool RingWriter::write(std::span<const std::byte> message, Wake wake, const Deadline& deadline) {
@@ -84,8 +92,14 @@ void RingWriter::wake_reader() {
     control_.reader_waiting.store(0, std::memory_order_relaxed);
     if (wake_fd_ >= 0) {
         std::uint64_t one = 1;
-        // A full eventfd counter or pipe already means "wake up": nothing to do if this fails.
-        (void)!::write(wake_fd_, &one, sizeof one);
+        // A full eventfd counter or socket buffer already means "wake up", and a reader that is
+        // gone needs no waking: nothing to do if this fails. A socket is sent to with
+        // MSG_NOSIGNAL: a reader that died must not end the writer's process by SIGPIPE.
+        if (wake_by_socket_) {
+            (void)!::send(wake_fd_, &one, sizeof one, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            (void)!::write(wake_fd_, &one, sizeof one);
+        }
     } else {
         futex_wake_all(control_.reader_waiting);
     }
@@ -172,14 +186,14 @@ void RingWriter::publish(std::uint64_t position, Wake wake) {
 }
 
 RingReader::RingReader(std::byte* memory, std::size_t capacity, int pauses_between_looks,
-                       int wake_pipe)
+                       int wake_socket)
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
       read_(control_.read.load(std::memory_order_relaxed)),
       seen_written_(read_),
       pauses_between_looks_(pauses_between_looks),
-      wake_pipe_(wake_pipe) {
+      wake_socket_(wake_socket) {
     check_capacity(capacity);
 }
 
@@ -247,32 +261,34 @@ std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline
         }
         control_.reader_waiting.store(1, std::memory_order_seq_cst);
         if (control_.written.load(std::memory_order_seq_cst) != read_) continue;
-        const bool woken = wake_pipe_ >= 0 ? sleep_on_pipe(deadline)
-                                           : sleep_while(control_.reader_waiting, 1, deadline);
+        const bool woken = wake_socket_ >= 0 ? sleep_on_socket(deadline)
+                                             : sleep_while(control_.reader_waiting, 1, deadline);
         if (!woken) return std::nullopt;
     }
 }
 
 // Returns false once the deadline has passed. A wake-up may be stale (the writer saw this reader
 // about to sleep, and it found data instead): the caller looks at the ring again anyway.
-bool RingReader::sleep_on_pipe(const Deadline& deadline) {
+bool RingReader::sleep_on_socket(const Deadline& deadline) {
     if (deadline) {
         const auto left = *deadline - Clock::now();
         if (left <= std::chrono::nanoseconds(0)) return false;
         const timespec relative = to_timespec(left);
-        pollfd readable{wake_pipe_, POLLIN, 0};
+        pollfd readable{wake_socket_, POLLIN, 0};
         const int ready = ::ppoll(&readable, 1, &relative, nullptr);
-        if (ready < 0 && errno != EINTR) throw_system_error("cannot wait on a ring's wake-up pipe");
+        if (ready < 0 && errno != EINTR) {
+            throw_system_error("cannot wait on a ring's wake-up socket");
+        }
         if (ready <= 0) return true;
     }
     std::byte signals[64];
-    const ssize_t got = ::read(wake_pipe_, signals, sizeof signals);
+    const ssize_t got = ::read(wake_socket_, signals, sizeof signals);
     if (got == 0) {
         throw Error(
-            "crew: the writer of a ring is gone (its wake-up pipe was closed): nothing more will "
-            "come");
+            "crew: the writer of a ring is gone (its wake-up socket was closed): nothing more "
+            "will come");
     }
-    if (got < 0 && errno != EINTR) throw_system_error("cannot read a ring's wake-up pipe");
+    if (got < 0 && errno != EINTR) throw_system_error("cannot read a ring's wake-up socket");
     return true;
 }
 

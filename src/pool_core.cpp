@@ -4,15 +4,20 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "crew/detail/descriptor_passing.hpp"
 #include "crew/detail/interrupt.hpp"
@@ -52,21 +57,9 @@ constexpr std::size_t kept_blocks = 64;
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
 
-// Replies from a worker: a task id (0 for none), then what happened.
-enum class Reply : std::uint8_t {
-    ran = 0,       // outcomes follow
-    failed = 1,    // the task could not be read: an exception follows
-    ready = 2,     // the worker's initializer ran; it takes tasks now
-    retiring = 3,  // max_tasks_per_child reached: the worker exits after this
-};
-constexpr std::uint64_t stop_task_id = ~std::uint64_t{0};
-// Set in a task's id when the descriptors its arguments carry wait on the worker's descriptor
-// socket (the rings carry bytes only): a count, with the descriptors attached.
-constexpr std::uint64_t descriptors_follow = std::uint64_t{1} << 63;
-
-std::chrono::steady_clock::time_point now() {
-    return std::chrono::steady_clock::now();
-}
+// A worker's channel: the ring of tasks, the ring of replies, then its progress.
+constexpr std::size_t progress_at = 2 * ring_footprint(ring_capacity);
+constexpr std::size_t channel_size = progress_at + sizeof(WorkerProgress);
 
 }  // namespace
 
@@ -75,8 +68,9 @@ void WorkerSetup::encode_into(Writer& writer) const {
     encode(writer, tasks_wake);
     encode(writer, wake);
     encode(writer, descriptors);
-    encode(writer, capacity);
+    encode(writer, number);
     encode(writer, max_tasks);
+    encode(writer, timed);
     encode(writer, initializer);
     encode(writer, static_cast<std::uint32_t>(initializer_fds.size()));
     for (const SentFd& fd : initializer_fds) encode(writer, fd);
@@ -88,8 +82,9 @@ WorkerSetup WorkerSetup::decode_from(Reader& reader) {
     setup.tasks_wake = decode<SentFd>(reader);
     setup.wake = decode<SentFd>(reader);
     setup.descriptors = decode<SentFd>(reader);
-    setup.capacity = decode<std::uint64_t>(reader);
+    setup.number = decode<std::uint64_t>(reader);
     setup.max_tasks = decode<std::int32_t>(reader);
+    setup.timed = decode<bool>(reader);
     setup.initializer = decode<std::vector<std::byte>>(reader);
     const auto fd_count = decode<std::uint32_t>(reader);
     for (std::uint32_t i = 0; i < fd_count; ++i)
@@ -107,11 +102,13 @@ bool send_task_fds(int socket, std::span<const UniqueFd> fds) {
 }
 
 // The descriptors of the task just read, released to the objects its arguments decode into. A
-// worker that cannot get them cannot run its tasks: it ends, and the pool sees it die.
-std::vector<int> receive_task_fds(int socket) {
+// worker that cannot get them cannot run its tasks: it ends before it begins the task, which
+// then runs on another worker.
+std::vector<int> receive_task_fds(int socket, std::uint32_t expected) {
     std::uint32_t count = 0;
     std::vector<UniqueFd> received;
-    if (!receive_with_fds(socket, &count, sizeof count, received) || received.size() != count) {
+    if (!receive_with_fds(socket, &count, sizeof count, received) || received.size() != count ||
+        count != expected) {
         log(LogLevel::error, "a pool worker could not receive a task's file descriptors");
         std::_Exit(1);
     }
@@ -120,36 +117,98 @@ std::vector<int> receive_task_fds(int socket) {
     return fds;
 }
 
+// The descriptors a worker needs to take tasks and answer them. A task may close them (a loop
+// over every descriptor, say): its worker must then not take another task.
+class WorkerDescriptors {
+  public:
+    explicit WorkerDescriptors(std::array<int, 3> fds) : fds_(fds) {
+        // A task that ran for less time than closing a descriptor takes closed none: checking
+        // after it would cost more than the task (bench/pool_overhead's round trip is 1 us).
+        int copy = ::fcntl(fds_[0], F_DUPFD_CLOEXEC, 0);
+        for (int i = 0; i < 3 && copy >= 0; ++i) {
+            const auto started = std::chrono::steady_clock::now();
+            ::close(copy);
+            const auto took = std::chrono::steady_clock::now() - started;
+            if (i == 0 || took < shortest_close_) shortest_close_ = took;
+            copy = i < 2 ? ::fcntl(fds_[0], F_DUPFD_CLOEXEC, 0) : -1;
+        }
+    }
+    // Whether all are still open, after a task that kept the worker busy that long.
+    bool intact_after(std::chrono::nanoseconds busy) const {
+        if (busy < shortest_close_) return true;
+        std::array<pollfd, 3> watched{};
+        for (std::size_t i = 0; i < fds_.size(); ++i) watched[i] = {fds_[i], 0, 0};
+        if (::poll(watched.data(), watched.size(), 0) < 0) return errno == EINTR;
+        return std::none_of(watched.begin(), watched.end(),
+                            [](const pollfd& fd) { return (fd.revents & POLLNVAL) != 0; });
+    }
+
+  private:
+    std::array<int, 3> fds_;
+    std::chrono::nanoseconds shortest_close_{0};
+};
+
+// Processes a worker's tasks start and leave behind are the pool's to end: orphans come to the
+// worker (a subreaper) rather than to init, and all of them stay in the worker's process group,
+// which the pool kills once the worker has ended (see end_left_behind).
+void adopt_what_tasks_leave_behind() {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || ::setpgid(0, 0) != 0) {
+        log(LogLevel::warning,
+            "a pool worker could not become the keeper of its tasks' processes: {}",
+            std::strerror(errno));
+    }
+}
+
+// This process's children, zombies included, whichever thread started them.
+std::vector<pid_t> children() {
+    std::vector<pid_t> pids;
+    std::error_code ignored;
+    for (const auto& thread : std::filesystem::directory_iterator("/proc/self/task", ignored)) {
+        std::ifstream listed(thread.path() / "children");
+        for (pid_t child; listed >> child;) pids.push_back(child);
+    }
+    return pids;
+}
+
+// Ends the processes this worker's tasks left, as the worker ends. Each round may bring orphans
+// of the last, which come to the worker as their parents die.
+void end_children() {
+    for (int round = 0; round < 100; ++round) {
+        const std::vector<pid_t> left = children();
+        if (left.empty()) return;
+        for (pid_t child : left) ::kill(child, SIGKILL);
+        for (pid_t child : left) ::waitpid(child, nullptr, 0);
+    }
+}
+
 }  // namespace
 
 void worker_main(WorkerSetup setup) {
     // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
     std::signal(SIGINT, SIG_IGN);
+    const std::string name = fmt::format("crew-worker-{}", setup.number);
+    ::prctl(PR_SET_NAME, name.c_str());  // what ps and top show
+    adopt_what_tasks_leave_behind();
     SharedBlock::keep_received(kept_blocks);
     SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
     UniqueFd tasks_wake(setup.tasks_wake.fd);
     UniqueFd wake(setup.wake.fd);
     UniqueFd descriptors(setup.descriptors.fd);
+    const WorkerDescriptors needed({tasks_wake.get(), wake.get(), descriptors.get()});
     std::vector<int> task_fds;  // the decoded task's objects own them
-    const std::size_t capacity = setup.capacity;
-    RingReader tasks(channel.data(), capacity, RingReader::default_pauses_between_looks,
+    RingReader tasks(channel.data(), ring_capacity, RingReader::default_pauses_between_looks,
                      tasks_wake.get());
-    RingWriter replies(channel.data() + ring_footprint(capacity), capacity, wake.get());
+    RingWriter replies(channel.data() + ring_footprint(ring_capacity), ring_capacity, wake.get());
+    auto& progress = *reinterpret_cast<WorkerProgress*>(channel.data() + progress_at);
     Writer reply;
-    // A reply's header: the task id, the kind, and the nanoseconds the task kept this worker busy
-    // (the pool sizes imap's chunks by it: round trips would count queueing as work).
-    auto send = [&](std::uint64_t id, Reply kind, std::uint64_t busy,
-                    RingWriter::Wake wake = RingWriter::now) {
-        reply.overwrite(0, &id, sizeof id);
-        reply.overwrite(sizeof id, &kind, sizeof kind);
-        reply.overwrite(sizeof id + sizeof kind, &busy, sizeof busy);
-        replies.write(reply.bytes(), wake);
-    };
     auto start_reply = [&] {
         reply.clear();
-        encode(reply, std::uint64_t{0});
-        encode(reply, Reply::ran);
-        encode(reply, std::uint64_t{0});
+        const ReplyHeader header;
+        reply.write_bytes(&header, sizeof header);
+    };
+    auto send = [&](const ReplyHeader& header, RingWriter::Wake wake = RingWriter::now) {
+        reply.overwrite(0, &header, sizeof header);
+        replies.write(reply.bytes(), wake);
     };
 
     if (!setup.initializer.empty()) {
@@ -161,42 +220,67 @@ void worker_main(WorkerSetup setup) {
         invoke_call(call, ignored);  // an exception ends the worker: the pool sees it die unready
     }
     start_reply();
-    send(0, Reply::ready, 0);
+    send({.kind = ReplyKind::ready});
 
     for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
         std::span<const std::byte> message = tasks.read();
         // Replies to the tasks before this one woke nobody (see below): the broker gets them
         // now, when this is the last task queued, and gives this worker more while it runs.
         if (!tasks.more_waiting()) replies.wake_reader();
-        std::uint64_t id;
-        std::memcpy(&id, message.data(), sizeof id);
-        if (id == stop_task_id) return;
-        task_fds.clear();
-        if (id & descriptors_follow) {
-            id &= ~descriptors_follow;
-            task_fds = receive_task_fds(descriptors.get());
+        const auto header = read_header<TaskHeader>(message);
+        if (header.id == stop_task_id) {
+            end_children();
+            return;
         }
+        task_fds.clear();
+        if (header.descriptors != 0) {
+            task_fds = receive_task_fds(descriptors.get(), header.descriptors);
+        }
+        // Begun: from here on, this worker's death fails (or retries) the call running.
+        progress.call.store(header.begin_call, std::memory_order_relaxed);
+        if (setup.timed) progress.call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
+        progress.task.store(header.id, std::memory_order_release);
+        running_task = {header.begin_call, header.end_call, &progress, setup.timed};
         start_reply();
-        Reply kind = Reply::ran;
+        ReplyKind kind = ReplyKind::ran;
         const auto started = std::chrono::steady_clock::now();
         try {
-            Reader task(message.subspan(sizeof id), task_fds);
+            Reader task(message.subspan(sizeof header), task_fds);
             invoke_call(task, reply);
         } catch (...) {
             start_reply();
             encode_current_exception(reply);
-            kind = Reply::failed;
+            kind = ReplyKind::failed;
         }
         const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::steady_clock::now() - started);
+        // Sending a large result takes time that no task_timeout counts.
+        progress.call.store(WorkerProgress::sending, std::memory_order_release);
         tasks.release();
+        if (!needed.intact_after(busy)) {
+            // The broker may not even be woken: it learns of the reply when this worker ends.
+            start_reply();
+            try {
+                throw Error(fmt::format(
+                    "crew: the task closed file descriptors its pool worker (pid {}) needs; its "
+                    "result was dropped and the worker replaced",
+                    ::getpid()));
+            } catch (const Error&) {
+                encode_current_exception(reply);
+            }
+            send({.task_id = header.id, .kind = ReplyKind::failed});
+            std::_Exit(1);
+        }
         // While more tasks are queued, a reply need not wake a sleeping broker: it is collected
         // with the others, one wake-up for many (a wake-up takes a core from the workers).
-        send(id, kind, static_cast<std::uint64_t>(busy.count()),
+        send({.task_id = header.id,
+              .busy_ns = static_cast<std::uint64_t>(busy.count()),
+              .kind = kind},
              tasks.more_waiting() ? RingWriter::later : RingWriter::now);
     }
     start_reply();
-    send(0, Reply::retiring, 0);
+    send({.kind = ReplyKind::retiring});
+    end_children();
 }
 
 // A task's message. A small one is copied in rather than taken from the submitter's Writer, so
@@ -211,6 +295,12 @@ class TaskMessage {
             std::memcpy(small_.data(), written.bytes().data(), size_);
         }
     }
+    // A copy, for part of a task that runs again.
+    TaskMessage copy() const {
+        Writer written;
+        written.write_bytes(bytes().data(), size_);
+        return TaskMessage(written);
+    }
     std::byte* data() noexcept { return size_ > small_.size() ? large_.data() : small_.data(); }
     std::size_t size() const noexcept { return size_; }
     std::span<const std::byte> bytes() const noexcept {
@@ -219,17 +309,29 @@ class TaskMessage {
 
   private:
     std::size_t size_;
-    std::array<std::byte, 128> small_;  // a call of a plain function with a few numbers fits
+    // The header and a call of a plain function with a few numbers fit.
+    std::array<std::byte, 160> small_;
     MessageBytes large_;
 };
 
 struct PoolCore::Task {
-    TaskMessage message;  // begins with room for the task id
-    std::uint64_t first = 0;
-    std::uint32_t count = 0;
+    TaskMessage message;      // begins with its TaskHeader
+    std::uint64_t first = 0;  // the sink's index of the chunk's first call
+    std::uint32_t count = 0;  // the calls in the chunk
     std::shared_ptr<TaskSink> sink;
+    // The calls to make, [begin_call, end_call): fewer than count once part of the chunk was
+    // made, or failed, on a worker that died.
+    std::uint32_t begin_call = 0;
+    std::uint32_t end_call = 0;
     int attempts = 0;
-    std::vector<UniqueFd> fds;  // that its arguments carry, sent beside the ring at each attempt
+    // That its arguments carry, sent beside the ring at each attempt; shared by its parts.
+    std::shared_ptr<const std::vector<UniqueFd>> fds;
+    std::uint64_t id = 0;  // as last sent
+
+    // The part [begin, end) of its calls, as a task of its own.
+    Task part(std::uint32_t begin, std::uint32_t end) const {
+        return Task{message.copy(), first, count, sink, begin, end, attempts, fds, 0};
+    }
 };
 
 struct PoolCore::Worker {
@@ -237,17 +339,35 @@ struct PoolCore::Worker {
     pid_t pid = 0;
     SharedMapping channel;
     UniqueFd descriptors;  // our end of the worker's descriptor socket
-    UniqueFd tasks_wake;   // the writing end of the pipe on which the worker sleeps for tasks
+    UniqueFd tasks_wake;   // our end of the socket on which the worker sleeps for tasks
     std::optional<RingWriter> tasks;
     std::optional<RingReader> replies;
-    std::deque<Task> in_flight;  // in the order sent; the first is the one running
-    std::chrono::steady_clock::time_point running_since;
+    const WorkerProgress* progress = nullptr;  // in channel
+    std::deque<Task> in_flight;                // in the order sent; the first is the one running
     std::chrono::nanoseconds recent_task_cost{queued_work};  // busy time, smoothed
     bool ready = false;
     bool retiring = false;
-    bool timed_out = false;
     bool stopped = false;     // sent the stop message: it is expected to end
     bool unreadable = false;  // sent a reply that could not be read: killed, not read any more
+    // The call the pool killed it for, running past the task_timeout.
+    std::optional<std::uint32_t> timed_out_call;
+
+    // The call of the first task in flight that is running, and when it began (only under a
+    // task_timeout): nothing while that task has not begun, or has sent its results.
+    std::optional<std::pair<std::uint32_t, std::int64_t>> running_call() const {
+        if (in_flight.empty() ||
+            progress->task.load(std::memory_order_acquire) != in_flight.front().id) {
+            return std::nullopt;
+        }
+        const std::uint32_t call = progress->call.load(std::memory_order_acquire);
+        const std::int64_t began = progress->call_began_ns.load(std::memory_order_relaxed);
+        // The worker may have moved on between the two: the next look tells.
+        if (call == WorkerProgress::sending ||
+            call != progress->call.load(std::memory_order_acquire)) {
+            return std::nullopt;
+        }
+        return std::pair{call, began};
+    }
 };
 
 PoolCore::PoolCore(PoolCoreOptions options)
@@ -288,21 +408,19 @@ PoolCore::~PoolCore() {
 void PoolCore::start_worker(std::size_t index) {
     workers_[index] = std::make_unique<Worker>();
     Worker& worker = *workers_[index];
-    worker.channel =
-        SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pool-worker-channel");
-    // A worker sleeps on a pipe, not on the ring's futex: the kernel may place a pipe's wake-up
-    // on the waker's core. Woken on futexes, the workers of a map often all landed on the core
-    // they last ran on while the caller kept its own core busy, and the map ran at one worker's
-    // pace (seen with perf sched on the sqrt benchmark).
-    int wake_pipe[2];
-    if (::pipe2(wake_pipe, O_CLOEXEC) != 0) {
-        throw_system_error("cannot create a pool worker's wake-up pipe");
+    worker.channel = SharedMapping::create(channel_size, "crew-pool-worker-channel");
+    worker.progress = reinterpret_cast<const WorkerProgress*>(worker.channel.data() + progress_at);
+    // A worker sleeps on a socket, not on the ring's futex: the kernel may place a socket's (or
+    // a pipe's) wake-up on the waker's core. Woken on futexes, the workers of a map often all
+    // landed on the core they last ran on while the caller kept its own core busy, and the map
+    // ran at one worker's pace (seen with perf sched on the sqrt benchmark). A socket, not a
+    // pipe: sending to a worker that died or closed its end must not raise SIGPIPE here.
+    int wake_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, wake_pair) != 0) {
+        throw_system_error("cannot create a pool worker's wake-up socket");
     }
-    UniqueFd workers_wake_end(wake_pipe[0]);
-    worker.tasks_wake = UniqueFd(wake_pipe[1]);
-    if (::fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK) != 0) {
-        throw_system_error("cannot make a pool worker's wake-up pipe non-blocking");
-    }
+    UniqueFd workers_wake_end(wake_pair[0]);
+    worker.tasks_wake = UniqueFd(wake_pair[1]);
     worker.tasks.emplace(worker.channel.data(), ring_capacity, worker.tasks_wake.get());
     worker.replies.emplace(worker.channel.data() + ring_footprint(ring_capacity), ring_capacity);
     int pair[2];
@@ -314,12 +432,14 @@ void PoolCore::start_worker(std::size_t index) {
         throw_system_error("cannot make a pool worker's descriptor socket non-blocking");
     }
     UniqueFd workers_end(pair[1]);
+    const std::uint64_t number = ++workers_started_;
     WorkerSetup setup{SentFd{worker.channel.fd()},
                       SentFd{workers_wake_end.get()},
                       SentFd{wake_.get()},
                       SentFd{workers_end.get()},
-                      ring_capacity,
+                      number,
                       options_.max_tasks_per_child,
+                      options_.task_timeout.count() > 0,
                       options_.initializer.bytes,
                       {}};
     if (options_.initializer.fds) {
@@ -327,8 +447,9 @@ void PoolCore::start_worker(std::size_t index) {
             setup.initializer_fds.push_back(SentFd{fd.get()});
         }
     }
-    ProcessOptions process_options{
-        .name = "PoolWorker", .daemon = true, .start_method = options_.start_method};
+    ProcessOptions process_options{.name = fmt::format("PoolWorker-{}", number),
+                                   .daemon = true,
+                                   .start_method = options_.start_method};
     worker.process = std::make_unique<Process>(process_options, &worker_main, setup);
     worker.process->start();
     worker.pid = *worker.process->pid();
@@ -353,8 +474,11 @@ PoolCore::Task PoolCore::make_task(Writer& task, std::uint64_t first, std::uint3
                     std::to_string(max_fds_per_message) +
                     " file descriptors (one for each Lock, Queue, Pipe end or shared value)");
     }
-    std::vector<UniqueFd> fds = task.take_fds();
-    return Task{TaskMessage(task), first, count, std::move(sink), 0, std::move(fds)};
+    std::shared_ptr<const std::vector<UniqueFd>> fds;
+    if (!task.attached_fds().empty()) {
+        fds = std::make_shared<const std::vector<UniqueFd>>(task.take_fds());
+    }
+    return Task{TaskMessage(task), first, count, std::move(sink), 0, count, 0, std::move(fds), 0};
 }
 
 void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
@@ -502,42 +626,68 @@ bool PoolCore::collect(Worker& worker) {
 }
 
 void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
-    Reader reader(bytes);
-    auto id = decode<std::uint64_t>(reader);
-    auto kind = decode<Reply>(reader);
-    auto busy = decode<std::uint64_t>(reader);
-    (void)id;
-    switch (kind) {
-        case Reply::ready:
+    if (bytes.size() < sizeof(ReplyHeader)) throw Error("crew: a pool worker's reply is too short");
+    const auto header = read_header<ReplyHeader>(bytes);
+    switch (header.kind) {
+        case ReplyKind::ready:
             worker.ready = true;
             failed_starts_in_a_row_ = 0;
             return;
-        case Reply::retiring:
+        case ReplyKind::retiring:
             worker.retiring = true;
             return;
-        case Reply::ran:
-        case Reply::failed:
+        case ReplyKind::ran:
+        case ReplyKind::failed:
             break;
+        default:
+            throw Error("crew: a pool worker's reply is of no known kind");
     }
-    if (worker.in_flight.empty())
+    if (worker.in_flight.empty() || worker.in_flight.front().id != header.task_id) {
         throw Error("crew: a pool worker answered a task it was not given");
+    }
     Task task = std::move(worker.in_flight.front());
     worker.in_flight.pop_front();
-    tasks_out_.fetch_sub(1);
-    worker.running_since = now();
-    worker.recent_task_cost = (3 * worker.recent_task_cost + std::chrono::nanoseconds(busy)) / 4;
+    const std::chrono::nanoseconds busy(header.busy_ns);
+    worker.recent_task_cost = (3 * worker.recent_task_cost + busy) / 4;
     task_cost_ns_.store(worker.recent_task_cost.count(), std::memory_order_relaxed);
     // The task is the sink's now: it hears of an outcome that cannot be read as a failure.
     try {
-        if (kind == Reply::ran) {
-            TaskResults results(bytes.subspan(sizeof id + sizeof kind + sizeof busy));
-            task.sink->completed(task.first, results, std::chrono::nanoseconds(busy));
+        const auto body = bytes.subspan(sizeof header);
+        if (header.kind == ReplyKind::ran) {
+            const TaskResults results(body);
+            if (results.size() != task.end_call - task.begin_call) {
+                throw Error("crew: a pool worker answered with more or fewer results than calls");
+            }
+            complete(task, results, busy);
         } else {
-            task.sink->failed(task.first, task.count, decode_exception(reader));
+            Reader reader(body);
+            fail(task, decode_exception(reader));
         }
     } catch (...) {
-        task.sink->failed(task.first, task.count, std::current_exception());
+        fail(task, std::current_exception());
         throw;
+    }
+}
+
+// The two ways a task ends; each once for every task submitted. The count goes down after the
+// sink has heard: an exception from the sink leaves the task to end by fail.
+void PoolCore::complete(Task& task, const TaskResults& results, std::chrono::nanoseconds busy) {
+    task.sink->completed(task.first + task.begin_call, results, busy);
+    tasks_out_.fetch_sub(1);
+}
+
+void PoolCore::fail(Task& task, std::exception_ptr error) {
+    task.sink->failed(task.first + task.begin_call, task.end_call - task.begin_call,
+                      std::move(error));
+    tasks_out_.fetch_sub(1);
+}
+
+// Kills what a worker's tasks left running in its process group, once the worker has ended.
+// The group keeps the worker's pid from being reused while any of them lives.
+void PoolCore::end_left_behind(const Worker& worker) {
+    if (worker.pid > 0 && ::kill(-worker.pid, SIGKILL) != 0 && errno != ESRCH) {
+        log(LogLevel::warning, "cannot end the processes pool worker {} left: {}", worker.pid,
+            std::strerror(errno));
     }
 }
 
@@ -546,6 +696,7 @@ void PoolCore::handle_end(std::size_t index) {
     collect(worker);  // what it finished before it ended still counts
     int exitcode = worker.process->exitcode().value_or(-SIGKILL);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ProcessAccess::pidfd(*worker.process), nullptr);
+    end_left_behind(worker);
     if (worker.stopped || broken_) return;
     log(LogLevel::debug, "pool worker {} ended with exitcode {}", worker.pid, exitcode);
 
@@ -561,35 +712,52 @@ void PoolCore::handle_end(std::size_t index) {
             closed_.store(true);
             return;
         }
-    } else if (!worker.retiring && !orphans.empty()) {
-        // The first task was running: it failed, or it gets another try.
-        Task running = std::move(orphans.front());
-        orphans.pop_front();
-        if (worker.timed_out) {
-            tasks_out_.fetch_sub(1);
-            running.sink->failed(
-                running.first, running.count,
-                std::make_exception_ptr(TimeoutError(fmt::format(
-                    "crew: a task ran longer than the pool's task_timeout of {} "
-                    "ms; its worker (pid {}) was killed and replaced",
-                    std::chrono::duration_cast<std::chrono::milliseconds>(options_.task_timeout)
-                        .count(),
-                    worker.pid))));
-        } else if (running.attempts < options_.retries) {
-            ++running.attempts;
-            orphans.push_front(std::move(running));
-        } else {
-            tasks_out_.fetch_sub(1);
-            running.sink->failed(running.first, running.count,
-                                 std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
-        }
+    } else if (!worker.retiring && !orphans.empty() &&
+               worker.progress->task.load(std::memory_order_acquire) == orphans.front().id) {
+        blame_running_call(worker, orphans, exitcode);
     }
-    // The others never started: they go first to whoever is free.
+    // The others never began: they go first to whoever is free, as they were sent.
     while (!orphans.empty()) {
         pending_.push_front(std::move(orphans.back()));
         orphans.pop_back();
     }
     start_worker(index);
+}
+
+// The first task in flight had begun on the worker that died: the call that was running fails
+// (or is tried again, while retries remain); the calls before it, whose results were not sent,
+// and those after it, which never began, run again, each part as a task of its own.
+void PoolCore::blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode) {
+    Task running = std::move(orphans.front());
+    orphans.pop_front();
+    std::uint32_t call = worker.timed_out_call.value_or(worker.progress->call.load());
+    // Dead while sending the results: the last call's result may be what could not be sent.
+    if (call == WorkerProgress::sending) call = running.end_call - 1;
+    call = std::clamp(call, running.begin_call, running.end_call - 1);
+    if (call + 1 < running.end_call) {
+        orphans.push_front(running.part(call + 1, running.end_call));
+        tasks_out_.fetch_add(1);
+    }
+    if (running.begin_call < call) {
+        orphans.push_front(running.part(running.begin_call, call));
+        tasks_out_.fetch_add(1);
+    }
+    running.begin_call = call;
+    running.end_call = call + 1;
+    if (worker.timed_out_call) {
+        fail(running,
+             std::make_exception_ptr(TimeoutError(fmt::format(
+                 "crew: a task ran longer than the pool's task_timeout of {} ms; its "
+                 "worker (pid {}) was killed and replaced",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(options_.task_timeout)
+                     .count(),
+                 worker.pid))));
+    } else if (running.attempts < options_.retries) {
+        ++running.attempts;
+        orphans.push_front(std::move(running));
+    } else {
+        fail(running, std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
+    }
 }
 
 void PoolCore::dispatch() {
@@ -631,26 +799,26 @@ void PoolCore::give(Worker& worker) {
         tasks_out_.fetch_sub(1);
         return;
     }
-    const std::uint64_t id = next_task_id_++;
-    std::uint64_t sent_id = id;
-    if (!task.fds.empty()) {
-        if (send_task_fds(worker.descriptors.get(), task.fds)) {
-            sent_id |= descriptors_follow;
+    TaskHeader header{.id = next_task_id_++,
+                      .begin_call = task.begin_call,
+                      .end_call = task.end_call,
+                      .descriptors = 0};
+    if (task.fds) {
+        if (send_task_fds(worker.descriptors.get(), *task.fds)) {
+            header.descriptors = static_cast<std::uint32_t>(task.fds->size());
         } else if (errno == EAGAIN) {
             // The broker must never block on a worker: the socket's buffer is full of the
             // descriptors of tasks queued before, which the worker does not run.
-            tasks_out_.fetch_sub(1);
-            task.sink->failed(task.first, task.count,
-                              std::make_exception_ptr(Error(
-                                  "crew: too many tasks carrying descriptors wait for one pool "
-                                  "worker; submit fewer at a time")));
+            fail(task, std::make_exception_ptr(
+                           Error("crew: too many tasks carrying descriptors wait for one pool "
+                                 "worker; submit fewer at a time")));
             return;
         }
-        // Else the worker died, closing the socket: the task fails or is retried once its death
-        // is handled, as it would have been anyway.
+        // Else the worker died, closing the socket: the task runs again once its death is
+        // handled, as it never began.
     }
-    std::memcpy(task.message.data(), &sent_id, sizeof sent_id);
-    if (worker.in_flight.empty()) worker.running_since = now();
+    task.id = header.id;
+    std::memcpy(task.message.data(), &header, sizeof header);
     worker.tasks->write(task.message.bytes(), RingWriter::later);  // dispatch wakes it
     worker.in_flight.push_back(std::move(task));
 }
@@ -668,10 +836,7 @@ void PoolCore::fail_everything(const std::exception_ptr& error) {
         submissions_.clear();
         has_submissions_.store(false);
     }
-    for (Task& task : pending_) {
-        tasks_out_.fetch_sub(1);
-        task.sink->failed(task.first, task.count, error);
-    }
+    for (Task& task : pending_) fail(task, error);
     pending_.clear();
 }
 
@@ -696,15 +861,35 @@ bool PoolCore::check_workers() {
         }
     }
     if (options_.task_timeout.count() > 0) {
+        const std::int64_t now_ns = steady_now_ns();
         for (auto& worker : workers_) {
-            if (!worker->in_flight.empty() && !worker->timed_out &&
-                now() - worker->running_since > options_.task_timeout) {
-                worker->timed_out = true;
+            if (worker->timed_out_call) continue;
+            const auto running = worker->running_call();
+            if (running && now_ns - running->second > options_.task_timeout.count()) {
+                worker->timed_out_call = running->first;
                 worker->process->kill();
             }
         }
     }
     return ended;
+}
+
+// How long the broker may sleep before a running call may pass the task_timeout: -1 for as long
+// as it likes. A worker whose first task in flight has not begun may begin it at once.
+int PoolCore::milliseconds_to_next_timeout() const {
+    std::optional<std::int64_t> soonest;
+    const std::int64_t now_ns = steady_now_ns();
+    for (const auto& worker : workers_) {
+        if (worker->in_flight.empty() || worker->timed_out_call) continue;
+        const auto running = worker->running_call();
+        const std::int64_t due =
+            (running ? running->second : now_ns) + options_.task_timeout.count();
+        soonest = std::min(soonest.value_or(due), due);
+    }
+    if (!soonest) return -1;
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(std::chrono::nanoseconds(*soonest - now_ns));
+    return static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000));
 }
 
 void PoolCore::sleep_until_woken() {
@@ -721,18 +906,7 @@ void PoolCore::sleep_until_woken() {
                 if (may_sleep && !worker->replies->prepare_to_sleep()) may_sleep = false;
             }
         }
-        if (options_.task_timeout.count() > 0) {
-            auto soonest = std::chrono::steady_clock::time_point::max();
-            for (auto& worker : workers_) {
-                if (!worker->in_flight.empty()) {
-                    soonest = std::min(soonest, worker->running_since + options_.task_timeout);
-                }
-            }
-            if (soonest != std::chrono::steady_clock::time_point::max()) {
-                auto left = std::chrono::ceil<std::chrono::milliseconds>(soonest - now()).count();
-                timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, 60'000));
-            }
-        }
+        if (options_.task_timeout.count() > 0) timeout_ms = milliseconds_to_next_timeout();
     }
     epoll_event events[16];
     if (may_sleep) ::epoll_wait(epoll_.get(), events, 16, timeout_ms);
@@ -758,7 +932,10 @@ void PoolCore::broker() {
                 }
                 fail_everything(std::make_exception_ptr(
                     Error("crew: the pool was terminated before this task finished")));
-                for (auto& worker : workers_) worker->process->join();
+                for (auto& worker : workers_) {
+                    worker->process->join();
+                    end_left_behind(*worker);
+                }
                 return;
             }
             for (auto& worker : workers_) progress |= collect(*worker);
@@ -770,13 +947,15 @@ void PoolCore::broker() {
             if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
                 std::all_of(workers_.begin(), workers_.end(),
                             [](const auto& worker) { return worker->in_flight.empty(); })) {
-                Writer stop;
-                encode(stop, stop_task_id);
+                const TaskHeader stop{.id = stop_task_id};
                 for (auto& worker : workers_) {
                     worker->stopped = true;
-                    worker->tasks->write(stop.bytes());
+                    worker->tasks->write(std::as_bytes(std::span(&stop, 1)));
                 }
-                for (auto& worker : workers_) worker->process->join();
+                for (auto& worker : workers_) {
+                    worker->process->join();
+                    end_left_behind(*worker);
+                }
                 broker_finished_.store(true);
                 fail_late_tasks();
                 return;

@@ -9,10 +9,10 @@
 //
 // Waiting: both ends spin a little, then sleep on a futex in the ring. A reader that must sleep
 // somewhere else (epoll, say) can instead ask the writer to signal an eventfd: see wake_fd and
-// prepare_to_sleep. A reader may also sleep on a pipe the writer writes to: the kernel then
+// prepare_to_sleep. A reader may also sleep on a socket the writer sends to: the kernel then
 // wakes it as the writer's partner, onto the writer's core when the writer is about to wait and
 // no core is idle, where a futex wake leaves it on the core it last ran on (see the pool's
-// workers in pool_core.cpp).
+// workers in pool_core.cpp). No wake-up raises SIGPIPE, even when the reader is gone.
 //
 // Several writers (or readers) may take turns on one ring, each with its own RingWriter, if
 // something else (a lock) lets only one at a time write, and each calls resume() when its turn
@@ -51,8 +51,8 @@ constexpr std::size_t ring_footprint(std::size_t capacity) {
 
 class RingWriter {
   public:
-    // The ring at memory (zeroed before first use); wake_fd >= 0: write 1 to that eventfd or
-    // pipe (its writing end non-blocking), instead of a futex wake, when the reader sleeps.
+    // The ring at memory (zeroed before first use); wake_fd >= 0: signal that eventfd or stream
+    // socket instead of a futex wake when the reader sleeps.
     RingWriter(std::byte* memory, std::size_t capacity, int wake_fd = -1);
 
     // Whether a sleeping reader is woken as soon as a message is written, or later: by
@@ -88,7 +88,8 @@ class RingWriter {
     std::uint64_t written_;             // our copy of control_.written
     mutable std::uint64_t known_read_;  // control_.read as last read
     int wake_fd_;
-    bool wake_owed_ = false;  // written with Wake::later since the reader was last woken
+    bool wake_by_socket_ = false;  // wake_fd_ is a socket: sent to without SIGPIPE
+    bool wake_owed_ = false;       // written with Wake::later since the reader was last woken
     std::function<void()> check_;
 };
 
@@ -98,11 +99,11 @@ class RingReader {
     // 20 ns each): each look takes the counter's cache line from a writer that may be busy
     // writing. A reader that values throughput over a microsecond of latency looks less often.
     static constexpr int default_pauses_between_looks = 16;
-    // wake_pipe >= 0: the reading end of a pipe the writer signals (its wake_fd), on which this
-    // reader sleeps instead of the ring's futex. read() throws crew::Error once nobody holds the
-    // pipe's writing end any more.
+    // wake_socket >= 0: the end of a stream socket the writer signals (its wake_fd), on which
+    // this reader sleeps instead of the ring's futex. read() throws crew::Error once the other
+    // end is closed.
     RingReader(std::byte* memory, std::size_t capacity,
-               int pauses_between_looks = default_pauses_between_looks, int wake_pipe = -1);
+               int pauses_between_looks = default_pauses_between_looks, int wake_socket = -1);
 
     // The next whole message if there is one, without waiting. It stays valid until release().
     std::optional<std::span<const std::byte>> try_read();
@@ -132,7 +133,7 @@ class RingReader {
   private:
     void release_bytes(std::uint64_t count);
     void make_room(std::uint64_t size);
-    bool sleep_on_pipe(const Deadline& deadline);
+    bool sleep_on_socket(const Deadline& deadline);
 
     RingControl& control_;
     const std::byte* bytes_;
@@ -141,7 +142,7 @@ class RingReader {
     std::uint64_t seen_written_;  // control_.written as last read
     std::uint64_t held_ = 0;      // size of the record handed out in place, if any
     int pauses_between_looks_;
-    int wake_pipe_;
+    int wake_socket_;
     std::vector<std::byte> assembled_;  // pieces of a large message joined so far
     bool assembling_ = false;
     bool assembled_ready_ = false;

@@ -179,7 +179,12 @@ class PoolCore {
     void start_worker(std::size_t index);
     bool collect(Worker& worker);
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
+    void complete(Task& task, const TaskResults& results, std::chrono::nanoseconds busy);
+    void fail(Task& task, std::exception_ptr error);
     void handle_end(std::size_t index);
+    void blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode);
+    void end_left_behind(const Worker& worker);
+    int milliseconds_to_next_timeout() const;
     void dispatch();
     bool wants_task(const Worker& worker) const;
     void give(Worker& worker);
@@ -205,6 +210,7 @@ class PoolCore {
     UniqueFd wake_;            // eventfd: wakes the broker from epoll
     UniqueFd epoll_;           // the wake eventfd and the workers' pidfds
     std::uint64_t next_task_id_ = 1;
+    std::uint64_t workers_started_ = 0;  // numbers them, as Python does: crew-worker-N in ps
     int failed_starts_in_a_row_ = 0;
     bool broken_ = false;  // workers could not start: none is replaced any more
     std::thread broker_;
@@ -214,11 +220,12 @@ class PoolCore {
 // What each worker process runs (see pool_core.cpp).
 struct WorkerSetup {
     SentFd channel;
-    SentFd tasks_wake;  // the reading end of the pipe the pool signals when tasks come
+    SentFd tasks_wake;  // the worker's end of the socket the pool signals when tasks come
     SentFd wake;
     SentFd descriptors;  // a socket on which the descriptors that tasks carry arrive
-    std::uint64_t capacity = 0;
+    std::uint64_t number = 0;
     std::int32_t max_tasks = 0;
+    bool timed = false;  // the pool has a task_timeout
     std::vector<std::byte> initializer;
     std::vector<SentFd> initializer_fds;
 

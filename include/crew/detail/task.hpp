@@ -7,6 +7,7 @@
 // value, the answer is just those values back to back.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "crew/detail/callable.hpp"
+#include "crew/detail/worker_protocol.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {
@@ -157,23 +159,31 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
         });
     }
 
-    // Makes count calls, taking the arguments of call i from arguments_of(i), in order.
+    // Makes the calls of a chunk of count that the running task asks for (all of them outside a
+    // pool worker), taking the arguments of call i from arguments_of(i), in order, and saying
+    // which call runs (note_call_began) so that a worker's death fails that call only.
     template <class Arguments>
     static void run_calls(F& function, std::uint32_t count, Writer& results,
                           Arguments&& arguments_of) {
-        encode(results, count);
-        std::uint32_t i = 0;
+        const RunningTask task = running_task;
+        const std::uint32_t begin = task.progress ? std::min(task.begin_call, count) : 0;
+        const std::uint32_t end = task.progress ? std::clamp(task.end_call, begin, count) : count;
+        // The calls before begin were made by a worker that died: their arguments are read past.
+        for (std::uint32_t i = 0; i < begin; ++i) (void)arguments_of(i);
+        encode(results, end - begin);
+        std::uint32_t i = begin;
         if constexpr (packable_result<R>) {
             const std::size_t layout_at = results.size();
             encode(results, Layout::packed);
-            for (; i < count; ++i) {
+            for (; i < end; ++i) {
                 std::tuple<Carried...> arguments = arguments_of(i);
+                note_call_began(task, i);
                 try {
                     std::apply(
                         [&](Carried&... argument) { Single::call(function, results, argument...); },
                         arguments);
                 } catch (...) {
-                    unpack(results, layout_at, i);
+                    unpack(results, layout_at, i - begin);
                     encode_outcome(results, [] { throw; });
                     ++i;
                     break;
@@ -182,8 +192,9 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
         } else {
             encode(results, Layout::one_by_one);
         }
-        for (; i < count; ++i) {
+        for (; i < end; ++i) {
             std::tuple<Carried...> arguments = arguments_of(i);
+            note_call_began(task, i);
             encode_outcome(results, [&] {
                 std::apply(
                     [&](Carried&... argument) { Single::call(function, results, argument...); },
@@ -268,12 +279,14 @@ ChunkCode counting_chunk_code(const F& function) {
                          function);
 }
 
-// Starts a task message: room for its id, the chunk entry point and the function, as code says
-// (which must come from the same function). Append what the chunk's entry point reads, then
-// finish_task with the count of calls. Returns where the count goes.
+// Starts a task message: room for its header (worker_protocol.hpp, set by the pool as it sends the
+// task), the chunk entry point and the function, as code says (which must come from the same
+// function). Append what the chunk's entry point reads, then finish_task with the count of calls.
+// Returns where the count goes.
 template <class F>
 std::size_t begin_task(Writer& task, const ChunkCode& code, const F& function) {
-    encode(task, std::uint64_t{0});  // the task's id, set by the pool when it sends the task
+    const TaskHeader header;
+    task.write_bytes(&header, sizeof header);
     encode(task, code.entry);
     if constexpr (function_pointer<F>) {
         encode(task, code.function);
