@@ -11,6 +11,9 @@ namespace {
 // Touched by the signal handler: lock-free atomics and what sigaction set, nothing else.
 std::atomic<int> waiting{0};
 std::atomic<unsigned> interrupts{0};
+// Interrupts some wait has thrown for. One that came while a wait was ending with its result is
+// not handled yet: the next wait throws for it rather than let Ctrl-C go unheard.
+std::atomic<unsigned> handled{0};
 std::atomic<bool> installed{false};
 struct sigaction before_crew {};
 
@@ -45,6 +48,7 @@ std::mutex stoppers_mutex;
 std::vector<Stopper> stoppers;
 
 [[noreturn]] void stop_everything_and_throw() {
+    handled.store(interrupts.load());
     {
         std::lock_guard lock(stoppers_mutex);
         for (auto& stopper : stoppers) stopper.stop();
@@ -57,6 +61,13 @@ std::vector<Stopper> stoppers;
 void handle_interrupts() {
     static std::once_flag once;
     std::call_once(once, [] {
+        // A program that ignores SIGINT (a pool worker, a job started with nohup) keeps ignoring
+        // it, as Python leaves an ignored SIGINT alone.
+        struct sigaction current {};
+        if (::sigaction(SIGINT, nullptr, &current) != 0) {
+            throw_system_error("cannot read the SIGINT disposition");
+        }
+        if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) return;
         struct sigaction action {};
         action.sa_sigaction = on_interrupt;
         action.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -82,30 +93,42 @@ void unregister_for_interrupts(const void* owner) {
     std::erase_if(stoppers, [&](const Stopper& stopper) { return stopper.owner == owner; });
 }
 
+InterruptWatch::InterruptWatch() : watched_(installed.load()), seen_(interrupts.load()) {
+    if (watched_) waiting.fetch_add(1);
+}
+
+InterruptWatch::~InterruptWatch() {
+    if (watched_) waiting.fetch_sub(1);
+}
+
+bool InterruptWatch::interrupted() const {
+    if (!watched_) return false;
+    const unsigned now_seen = interrupts.load();
+    return now_seen != seen_ || now_seen != handled.load();
+}
+
+void InterruptWatch::throw_if_interrupted() const {
+    if (interrupted()) stop_everything_and_throw();
+}
+
+std::optional<std::chrono::steady_clock::time_point> InterruptWatch::slice(
+    std::optional<std::chrono::steady_clock::time_point> deadline) const {
+    if (!watched_) return deadline;
+    const auto next_look = std::chrono::steady_clock::now() + interrupt_poll;
+    return deadline && *deadline < next_look ? deadline : next_look;
+}
+
 bool wait_interruptibly(
     const std::function<bool()>& ready,
     const std::function<void(std::optional<std::chrono::steady_clock::time_point> until)>& sleep,
     std::optional<std::chrono::steady_clock::time_point> deadline) {
-    // A signal handler cannot wake a sleeper: with crew's handler installed, sleeps are cut into
-    // slices of interrupt_poll, after each of which the waiter looks for an interrupt.
-    const bool watched = installed.load();
-    const unsigned seen = interrupts.load();
-    if (watched) waiting.fetch_add(1);
-    struct Leave {
-        bool watched;
-        ~Leave() {
-            if (watched) waiting.fetch_sub(1);
-        }
-    } leave{watched};
-    while (!ready()) {
-        if (watched && interrupts.load() != seen) stop_everything_and_throw();
-        const auto now = std::chrono::steady_clock::now();
-        if (deadline && *deadline <= now) return false;
-        auto until = deadline;
-        if (watched && (!until || now + interrupt_poll < *until)) until = now + interrupt_poll;
-        sleep(until);
+    const InterruptWatch watch;
+    while (true) {
+        watch.throw_if_interrupted();
+        if (ready()) return true;
+        if (deadline && *deadline <= std::chrono::steady_clock::now()) return false;
+        sleep(watch.slice(deadline));
     }
-    return true;
 }
 
 bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,

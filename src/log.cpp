@@ -1,6 +1,10 @@
 #include "crew/detail/log.hpp"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
 
 #include <fmt/format.h>
 #include <atomic>
@@ -48,12 +52,37 @@ bool log_enabled(LogLevel level) {
     return threshold != LogLevel::off && level >= threshold;
 }
 
+// Writes with SIGPIPE blocked in this thread, so that a closed reader (stderr piped into a
+// program that has ended) costs the text and not the process, whatever the program's SIGPIPE
+// disposition; a SIGPIPE the write raises is taken back before the thread's mask is restored.
 void write_all(int fd, std::string_view text) noexcept {
+    const int saved_errno = errno;
+    sigset_t pipe_signal;
+    sigset_t previous_mask;
+    sigset_t pending;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    sigemptyset(&pending);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &previous_mask);
+    ::sigpending(&pending);
+    const bool already_pending = sigismember(&pending, SIGPIPE) == 1;
+    bool broken = false;
     for (std::size_t written = 0; written < text.size();) {
         ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-        if (n <= 0) return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            broken = n < 0 && errno == EPIPE;
+            break;
+        }
         written += static_cast<std::size_t>(n);
     }
+    if (broken && !already_pending) {
+        const timespec no_wait{};
+        while (::sigtimedwait(&pipe_signal, nullptr, &no_wait) < 0 && errno == EINTR) {
+        }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+    errno = saved_errno;
 }
 
 void write_to_stderr(std::string_view text) noexcept {

@@ -1,5 +1,7 @@
 #include "crew/queue.hpp"
 
+#include "crew/detail/interrupt.hpp"
+
 #include <new>
 #include <string>
 
@@ -24,6 +26,20 @@ std::size_t messages_between(std::uint32_t got, std::uint32_t put) {
 Timeout time_left(const Deadline& deadline) {
     if (!deadline) return std::nullopt;
     return std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now());
+}
+
+bool passed(const Deadline& deadline) {
+    return deadline && Clock::now() >= *deadline;
+}
+
+// Takes mutex before deadline, looking for Ctrl-C meanwhile.
+SharedMutex::Taken acquire(SharedMutex& mutex, const Deadline& deadline,
+                           const InterruptWatch& watch) {
+    while (true) {
+        watch.throw_if_interrupted();
+        const auto taken = mutex.acquire_for_repair(true, time_left(watch.slice(deadline)));
+        if (taken != SharedMutex::Taken::no || passed(deadline)) return taken;
+    }
 }
 
 // Holds a SharedMutex taken with acquire_for_repair until the end of the scope.
@@ -58,6 +74,7 @@ struct QueueCore::State {
 QueueCore::QueueCore(std::size_t maxsize, bool joinable)
     : QueueCore(SharedMutex(false), SharedMutex(false),
                 SharedBlock(ring_at + ring_footprint(ring_capacity), "crew-queue")) {
+    handle_interrupts();  // Ctrl-C in get() or put() throws crew::Interrupted, as in a pool
     State* shared = new (block_.data()) State;
     shared->maxsize = maxsize;
     shared->joinable = joinable;
@@ -82,7 +99,10 @@ void QueueCore::check_open(const char* call) const {
 
 bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline) {
     check_open("put()");
-    const auto taken = put_lock_.acquire_for_repair(true, time_left(deadline));
+    // Ctrl-C is heard wherever put waits before its message has begun; once begun, the message
+    // is written whole.
+    const InterruptWatch watch;
+    const auto taken = acquire(put_lock_, deadline, watch);
     if (taken == SharedMutex::Taken::no) return false;
     Holding holding(put_lock_);
     if (taken == SharedMutex::Taken::from_dead_owner) repair_after_dead_producer();
@@ -94,18 +114,26 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
             if (messages_between(got, shared.put.load()) < shared.maxsize) break;
             shared.producer_waiting.store(1);
             if (shared.got.load() != got) continue;
-            if (!sleep_while(shared.got, got, deadline)) return false;
+            watch.throw_if_interrupted();
+            if (!sleep_while(shared.got, got, watch.slice(deadline)) && passed(deadline)) {
+                return false;
+            }
         }
     }
     if (shared.joinable) {
         shared.unfinished.fetch_add(1);
         shared.counted_unwritten.store(1);
     }
-    if (!writer_.write(message, RingWriter::now, deadline)) {
+    bool written = false;
+    while (!(written = writer_.write(message, RingWriter::now, watch.slice(deadline))) &&
+           !passed(deadline) && !watch.interrupted()) {
+    }
+    if (!written) {
         if (shared.joinable) {
             shared.counted_unwritten.store(0);
             shared.unfinished.fetch_sub(1);
         }
+        watch.throw_if_interrupted();
         return false;
     }
     shared.put.store(shared.put.load(std::memory_order_relaxed) + 1, std::memory_order_release);
@@ -116,14 +144,15 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
 bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const std::byte>, void*),
                     void* context) {
     check_open("get()");
-    const auto taken = get_lock_.acquire_for_repair(true, time_left(deadline));
+    const InterruptWatch watch;
+    const auto taken = acquire(get_lock_, deadline, watch);
     if (taken == SharedMutex::Taken::no) return false;
     Holding holding(get_lock_);
     reader_.resume();  // drops what a consumer that died here had begun
     while (true) {
         // Once a message has begun it is received whole, unless its producer died.
         const Deadline wait_until =
-            reader_.assembling() ? Clock::now() + producer_check_interval : deadline;
+            reader_.assembling() ? Clock::now() + producer_check_interval : watch.slice(deadline);
         if (auto message = reader_.read_before(wait_until)) {
             State& shared = state();
             auto taken_away = [&] {
@@ -150,7 +179,11 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
             taken_away();
             return true;
         }
-        if (!reader_.assembling()) return false;
+        if (!reader_.assembling()) {
+            if (passed(deadline)) return false;
+            watch.throw_if_interrupted();
+            continue;
+        }
         if (producer_died()) {
             reader_.resume();
             if (deadline && Clock::now() >= *deadline) return false;

@@ -279,7 +279,9 @@ class ImapSink final : public TaskSink {
                 [&](std::uint32_t i, std::exception_ptr error) {
                     arrived_[first + i].error = std::move(error);
                 });
-            if (results.size() != 0) cost_per_call_ = busy / results.size();
+            if (results.size() != 0) {
+                cost_per_call_ = std::max(busy / results.size(), std::chrono::nanoseconds(1));
+            }
         }
         changed_.notify_all();
     }
@@ -308,8 +310,8 @@ class ImapSink final : public TaskSink {
         return result;
     }
 
-    // How long one call kept a worker busy, as last seen.
-    std::chrono::nanoseconds cost_per_call() {
+    // How long one call kept a worker busy, as last seen; nothing before the first result.
+    std::optional<std::chrono::nanoseconds> cost_per_call() {
         std::lock_guard lock(mutex_);
         return cost_per_call_;
     }
@@ -319,7 +321,7 @@ class ImapSink final : public TaskSink {
     std::condition_variable changed_;
     std::map<std::uint64_t, Arrived> arrived_;
 
-    std::chrono::nanoseconds cost_per_call_{0};
+    std::optional<std::chrono::nanoseconds> cost_per_call_;
 };
 
 // Chunks sized so that one costs about this much: long enough to make a message's overhead
@@ -383,15 +385,16 @@ class ImapResults {
     void fill_window() {
         while (!input_done_ && chunks_out_ < window_chunks_) {
             std::uint32_t size = static_cast<std::uint32_t>(chunksize_);
-            if (size == 0) {  // automatic: grow towards chunk_target per chunk
+            if (size == 0) {
+                // Automatic: one call a chunk until a result tells what a call costs, so that no
+                // chunk outgrows chunk_target from the first on (a dead worker's chunk is run
+                // again); then towards chunk_target, at most doubling from chunk to chunk.
                 auto cost = sink_->cost_per_call();
-                size =
-                    cost.count() == 0
-                        ? std::max<std::uint32_t>(1, last_chunk_ * 2)
-                        : static_cast<std::uint32_t>(std::clamp<std::int64_t>(
-                              detail::chunk_target / std::max(cost, std::chrono::nanoseconds(1)), 1,
-                              std::min<std::int64_t>(detail::chunk_limit_for_results<R>(),
-                                                     std::int64_t{last_chunk_} * 2 + 1)));
+                size = !cost ? 1
+                             : static_cast<std::uint32_t>(std::clamp<std::int64_t>(
+                                   detail::chunk_target / *cost, 1,
+                                   std::min<std::int64_t>(detail::chunk_limit_for_results<R>(),
+                                                          std::int64_t{last_chunk_} * 2 + 1)));
             }
             std::optional<std::uint32_t> count = feeder_(submitted_, size);
             if (!count) {
