@@ -222,6 +222,7 @@ void worker_main(WorkerSetup setup) {
     start_reply();
     send({.kind = ReplyKind::ready});
 
+    call_returned = setup.timed ? note_call_returned : nullptr;
     for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
         std::span<const std::byte> message = tasks.read();
         // Replies to the tasks before this one woke nobody (see below): the broker gets them
@@ -353,7 +354,7 @@ struct PoolCore::Worker {
     std::optional<std::uint32_t> timed_out_call;
 
     // The call of the first task in flight that is running, and when it began (only under a
-    // task_timeout): nothing while that task has not begun, or has sent its results.
+    // task_timeout): nothing while that task has not begun, or once its call has returned.
     std::optional<std::pair<std::uint32_t, std::int64_t>> running_call() const {
         if (in_flight.empty() ||
             progress->task.load(std::memory_order_acquire) != in_flight.front().id) {
@@ -362,7 +363,7 @@ struct PoolCore::Worker {
         const std::uint32_t call = progress->call.load(std::memory_order_acquire);
         const std::int64_t began = progress->call_began_ns.load(std::memory_order_relaxed);
         // The worker may have moved on between the two: the next look tells.
-        if (call == WorkerProgress::sending ||
+        if (call == WorkerProgress::sending || began == WorkerProgress::returned ||
             call != progress->call.load(std::memory_order_acquire)) {
             return std::nullopt;
         }

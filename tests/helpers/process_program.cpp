@@ -8,6 +8,9 @@
 //   interrupt-map       prints its pool's worker pids, "ready", then waits in a long map: the
 //                       test sends SIGINT; prints "interrupted after N ms" when map throws
 //   interrupt-idle      prints its pool's worker pids and "ready", then sleeps outside crew
+//   interrupt-in WAIT   prints its workers' pids and "ready", then waits in WAIT
+//                       (as-completed, wait, map, imap or queue-get) until the test's SIGINT;
+//                       prints "interrupted after N ms" when the wait throws crew::Interrupted
 //   shared-memory NAME  creates shared memory NAME, hands it to a child that sleeps, prints the
 //                       child's pid and "ready", then sleeps until killed
 #include <unistd.h>
@@ -146,6 +149,65 @@ int main(int argc, char** argv) {
         } catch (const crew::Error& error) {
             std::cout << "afterwards: " << error.what() << std::endl;
         }
+    } else if (command == "interrupt-in" && argc > 3) {
+        const std::string wait = argv[3];
+        crew::ProcessPoolExecutor executor(
+            {.max_workers = 2, .start_method = options.start_method});
+        crew::Pool pool({.processes = 2, .start_method = options.start_method});
+        std::set<int> pids;
+        for (int attempt = 0; attempt < 50 && pids.size() < 2; ++attempt) {
+            std::vector<crew::Future<int>> probes;
+            for (int i = 0; i < 20; ++i) probes.push_back(executor.submit(worker_pid, i));
+            for (auto& probe : probes) pids.insert(probe.result());
+        }
+        std::vector<int> pool_pids = pool.map(worker_pid, crew::range(20), 1);
+        pids.insert(pool_pids.begin(), pool_pids.end());
+        for (int pid : pids) std::cout << "worker pid " << pid << std::endl;
+        std::thread announce;
+        auto announce_soon = [&announce] {
+            announce = std::thread([] {
+                sleep_for_ms(300);  // by then the main thread is in its wait, or its loop of waits
+                std::cout << "ready" << std::endl;
+            });
+        };
+        auto start = std::chrono::steady_clock::now();
+        try {
+            if (wait == "as-completed") {
+                // Each wait ends with a result: the interrupt must not be lost between them.
+                std::vector<crew::Future<int>> futures;
+                for (int i = 0; i < 20'000; ++i) {
+                    futures.push_back(executor.submit(sleep_for_ms_returning, 1));
+                }
+                announce_soon();
+                for (auto& future : crew::as_completed(futures)) (void)future.result();
+            } else if (wait == "wait") {
+                std::vector<crew::Future<int>> futures;
+                for (int i = 0; i < 40; ++i) {
+                    futures.push_back(executor.submit(sleep_for_ms_returning, 1'000));
+                }
+                announce_soon();
+                crew::wait(futures);
+            } else if (wait == "map") {
+                announce_soon();
+                (void)pool.map(sleep_for_ms_returning, std::vector<int>(40, 1'000), 1);
+            } else if (wait == "imap") {
+                announce_soon();
+                for (int result : pool.imap(sleep_for_ms_returning, std::vector<int>(4'000, 5))) {
+                    (void)result;
+                }
+            } else if (wait == "queue-get") {
+                crew::Queue<int> queue;
+                announce_soon();
+                (void)queue.get();
+            }
+            std::cout << wait << " finished without an interrupt" << std::endl;
+        } catch (const crew::Interrupted& error) {
+            auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start);
+            std::cout << "interrupted after " << waited.count() << " ms: " << error.what()
+                      << std::endl;
+        }
+        if (announce.joinable()) announce.join();
     } else if (command == "shared-memory" && argc > 3) {
         crew::SharedMemory memory = crew::SharedMemory::create(argv[3], 1 << 20);
         crew::Process child(options, hold_memory, memory);

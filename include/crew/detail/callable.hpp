@@ -139,6 +139,10 @@ constexpr bool check_arguments() {
     }
 }
 
+// Told that a call has returned, before its result is written; null but in a pool worker, which
+// stops timing the call there: writing a large result is no part of the task's run.
+inline void (*call_returned)() noexcept = nullptr;
+
 // An entry point reads a call's function and arguments from `call`, makes the call, and writes
 // the result (nothing for void) to `result`. Exceptions from the function propagate.
 using EntryPoint = void (*)(Reader& call, Writer& result);
@@ -189,7 +193,9 @@ struct Entry<F, std::tuple<Carried...>> {
         if constexpr (std::is_void_v<Result>) {
             call();
         } else {
-            encode(result, carried_t<Result>(call()));
+            carried_t<Result> value(call());
+            if (call_returned != nullptr) call_returned();
+            encode(result, value);
         }
     }
 

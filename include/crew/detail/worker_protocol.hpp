@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 
 namespace crew::detail {
@@ -54,6 +55,8 @@ struct WorkerProgress {
     static constexpr std::uint32_t sending = ~std::uint32_t{0};
     std::atomic<std::uint64_t> task{0};  // the id of the task begun last
     std::atomic<std::uint32_t> call{0};  // the index in its chunk of the call running, or sending
+    // call_began_ns's value once the call has returned and its result is being written.
+    static constexpr std::int64_t returned = std::numeric_limits<std::int64_t>::max();
     // When that call began (steady clock, in nanoseconds): kept only under a task_timeout.
     std::atomic<std::int64_t> call_began_ns{0};
 };
@@ -80,6 +83,14 @@ inline void note_call_began(const RunningTask& task, std::uint32_t call) noexcep
     if (task.progress == nullptr) return;
     if (task.timed) task.progress->call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
     task.progress->call.store(call, std::memory_order_release);
+}
+
+// Says that the running call has returned: what follows, writing its result, is not timed.
+inline void note_call_returned() noexcept {
+    if (running_task.timed) {
+        running_task.progress->call_began_ns.store(WorkerProgress::returned,
+                                                   std::memory_order_relaxed);
+    }
 }
 
 }  // namespace crew::detail
