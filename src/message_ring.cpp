@@ -162,15 +162,13 @@ bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) 
         }
         control_.writer_waiting.store(1, std::memory_order_seq_cst);
         if (enough()) break;
-        if (!check_) {
-            if (!sleep_while(control_.writer_waiting, 1, deadline)) return false;
-            continue;
-        }
+        // In slices: a reader that died between making space and waking this writer would
+        // otherwise leave it asleep beside the space.
         Deadline slice = Clock::now() + check_interval;
         if (deadline && *deadline < *slice) slice = deadline;
         sleep_while(control_.writer_waiting, 1, slice);
         if (deadline && Clock::now() >= *deadline) return enough();
-        check_();
+        if (check_) check_();
     }
     return true;
 }
@@ -219,6 +217,7 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
         const std::byte* payload = bytes_ + offset + sizeof header;
         const bool later_piece = (header.flags & continues) != 0;
         if (later_piece && !assembling_) {  // the rest of a message a dead reader began
+            if (!(header.flags & more_follows)) ++skipped_;
             release_bytes(record);
             continue;
         }
@@ -237,12 +236,15 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
             piece = piece.subspan(sizeof size);
         }
         assembled_.insert(assembled_.end(), piece.begin(), piece.end());
-        release_bytes(record);
         if (!(header.flags & more_follows)) {
+            // The last piece goes back with the message: until then, a reader that takes over
+            // finds it, and knows that a message it cannot read was taken.
             assembling_ = false;
             assembled_ready_ = true;
+            held_ = record;
             return std::span<const std::byte>(assembled_);
         }
+        release_bytes(record);
     }
 }
 
@@ -293,11 +295,12 @@ bool RingReader::sleep_on_socket(const Deadline& deadline) {
 }
 
 void RingReader::release() {
-    if (assembled_ready_) {
-        assembled_ready_ = false;
-        return;
-    }
+    assembled_ready_ = false;
     release_bytes(std::exchange(held_, 0));
+}
+
+std::uint32_t RingReader::take_skipped() noexcept {
+    return std::exchange(skipped_, 0);
 }
 
 bool RingReader::more_waiting() {

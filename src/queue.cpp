@@ -14,8 +14,10 @@ constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 // its counter's cache line at every one (8-byte messages: 6.5 -> 10.8 million a second).
 constexpr int consumer_pauses_between_looks = 128;
 constexpr std::size_t ring_at = 512;  // after State
-// How often a consumer waiting for the rest of a begun message checks that its producer lives.
-constexpr auto producer_check_interval = std::chrono::milliseconds(100);
+// How often a consumer waiting for the rest of a begun message checks that its producer lives,
+// and how long any wait sleeps before it looks again: the process that was to wake it may have
+// died between its change and its wake-up.
+constexpr auto look_again_interval = std::chrono::milliseconds(100);
 
 // Messages put and not got; a consumer's count may be ahead of its producer's for a moment.
 std::size_t messages_between(std::uint32_t got, std::uint32_t put) {
@@ -30,6 +32,13 @@ Timeout time_left(const Deadline& deadline) {
 
 bool passed(const Deadline& deadline) {
     return deadline && Clock::now() >= *deadline;
+}
+
+// Until when a wait may sleep before it looks again: for Ctrl-C, the deadline, or a wake-up lost.
+Deadline look_again(const InterruptWatch& watch, const Deadline& deadline) {
+    const Deadline until = watch.slice(deadline);
+    const auto soon = Clock::now() + look_again_interval;
+    return until && *until < soon ? until : soon;
 }
 
 // Takes mutex before deadline, looking for Ctrl-C meanwhile.
@@ -63,6 +72,11 @@ struct QueueCore::State {
     // consumer may take a message before its producer has counted it.
     alignas(64) std::atomic<std::uint32_t> put{0};
     alignas(64) std::atomic<std::uint32_t> got{0};
+    // A consumer's note, made before it gives the last of a message's bytes back to the ring:
+    // once the ring is read up to taken_until, got is got_after. A consumer that dies between the
+    // two leaves the count to the next (see repair_after_dead_consumer).
+    std::atomic<std::uint32_t> got_after{0};
+    std::atomic<std::uint64_t> taken_until{0};
     alignas(64) std::atomic<std::uint32_t> producer_waiting{0};  // for got to move on
     // JoinableQueue: messages put and not yet marked done, and whether the producer holding the
     // producers' lock has counted a message it has not finished writing.
@@ -115,7 +129,7 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
             shared.producer_waiting.store(1);
             if (shared.got.load() != got) continue;
             watch.throw_if_interrupted();
-            if (!sleep_while(shared.got, got, watch.slice(deadline)) && passed(deadline)) {
+            if (!sleep_while(shared.got, got, look_again(watch, deadline)) && passed(deadline)) {
                 return false;
             }
         }
@@ -149,26 +163,24 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
     if (taken == SharedMutex::Taken::no) return false;
     Holding holding(get_lock_);
     reader_.resume();  // drops what a consumer that died here had begun
+    if (taken == SharedMutex::Taken::from_dead_owner) repair_after_dead_consumer();
+    State& shared = state();
     while (true) {
         // Once a message has begun it is received whole, unless its producer died.
-        const Deadline wait_until =
-            reader_.assembling() ? Clock::now() + producer_check_interval : watch.slice(deadline);
-        if (auto message = reader_.read_before(wait_until)) {
-            State& shared = state();
+        auto message =
+            reader_.read_before(look_again(watch, reader_.assembling() ? std::nullopt : deadline));
+        // Messages a killed consumer took part of are gone, and counted as got.
+        if (const std::uint32_t skipped = reader_.take_skipped()) {
+            count_got(shared.got.load(std::memory_order_relaxed) + skipped);
+        }
+        if (message) {
             auto taken_away = [&] {
-                reader_.release();
                 const std::uint32_t got = shared.got.load(std::memory_order_relaxed) + 1;
-                // Only a bounded queue's producers wait for got to move: for them, the store and
-                // the look at producer_waiting must not pass each other (see put).
-                if (shared.maxsize == 0) {
-                    shared.got.store(got, std::memory_order_release);
-                    return;
-                }
-                shared.got.store(got);
-                if (shared.producer_waiting.load() != 0) {
-                    shared.producer_waiting.store(0);
-                    futex_wake_all(shared.got);
-                }
+                shared.got_after.store(got, std::memory_order_relaxed);
+                shared.taken_until.store(reader_.position_after_release(),
+                                         std::memory_order_relaxed);
+                reader_.release();  // the note is seen before the bytes go back
+                count_got(got);
             };
             try {
                 consume(*message, context);
@@ -186,8 +198,34 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
         }
         if (producer_died()) {
             reader_.resume();
-            if (deadline && Clock::now() >= *deadline) return false;
+            if (passed(deadline)) return false;
         }
+    }
+}
+
+// Sets got, waking the producers a bounded queue's room keeps waiting.
+void QueueCore::count_got(std::uint32_t got) {
+    State& shared = state();
+    // Only a bounded queue's producers wait for got to move: for them, the store and the look at
+    // producer_waiting must not pass each other (see put).
+    if (shared.maxsize == 0) {
+        shared.got.store(got, std::memory_order_release);
+        return;
+    }
+    shared.got.store(got);
+    if (shared.producer_waiting.load() != 0) {
+        shared.producer_waiting.store(0);
+        futex_wake_all(shared.got);
+    }
+}
+
+// The consumer that held the lock died: if it gave a message's bytes back to the ring but had
+// not counted the message as got, its note says so.
+void QueueCore::repair_after_dead_consumer() {
+    State& shared = state();
+    const std::uint32_t got_after = shared.got_after.load();
+    if (reader_.position() == shared.taken_until.load() && shared.got.load() != got_after) {
+        count_got(got_after);
     }
 }
 

@@ -3,14 +3,18 @@
 // when a producer or a consumer is killed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <crew/crew.hpp>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -164,6 +168,97 @@ TEST_P(QueueTest, FourProducersAndFourConsumersPassAMillionNumbers) {
     for (std::uint32_t errors : order_errors) EXPECT_EQ(errors, 0u) << "FIFO per producer";
     EXPECT_TRUE(queue.empty());
 }
+
+// Consumers SIGKILLed every 2 to 5 ms, and replaced, while four producers stream numbers: the
+// queue never wedges, a kill loses at most the message its consumer was taking, none arrives
+// twice, and once drained the queue is empty, with all its room back.
+class QueueKillStormTest : public ::testing::TestWithParam<std::tuple<StartMethod, std::size_t>> {};
+
+TEST_P(QueueKillStormTest, KilledConsumersCostAtMostTheirMessage) {
+    const auto [method, maxsize] = GetParam();
+    // An unbounded queue passes messages faster: it takes more of them to last as long.
+#if defined(__SANITIZE_ADDRESS__)
+    const std::uint32_t per_producer = maxsize == 0 ? 200'000 : 50'000;
+#else
+    const std::uint32_t per_producer = maxsize == 0 ? 1'000'000 : 250'000;
+#endif
+    constexpr std::uint32_t producers = 4, consumers = 4;
+    crew::Queue<std::uint64_t> queue(maxsize);
+    crew::Array<std::uint32_t> seen(producers * per_producer);
+    crew::Array<std::uint32_t> order_errors(producers);
+    // Daemons: should the queue wedge, the failed test still ends them.
+    const crew::ProcessOptions options{.daemon = true, .start_method = method};
+    auto consumer = [&] {
+        auto process = std::make_unique<crew::Process>(options, consume_numbers, queue, seen,
+                                                       per_producer, order_errors);
+        process->start();
+        return process;
+    };
+    std::vector<std::unique_ptr<crew::Process>> taking, putting;
+    for (std::uint32_t c = 0; c < consumers; ++c) taking.push_back(consumer());
+    for (std::uint32_t p = 0; p < producers; ++p) {
+        putting.push_back(
+            std::make_unique<crew::Process>(options, produce_numbers, queue, p, per_producer));
+        putting.back()->start();
+    }
+    std::mt19937 random(std::random_device{}());
+    std::uniform_int_distribution<int> gap_us(2'000, 5'000);
+    int kills = 0;
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    auto producing = [&] {
+        return std::any_of(putting.begin(), putting.end(),
+                           [](const auto& producer) { return producer->is_alive(); });
+    };
+    auto got = [&] {
+        std::size_t marked = 0;
+        for (std::uint32_t& count : seen) marked += std::atomic_ref(count).load() != 0;
+        return marked;
+    };
+    while ((producing() || !queue.empty()) && kills < 400 &&
+           std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::microseconds(gap_us(random)));
+        auto& victim = taking[random() % consumers];
+        victim->kill();
+        victim->join();
+        ++kills;
+        victim = consumer();
+    }
+    for (auto& producer : putting) {
+        ASSERT_TRUE(producer->join(10s))
+            << "a producer is stuck: the queue wedged after " << kills << " kills, with "
+            << queue.qsize() << " messages in it by its count and " << got() << " of "
+            << producers * per_producer << " got";
+    }
+    for (std::uint32_t c = 0; c < consumers; ++c) queue.put(no_more, 10s);
+    for (auto& survivor : taking) {
+        ASSERT_TRUE(survivor->join(30s)) << "a consumer did not finish";
+        EXPECT_EQ(survivor->exitcode(), 0);
+    }
+    EXPECT_GE(kills, 10) << "too few kills to prove anything";
+    const Tally tally = count_marks(seen);
+    EXPECT_LE(tally.lost, static_cast<std::size_t>(kills));
+    EXPECT_EQ(tally.duplicated, 0u);
+    for (std::uint32_t errors : order_errors) EXPECT_EQ(errors, 0u) << "FIFO per producer";
+    EXPECT_EQ(queue.qsize(), 0u);
+    EXPECT_TRUE(queue.empty());
+    EXPECT_FALSE(queue.full());
+    // All the room is back: a bounded queue takes maxsize messages at once, and gives them back.
+    const std::size_t room = maxsize == 0 ? 100 : maxsize;
+    for (std::size_t i = 0; i < room; ++i) EXPECT_NO_THROW(queue.put_nowait(i));
+    for (std::size_t i = 0; i < room; ++i) EXPECT_EQ(queue.get_nowait(), i);
+    EXPECT_TRUE(queue.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStartMethods, QueueKillStormTest,
+    ::testing::Combine(::testing::Values(StartMethod::forkserver, StartMethod::fork,
+                                         StartMethod::spawn),
+                       ::testing::Values(std::size_t{0}, std::size_t{8}, std::size_t{16})),
+    [](const auto& info) {
+        const std::size_t maxsize = std::get<1>(info.param);
+        return std::string(crew::to_string(std::get<0>(info.param))) +
+               (maxsize == 0 ? "_unbounded" : "_maxsize_" + std::to_string(maxsize));
+    });
 
 TEST_P(QueueTest, PoolTasksTakeAQueueAsAnArgument) {
     crew::Queue<int> queue;
@@ -368,6 +463,8 @@ TEST(Queue, AConsumerKilledInsideALargeMessageLeavesTheNextWhole) {
         EXPECT_EQ(damaged[id], 0u);
     }
     EXPECT_GE(received, 5u) << "at most the message the killed consumer held is lost";
+    EXPECT_EQ(queue.qsize(), 0u) << "a message lost with its consumer still counts as got";
+    EXPECT_TRUE(queue.empty());
 }
 
 TEST(Queue, AProducerKilledInsideAMessageLeavesNothingTorn) {

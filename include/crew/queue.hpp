@@ -89,6 +89,8 @@ class QueueCore {
     void check_open(const char* call) const;
     bool producer_died();
     void repair_after_dead_producer();
+    void repair_after_dead_consumer();
+    void count_got(std::uint32_t got);
 
     SharedMutex put_lock_;
     SharedMutex get_lock_;

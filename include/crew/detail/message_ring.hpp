@@ -18,7 +18,8 @@
 // something else (a lock) lets only one at a time write, and each calls resume() when its turn
 // begins. If one dies half-way through a large message, the pieces it left are skipped: a reader
 // drops a message whose next piece never came when a new message begins, and a reader that takes
-// over drops the rest of a message its predecessor had begun.
+// over drops the rest of a message its predecessor had begun (and counts it: see take_skipped). A
+// message's last record goes back to the writer only at release(), in place or in pieces.
 #pragma once
 
 #include <atomic>
@@ -116,8 +117,12 @@ class RingReader {
     bool assembling() const noexcept { return assembling_; }
     // How many bytes have been read from the ring so far: it moves on as pieces come.
     std::uint64_t position() const noexcept { return read_; }
+    // What position() will be once the message read is released.
+    std::uint64_t position_after_release() const noexcept { return read_ + held_; }
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
+    // Messages a reader that died had begun and this one skipped the end of, since the last call.
+    std::uint32_t take_skipped() noexcept;
     // Whether another message is there already, after the one being read, if any.
     bool more_waiting();
 
@@ -146,6 +151,7 @@ class RingReader {
     std::vector<std::byte> assembled_;  // pieces of a large message joined so far
     bool assembling_ = false;
     bool assembled_ready_ = false;
+    std::uint32_t skipped_ = 0;
 };
 
 }  // namespace crew::detail
