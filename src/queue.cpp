@@ -3,6 +3,7 @@
 #include "crew/detail/interrupt.hpp"
 
 #include <new>
+#include <optional>
 #include <string>
 
 namespace crew::detail {
@@ -34,21 +35,39 @@ bool passed(const Deadline& deadline) {
     return deadline && Clock::now() >= *deadline;
 }
 
+// An InterruptWatch made only once a call must wait: the calls that wait for nothing, most of
+// them, neither read the clock nor touch the interrupt counters, which would cost a stream of
+// small messages three quarters of its rate.
+class WatchOnWait {
+  public:
+    const InterruptWatch& operator*() {
+        if (!watch_) watch_.emplace();
+        return *watch_;
+    }
+    bool interrupted() const { return watch_ && watch_->interrupted(); }
+
+  private:
+    std::optional<InterruptWatch> watch_;
+};
+
 // Until when a wait may sleep before it looks again: for Ctrl-C, the deadline, or a wake-up lost.
-Deadline look_again(const InterruptWatch& watch, const Deadline& deadline) {
-    const Deadline until = watch.slice(deadline);
+Deadline look_again(WatchOnWait& watch, const Deadline& deadline) {
+    const Deadline until = (*watch).slice(deadline);
     const auto soon = Clock::now() + look_again_interval;
     return until && *until < soon ? until : soon;
 }
 
-// Takes mutex before deadline, looking for Ctrl-C meanwhile.
-SharedMutex::Taken acquire(SharedMutex& mutex, const Deadline& deadline,
-                           const InterruptWatch& watch) {
-    while (true) {
-        watch.throw_if_interrupted();
-        const auto taken = mutex.acquire_for_repair(true, time_left(watch.slice(deadline)));
-        if (taken != SharedMutex::Taken::no || passed(deadline)) return taken;
+// A deadline that has always passed: try once, and wait for nothing.
+constexpr Clock::time_point no_wait{};
+
+// Takes mutex before deadline, looking for Ctrl-C while it waits.
+SharedMutex::Taken acquire(SharedMutex& mutex, const Deadline& deadline, WatchOnWait& watch) {
+    auto taken = mutex.acquire_for_repair(false, std::nullopt);
+    while (taken == SharedMutex::Taken::no && !passed(deadline)) {
+        (*watch).throw_if_interrupted();
+        taken = mutex.acquire_for_repair(true, time_left((*watch).slice(deadline)));
     }
+    return taken;
 }
 
 // Holds a SharedMutex taken with acquire_for_repair until the end of the scope.
@@ -115,7 +134,7 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
     check_open("put()");
     // Ctrl-C is heard wherever put waits before its message has begun; once begun, the message
     // is written whole.
-    const InterruptWatch watch;
+    WatchOnWait watch;
     const auto taken = acquire(put_lock_, deadline, watch);
     if (taken == SharedMutex::Taken::no) return false;
     Holding holding(put_lock_);
@@ -128,7 +147,7 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
             if (messages_between(got, shared.put.load()) < shared.maxsize) break;
             shared.producer_waiting.store(1);
             if (shared.got.load() != got) continue;
-            watch.throw_if_interrupted();
+            (*watch).throw_if_interrupted();
             if (!sleep_while(shared.got, got, look_again(watch, deadline)) && passed(deadline)) {
                 return false;
             }
@@ -138,16 +157,16 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
         shared.unfinished.fetch_add(1);
         shared.counted_unwritten.store(1);
     }
-    bool written = false;
-    while (!(written = writer_.write(message, RingWriter::now, watch.slice(deadline))) &&
-           !passed(deadline) && !watch.interrupted()) {
+    bool written = writer_.write(message, RingWriter::now, no_wait);
+    while (!written && !passed(deadline) && !watch.interrupted()) {
+        written = writer_.write(message, RingWriter::now, (*watch).slice(deadline));
     }
     if (!written) {
         if (shared.joinable) {
             shared.counted_unwritten.store(0);
             shared.unfinished.fetch_sub(1);
         }
-        watch.throw_if_interrupted();
+        if (watch.interrupted()) (*watch).throw_if_interrupted();
         return false;
     }
     shared.put.store(shared.put.load(std::memory_order_relaxed) + 1, std::memory_order_release);
@@ -158,7 +177,7 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
 bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const std::byte>, void*),
                     void* context) {
     check_open("get()");
-    const InterruptWatch watch;
+    WatchOnWait watch;
     const auto taken = acquire(get_lock_, deadline, watch);
     if (taken == SharedMutex::Taken::no) return false;
     Holding holding(get_lock_);
@@ -167,8 +186,11 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
     State& shared = state();
     while (true) {
         // Once a message has begun it is received whole, unless its producer died.
-        auto message =
-            reader_.read_before(look_again(watch, reader_.assembling() ? std::nullopt : deadline));
+        auto message = reader_.try_read();
+        if (!message) {
+            message = reader_.read_before(
+                look_again(watch, reader_.assembling() ? std::nullopt : deadline));
+        }
         // Messages a killed consumer took part of are gone, and counted as got.
         if (const std::uint32_t skipped = reader_.take_skipped()) {
             count_got(shared.got.load(std::memory_order_relaxed) + skipped);
@@ -193,7 +215,7 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
         }
         if (!reader_.assembling()) {
             if (passed(deadline)) return false;
-            watch.throw_if_interrupted();
+            (*watch).throw_if_interrupted();
             continue;
         }
         if (producer_died()) {

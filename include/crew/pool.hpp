@@ -19,8 +19,11 @@
 // (and the worker is replaced), one that runs past task_timeout with crew::TimeoutError (its
 // worker is killed and replaced), one that throws with crew::RemoteError, which carries the
 // exception's type name, what() and the worker's pid. With retries = n, a task whose worker died
-// is run again up to n times first. The error comes out of get(), map(), or the imap iterator at
-// that task's place.
+// is run again up to n times first. A worker's death fails only the call it was running: the
+// calls of its chunk that had not begun run elsewhere, and so may those that had returned but
+// whose results were not sent (a call may then run twice; its result is delivered once).
+// task_timeout counts a call's own run, not the sending of its result. The error comes out of
+// get(), map(), or the imap iterator at that task's place.
 //
 // Blocking: map, starmap and apply wait for their results; the _async forms and imap return at
 // once. imap keeps a bounded window of work in flight and reads its input only as results are
@@ -86,7 +89,7 @@ struct PoolOptions {
     Initializer initializer = {};                  // run by each worker before its first task
     int maxtasksperchild = 0;                      // tasks before a worker is replaced; 0: never
     std::optional<StartMethod> start_method = {};  // default crew::get_start_method()
-    std::chrono::nanoseconds task_timeout{0};      // longer tasks fail with TimeoutError; 0: none
+    std::chrono::nanoseconds task_timeout{0};      // longer calls fail with TimeoutError; 0: none
     int retries = 0;                               // runs again of a task whose worker died
 };
 

@@ -23,12 +23,13 @@
 // reader. Timeouts: get(timeout) and put(x, timeout) wait at most that long for a message to
 // begin, or for room to begin one, then throw crew::Empty or crew::Full, as get_nowait() and
 // put_nowait() do at once. A message larger than the buffer passes in pieces; once begun, it is
-// received whole.
+// received whole. Ctrl-C in a waiting get() or put() throws crew::Interrupted.
 //
 // Crashes: a producer that dies in put() leaves no torn message: the pieces it wrote are
-// dropped. A consumer that dies in get() loses at most the message it was receiving; the next
-// consumer carries on. qsize() is approximate (as in Python), and a process killed inside put()
-// or get() may leave it off by one.
+// dropped. A consumer that dies in get() loses at most the message it was receiving, counted as
+// got; the next consumer carries on, and nothing is delivered twice. No wait hangs on a process
+// that died before waking it. qsize() is approximate (as in Python); a producer killed inside
+// put() may leave it off by one.
 #pragma once
 
 #include <atomic>
