@@ -1,6 +1,7 @@
 // How soon crew sees a busy pool worker killed from outside (issue 14): the time from SIGKILL to
 // the call failing with crew::WorkerDied (retries 0), and to the call running again on another
-// worker (retries 1). Then the chaos figures: workers SIGKILLed at random while 100,000 calls run.
+// worker (retries 1); the time from Ctrl-C to crew::Interrupted in each kind of wait. Then the
+// chaos figures: workers SIGKILLed at random while 100,000 calls run.
 // Usage: crew_worker_death [KILLS]   (40 by default; prints the median and the maximum)
 #include <signal.h>
 #include <unistd.h>
@@ -10,12 +11,14 @@
 #include <chrono>
 #include <cmath>
 #include <crew/crew.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -254,16 +257,74 @@ void one_kill_in_a_chunk() {
     std::printf("imap, 4 workers, one SIGKILL: %ld of %ld calls failed\n", failed, kCalls);
 }
 
+int sleep_ms(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    return milliseconds;
+}
+
+// Ctrl-C (a SIGINT to this process) 100 ms into each kind of wait: the time until the wait
+// throws crew::Interrupted. An interrupt stops every pool, so each round makes its own.
+void time_interrupts(int rounds) {
+    const char* waits[] = {"as_completed", "wait", "map", "imap", "Queue::get"};
+    for (const char* wait : waits) {
+        std::vector<double> samples;
+        for (int round = 0; round < rounds; ++round) {
+            crew::ProcessPoolExecutor executor({.max_workers = 2});
+            crew::Pool pool(2);
+            crew::Queue<int> queue;
+            std::vector<crew::Future<int>> futures;
+            const std::string which = wait;
+            if (which == "as_completed" || which == "wait") {
+                for (int i = 0; i < 20'000; ++i) futures.push_back(executor.submit(sleep_ms, 1));
+            }
+            std::atomic<Clock::rep> sent{0};
+            std::thread interrupter([&] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                sent.store(Clock::now().time_since_epoch().count());
+                ::kill(getpid(), SIGINT);
+            });
+            try {
+                if (which == "as_completed") {
+                    for (auto& future : crew::as_completed(futures)) (void)future.result();
+                } else if (which == "wait") {
+                    crew::wait(futures);
+                } else if (which == "map") {
+                    (void)pool.map(sleep_ms, std::vector<int>(40, 1'000), 1);
+                } else if (which == "imap") {
+                    for (int result : pool.imap(sleep_ms, std::vector<int>(4'000, 5))) (void)result;
+                } else {
+                    (void)queue.get();
+                }
+                std::printf("%s: the SIGINT landed outside the wait\n", wait);
+            } catch (const crew::Interrupted&) {
+                const auto at = Clock::time_point(Clock::duration(sent.load()));
+                samples.push_back(milliseconds_since(at));
+            }
+            interrupter.join();
+        }
+        if (samples.empty()) continue;
+        std::sort(samples.begin(), samples.end());
+        std::printf("Ctrl-C in %-12s -> Interrupted        p50 %6.2f ms   max %6.2f ms   (%zu)\n",
+                    wait, samples[samples.size() / 2], samples.back(), samples.size());
+    }
+}
+
 }  // namespace
+
+// A SIGINT that lands while no thread waits in crew (between two results of a loop) goes to the
+// program's own handler: this one keeps the program running, and that round runs to its end.
+void ignore_interrupt(int) {}
 
 int main(int argc, char** argv) {
     crew::init(argc, argv);
+    std::signal(SIGINT, ignore_interrupt);
     const int kills = argc > 1 ? std::atoi(argv[1]) : 40;
     if (kills < 1) {
         std::fprintf(stderr, "usage: crew_worker_death [KILLS >= 1]\n");
         return 2;
     }
     time_worker_death(kills);
+    time_interrupts(10);
     idle_kill();
     one_kill_in_a_chunk();
     chaos(Interface::imap_unordered, 4, 0);
