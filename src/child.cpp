@@ -49,7 +49,7 @@ void flush_standard_streams() {
     std::fflush(nullptr);
 }
 
-void become_child(pid_t parent, bool restore_signals, std::span<const int> keep) {
+void become_child(pid_t parent, bool restore_signals, std::span<const int> keep, int death_signal) {
     close_library_fds_in_child(parent, keep);
     forget_interrupt_handler();
     if (restore_signals) {
@@ -59,7 +59,11 @@ void become_child(pid_t parent, bool restore_signals, std::span<const int> keep)
         for (int signal : {SIGCHLD, SIGPIPE, SIGINT}) std::signal(signal, SIG_DFL);
     }
     // The parent may have died between fork and prctl; then nobody will send the signal.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(1);
+    if (::prctl(PR_SET_PDEATHSIG, death_signal) != 0) ::_exit(1);
+    if (::getppid() != parent) {
+        if (death_signal == SIGKILL) ::_exit(1);
+        if (death_signal != 0) ::raise(death_signal);
+    }
 }
 
 void run_child(const std::string& name, LogLevel log_level, const std::function<void()>& body) {

@@ -250,15 +250,15 @@ void start_server(Handle& h) {
     if (pid < 0) throw_system_error("cannot fork the fork server");
     if (pid == 0) {
         int kept = ::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 0);
-        become_child(parent, false);
         // The parent's death must let the server end its children and unlink what the program
-        // left in /dev/shm, so it is a signal the server handles, not SIGKILL.
+        // left in /dev/shm, so it is a signal the server handles, not SIGKILL; blocked, it waits
+        // for the server's signalfd.
         sigset_t death;
         sigemptyset(&death);
         sigaddset(&death, parent_died_signal);
         sigprocmask(SIG_BLOCK, &death, nullptr);
-        ::prctl(PR_SET_PDEATHSIG, main_thread ? parent_died_signal : 0);
-        if (kept < 0 || ::getppid() != parent) ::_exit(1);
+        become_child(parent, false, {}, main_thread ? parent_died_signal : 0);
+        if (kept < 0) ::_exit(1);
         set_current_process_name("ForkServer");
         ::prctl(PR_SET_NAME, "crew-forkserver");  // what ps and top show
         Server(UniqueFd(kept)).serve();

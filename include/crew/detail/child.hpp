@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <csignal>
 #include <cstddef>
 #include <functional>
 #include <span>
@@ -28,9 +29,12 @@ std::vector<std::byte> encode_child_request(const ChildRequest& request);
 ChildRequest decode_child_request(std::span<const std::byte> bytes);
 
 // In a child just forked: closes the parent's crew descriptors but those passed to it (keep),
-// restores default signal handling when restore_signals is set, and arranges to be killed when
-// the parent dies (returns only if the parent, whose pid is given, is still alive).
-void become_child(pid_t parent, bool restore_signals, std::span<const int> keep = {});
+// restores default signal handling when restore_signals is set, and arranges to get
+// death_signal when the parent, whose pid is given, dies: SIGKILL returns only if the parent is
+// still alive; another signal (the fork server's, which cleans up) is raised at once if the
+// parent died already; 0 asks for nothing.
+void become_child(pid_t parent, bool restore_signals, std::span<const int> keep = {},
+                  int death_signal = SIGKILL);
 
 // Runs body as the child called name and ends the process: exit code 0 when body returns, 1 when
 // it throws (the exception is printed to stderr). Never returns; never runs atexit handlers.
