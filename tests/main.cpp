@@ -25,31 +25,13 @@ std::set<std::string> shared_memory_names() {
     return names;
 }
 
-std::string process_name(pid_t pid) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return name;
-}
-
-std::set<pid_t> children_of(pid_t pid) {
-    std::set<pid_t> pids;
-    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-    std::error_code error;
-    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
-        std::ifstream children(task.path() / "children");
-        for (pid_t child; children >> child;) pids.insert(child);
-    }
-    return pids;
-}
-
 // The live processes a test started, directly or through the fork server (which stays).
 std::set<pid_t> started_processes() {
     std::set<pid_t> started;
     for (pid_t child : crew::testing::child_pids()) {
         if (!crew::testing::process_exists(child)) continue;
-        if (process_name(child) == "crew-forkserver") {
-            for (pid_t served : children_of(child)) {
+        if (crew::testing::process_name(child) == "crew-forkserver") {
+            for (pid_t served : crew::testing::children_of(child)) {
                 if (crew::testing::process_exists(served)) started.insert(served);
             }
         } else {
@@ -77,8 +59,8 @@ class NothingLeftBehind : public testing::EmptyTestEventListener {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         } while (std::chrono::steady_clock::now() < give_up);
         for (pid_t pid : left) {
-            ADD_FAILURE() << "the test left process " << pid << " (" << process_name(pid)
-                          << ") running";
+            ADD_FAILURE() << "the test left process " << pid << " ("
+                          << crew::testing::process_name(pid) << ") running";
         }
         for (const std::string& name : shared_memory_names()) {
             if (!shared_memory_.contains(name)) {

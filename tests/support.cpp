@@ -64,6 +64,24 @@ bool process_exists(pid_t pid) {
     return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
+std::string process_name(pid_t pid) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    return name;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> pids;
+    std::error_code ignored;
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ignored)) {
+        std::ifstream children(task.path() / "children");
+        for (pid_t child; children >> child;) pids.push_back(child);
+    }
+    return pids;
+}
+
 StartedProgram start_program(const std::vector<std::string>& argv) {
     int pipe_ends[2];
     if (::pipe2(pipe_ends, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");

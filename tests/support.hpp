@@ -36,6 +36,12 @@ std::set<pid_t> child_pids();
 // Whether a process with this pid exists and is not a zombie.
 bool process_exists(pid_t pid);
 
+// A process's name (what ps shows), empty if there is no such process.
+std::string process_name(pid_t pid);
+
+// The children of a process, zombies included, whichever of its threads started them.
+std::vector<pid_t> children_of(pid_t pid);
+
 struct ProgramRun {
     int exit_status = -1;  // as from waitpid
     std::string output;    // stdout and stderr together

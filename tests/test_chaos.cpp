@@ -1,7 +1,6 @@
 // Chaos: workers killed from outside at random moments, Ctrl-C in the middle of every wait, tasks
 // that break the worker they run in. This program keeps SIGPIPE at its default, as a user's does:
 // a write crew made to a dead worker that raised it would end the whole test program.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,9 +11,6 @@
 #include <condition_variable>
 #include <crew/crew.hpp>
 #include <csignal>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -28,6 +24,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using crew::StartMethod;
+using crew::testing::children_of;
+using crew::testing::process_name;
 
 // Calls of 50 us on two workers: half a second of work, long enough for a dozen kills, as much
 // under a sanitizer, as the calls spin for their time.
@@ -39,24 +37,6 @@ long busy_square(long x) {
     while (std::chrono::steady_clock::now() < until) {
     }
     return x * x;
-}
-
-std::string process_name(pid_t pid) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    return name;
-}
-
-std::vector<pid_t> children_of(pid_t pid) {
-    std::vector<pid_t> pids;
-    std::error_code ignored;
-    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-    for (const auto& task : std::filesystem::directory_iterator(tasks, ignored)) {
-        std::ifstream children(task.path() / "children");
-        for (pid_t child; children >> child;) pids.push_back(child);
-    }
-    return pids;
 }
 
 // This program's live pool workers, started directly (fork, spawn) or by the fork server.
@@ -193,12 +173,13 @@ void expect_only_killed_calls_failed(Tally tally, int kills, int count) {
         << "a result that no call gives";
 }
 
-template <class Results>
-Tally tally_of(Results&& results) {
+// Reads each result of results with read(it): a lazy result's *it, a pending call's get().
+template <class Results, class Read>
+Tally tally_of(Results&& results, Read read) {
     Tally tally;
     for (auto it = results.begin(); it != results.end(); ++it) {
         try {
-            tally.results.push_back(*it);
+            tally.results.push_back(read(it));
         } catch (const crew::WorkerDied&) {
             ++tally.failures;
         }
@@ -206,10 +187,12 @@ Tally tally_of(Results&& results) {
     return tally;
 }
 
+const auto dereference = [](auto& it) { return *it; };
+
 TEST_P(ChaosTest, ImapKillsFailOnlyTheRunningCalls) {
     crew::Pool pool(options(0));
     WorkerKiller killer(12);
-    Tally tally = tally_of(pool.imap(busy_square, crew::range(kItems)));
+    Tally tally = tally_of(pool.imap(busy_square, crew::range(kItems)), dereference);
     const int kills = killer.stop();
     EXPECT_GE(kills, 3) << "too few kills to prove anything";
     expect_only_killed_calls_failed(std::move(tally), kills, kItems);
@@ -218,7 +201,7 @@ TEST_P(ChaosTest, ImapKillsFailOnlyTheRunningCalls) {
 TEST_P(ChaosTest, ImapUnorderedKillsFailOnlyTheRunningCalls) {
     crew::Pool pool(options(0));
     WorkerKiller killer(12);
-    Tally tally = tally_of(pool.imap_unordered(busy_square, crew::range(kItems)));
+    Tally tally = tally_of(pool.imap_unordered(busy_square, crew::range(kItems)), dereference);
     const int kills = killer.stop();
     EXPECT_GE(kills, 3) << "too few kills to prove anything";
     expect_only_killed_calls_failed(std::move(tally), kills, kItems);
@@ -229,14 +212,7 @@ TEST_P(ChaosTest, ApplyAsyncKillsFailOnlyTheRunningCalls) {
     std::vector<crew::AsyncResult<long>> pending;
     WorkerKiller killer(12);
     for (long x = 0; x < kItems; ++x) pending.push_back(pool.apply_async(busy_square, x));
-    Tally tally;
-    for (auto& result : pending) {
-        try {
-            tally.results.push_back(result.get());
-        } catch (const crew::WorkerDied&) {
-            ++tally.failures;
-        }
-    }
+    Tally tally = tally_of(pending, [](auto& it) { return it->get(); });
     const int kills = killer.stop();
     EXPECT_GE(kills, 3) << "too few kills to prove anything";
     expect_only_killed_calls_failed(std::move(tally), kills, kItems);
@@ -247,14 +223,7 @@ TEST_P(ChaosTest, ExecutorSubmitKillsFailOnlyTheRunningCalls) {
     std::vector<crew::Future<long>> futures;
     WorkerKiller killer(12);
     for (long x = 0; x < kItems; ++x) futures.push_back(executor.submit(busy_square, x));
-    Tally tally;
-    for (auto& future : crew::as_completed(futures)) {
-        try {
-            tally.results.push_back(future.result());
-        } catch (const crew::WorkerDied&) {
-            ++tally.failures;
-        }
-    }
+    Tally tally = tally_of(crew::as_completed(futures), [](auto& it) { return (*it).result(); });
     const int kills = killer.stop();
     EXPECT_GE(kills, 3) << "too few kills to prove anything";
     expect_only_killed_calls_failed(std::move(tally), kills, kItems);
