@@ -26,6 +26,9 @@ void SharedBlock::encode_into(Writer& writer) const {
 
 namespace {
 
+// How long a wait for a lock sleeps before it looks again (see SharedMutex::lock).
+constexpr std::chrono::milliseconds lost_wake_up_interval{100};
+
 struct ReceivedBlock {
     dev_t device;
     ino_t inode;  // unique while the block is held, and it is held here
@@ -100,13 +103,24 @@ SharedMutex::SharedMutex(bool recursive)
 int SharedMutex::lock(bool blocking, const Timeout& timeout) {
     pthread_mutex_t& mutex = state().mutex;
     if (!blocking) return pthread_mutex_trylock(&mutex);
-    if (!timeout) return pthread_mutex_lock(&mutex);
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    const auto total = std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec) +
-                       std::max(*timeout, std::chrono::nanoseconds(0));
-    const timespec deadline = to_timespec(total);
-    return pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &deadline);
+    auto lock_within = [&](std::chrono::nanoseconds wait) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const auto total = std::chrono::seconds(now.tv_sec) +
+                           std::chrono::nanoseconds(now.tv_nsec) +
+                           std::max(wait, std::chrono::nanoseconds(0));
+        const timespec deadline = to_timespec(total);
+        return pthread_mutex_clocklock(&mutex, CLOCK_MONOTONIC, &deadline);
+    };
+    if (timeout) return lock_within(*timeout);
+    // In slices: a holder killed as it unlocks can leave the lock free and its waiters asleep
+    // (the kernel does not always wake a robust futex's waiter for its dying owner).
+    int result = pthread_mutex_trylock(&mutex);
+    while (result == EBUSY) {
+        result = lock_within(lost_wake_up_interval);
+        if (result == ETIMEDOUT) result = EBUSY;
+    }
+    return result;
 }
 
 bool SharedMutex::acquire(bool blocking, const Timeout& timeout) {
