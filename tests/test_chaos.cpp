@@ -347,9 +347,15 @@ TEST_P(ChaosTest, TaskTimeoutDoesNotCountTheResultsTransfer) {
     EXPECT_EQ(pool.apply(take_prepared_result).size(), std::size_t{256} << 20);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllStartMethods, ChaosTest,
-                         ::testing::Values(StartMethod::forkserver, StartMethod::fork,
-                                           StartMethod::spawn),
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer's allocator takes a lock of its own, which a child forked while another thread
+// holds it inherits held: a fork-method worker started as the killer thread allocates can hang in
+// its first malloc (seen in CI). glibc's malloc is safe there; the release build tests fork.
+#define CHAOS_START_METHODS StartMethod::forkserver, StartMethod::spawn
+#else
+#define CHAOS_START_METHODS StartMethod::forkserver, StartMethod::fork, StartMethod::spawn
+#endif
+INSTANTIATE_TEST_SUITE_P(AllStartMethods, ChaosTest, ::testing::Values(CHAOS_START_METHODS),
                          [](const auto& info) { return std::string(crew::to_string(info.param)); });
 
 // Ctrl-C in the middle of each kind of wait: the wait throws crew::Interrupted at once (crew
