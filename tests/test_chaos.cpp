@@ -189,22 +189,25 @@ Tally tally_of(Results&& results, Read read) {
 
 const auto dereference = [](auto& it) { return *it; };
 
-TEST_P(ChaosTest, ImapKillsFailOnlyTheRunningCalls) {
-    crew::Pool pool(options(0));
-    WorkerKiller killer(12);
-    Tally tally = tally_of(pool.imap(busy_square, crew::range(kItems)), dereference);
+// Stops the killer once tally is taken, and checks it against the kills.
+void expect_only_killed_calls_failed(WorkerKiller& killer, Tally tally) {
     const int kills = killer.stop();
     EXPECT_GE(kills, 3) << "too few kills to prove anything";
     expect_only_killed_calls_failed(std::move(tally), kills, kItems);
 }
 
+TEST_P(ChaosTest, ImapKillsFailOnlyTheRunningCalls) {
+    crew::Pool pool(options(0));
+    WorkerKiller killer(12);
+    expect_only_killed_calls_failed(
+        killer, tally_of(pool.imap(busy_square, crew::range(kItems)), dereference));
+}
+
 TEST_P(ChaosTest, ImapUnorderedKillsFailOnlyTheRunningCalls) {
     crew::Pool pool(options(0));
     WorkerKiller killer(12);
-    Tally tally = tally_of(pool.imap_unordered(busy_square, crew::range(kItems)), dereference);
-    const int kills = killer.stop();
-    EXPECT_GE(kills, 3) << "too few kills to prove anything";
-    expect_only_killed_calls_failed(std::move(tally), kills, kItems);
+    expect_only_killed_calls_failed(
+        killer, tally_of(pool.imap_unordered(busy_square, crew::range(kItems)), dereference));
 }
 
 TEST_P(ChaosTest, ApplyAsyncKillsFailOnlyTheRunningCalls) {
@@ -212,10 +215,7 @@ TEST_P(ChaosTest, ApplyAsyncKillsFailOnlyTheRunningCalls) {
     std::vector<crew::AsyncResult<long>> pending;
     WorkerKiller killer(12);
     for (long x = 0; x < kItems; ++x) pending.push_back(pool.apply_async(busy_square, x));
-    Tally tally = tally_of(pending, [](auto& it) { return it->get(); });
-    const int kills = killer.stop();
-    EXPECT_GE(kills, 3) << "too few kills to prove anything";
-    expect_only_killed_calls_failed(std::move(tally), kills, kItems);
+    expect_only_killed_calls_failed(killer, tally_of(pending, [](auto& it) { return it->get(); }));
 }
 
 TEST_P(ChaosTest, ExecutorSubmitKillsFailOnlyTheRunningCalls) {
@@ -223,10 +223,8 @@ TEST_P(ChaosTest, ExecutorSubmitKillsFailOnlyTheRunningCalls) {
     std::vector<crew::Future<long>> futures;
     WorkerKiller killer(12);
     for (long x = 0; x < kItems; ++x) futures.push_back(executor.submit(busy_square, x));
-    Tally tally = tally_of(crew::as_completed(futures), [](auto& it) { return (*it).result(); });
-    const int kills = killer.stop();
-    EXPECT_GE(kills, 3) << "too few kills to prove anything";
-    expect_only_killed_calls_failed(std::move(tally), kills, kItems);
+    expect_only_killed_calls_failed(
+        killer, tally_of(crew::as_completed(futures), [](auto& it) { return (*it).result(); }));
 }
 
 // One kill among four busy workers costs one call, however large the chunks have grown.
