@@ -29,7 +29,6 @@ constexpr std::uint32_t continues = 4;       // a piece after the first of a lar
 constexpr std::uint32_t announces_size = 8;  // a first piece that starts with the message's size
 // A writer waiting for space looks at the reader's counter as often as a reader looks by default.
 constexpr int pauses_between_looks = RingReader::default_pauses_between_looks;
-constexpr auto check_interval = std::chrono::milliseconds(100);
 
 constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
@@ -164,7 +163,7 @@ bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) 
         if (enough()) break;
         // In slices: a reader that died between making space and waking this writer would
         // otherwise leave it asleep beside the space.
-        Deadline slice = Clock::now() + check_interval;
+        Deadline slice = Clock::now() + lost_wake_up_interval;
         if (deadline && *deadline < *slice) slice = deadline;
         sleep_while(control_.writer_waiting, 1, slice);
         if (deadline && Clock::now() >= *deadline) return enough();

@@ -15,10 +15,6 @@ constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 // its counter's cache line at every one (8-byte messages: 6.5 -> 10.8 million a second).
 constexpr int consumer_pauses_between_looks = 128;
 constexpr std::size_t ring_at = 512;  // after State
-// How often a consumer waiting for the rest of a begun message checks that its producer lives,
-// and how long any wait sleeps before it looks again: the process that was to wake it may have
-// died between its change and its wake-up.
-constexpr auto look_again_interval = std::chrono::milliseconds(100);
 
 // Messages put and not got; a consumer's count may be ahead of its producer's for a moment.
 std::size_t messages_between(std::uint32_t got, std::uint32_t put) {
@@ -50,10 +46,11 @@ class WatchOnWait {
     std::optional<InterruptWatch> watch_;
 };
 
-// Until when a wait may sleep before it looks again: for Ctrl-C, the deadline, or a wake-up lost.
+// Until when a wait may sleep before it looks again: for Ctrl-C, the deadline, a wake-up lost,
+// or (for a consumer waiting for the rest of a begun message) to check that its producer lives.
 Deadline look_again(WatchOnWait& watch, const Deadline& deadline) {
     const Deadline until = (*watch).slice(deadline);
-    const auto soon = Clock::now() + look_again_interval;
+    const auto soon = Clock::now() + lost_wake_up_interval;
     return until && *until < soon ? until : soon;
 }
 

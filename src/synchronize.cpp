@@ -26,9 +26,6 @@ void SharedBlock::encode_into(Writer& writer) const {
 
 namespace {
 
-// How long a wait for a lock sleeps before it looks again (see SharedMutex::lock).
-constexpr std::chrono::milliseconds lost_wake_up_interval{100};
-
 struct ReceivedBlock {
     dev_t device;
     ino_t inode;  // unique while the block is held, and it is held here

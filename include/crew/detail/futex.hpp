@@ -18,6 +18,10 @@ namespace crew::detail {
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
+// How long a sleep on another process's wake-up lasts before the sleeper looks again: that
+// process may have died between its change and its wake-up, and a dead process wakes nobody.
+inline constexpr std::chrono::milliseconds lost_wake_up_interval{100};
+
 // Sleeps while *word == expected, at most timeout (forever if null). Returns at once if the word
 // differs; may also return spuriously, so callers re-check their condition.
 inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
