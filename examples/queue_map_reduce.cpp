@@ -13,8 +13,12 @@
 //     total = sum(results.get() for _ in range(100))
 //     for w in workers: w.join()
 //     print('sum of squares of 1..100:', total)
+//
+// `queue_map_reduce N` does it for 1..N: the parent puts all N before it reads a result, which
+// needs a put() that never waits on an unbounded queue, as in Python.
 #include <crew/crew.hpp>
 #include <iostream>
+#include <string>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -25,6 +29,7 @@ void mapper(crew::Queue<std::optional<long>> tasks, crew::Queue<long> results) {
 
 int main(int argc, char** argv) {
     crew::init(argc, argv);
+    const long count = argc > 1 ? std::stol(argv[1]) : 100;
     crew::Queue<std::optional<long>> tasks;
     crew::Queue<long> results;
     std::vector<std::unique_ptr<crew::Process>> workers;
@@ -32,10 +37,10 @@ int main(int argc, char** argv) {
         workers.push_back(std::make_unique<crew::Process>(mapper, tasks, results));
         workers.back()->start();
     }
-    for (long n = 1; n <= 100; ++n) tasks.put(n);
+    for (long n = 1; n <= count; ++n) tasks.put(n);
     for (std::size_t i = 0; i < workers.size(); ++i) tasks.put(std::nullopt);  // one stop each
     long total = 0;
-    for (int i = 0; i < 100; ++i) total += results.get();
+    for (long i = 0; i < count; ++i) total += results.get();
     for (auto& worker : workers) worker->join();
-    std::cout << "sum of squares of 1..100: " << total << std::endl;
+    std::cout << "sum of squares of 1.." << count << ": " << total << std::endl;
 }

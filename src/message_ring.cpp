@@ -34,8 +34,8 @@ constexpr std::uint64_t round_up(std::uint64_t size) {
     return (size + 7) & ~std::uint64_t{7};
 }
 
-RingControl& control_at(std::byte* memory) {
-    return *reinterpret_cast<RingControl*>(memory);
+RingControl* control_at(std::byte* memory) {
+    return reinterpret_cast<RingControl*>(memory);
 }
 
 void check_capacity(std::size_t capacity) {
@@ -50,8 +50,8 @@ RingWriter::RingWriter(std::byte* memory, std::size_t capacity, int wake_fd)
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
-      written_(control_.written.load(std::memory_order_relaxed)),
-      known_read_(control_.read.load(std::memory_order_relaxed)),
+      written_(control_->written.load(std::memory_order_relaxed)),
+      known_read_(control_->read.load(std::memory_order_relaxed)),
       wake_fd_(wake_fd) {
     check_capacity(capacity);
     struct stat status {};
@@ -80,15 +80,64 @@ bool RingWriter::write(std::span<const std::byte> message, Wake wake, const Dead
     return write_record({}, left, continues, wake, std::nullopt);
 }
 
+// Not where the chain's writer is yet: that is for resume(), which only the writer whose turn it is
+// may call, as it may finish another's move.
+RingWriter::RingWriter(RingChain& chain) : RingWriter(chain.memory(0), RingChain::capacity(0)) {
+    chain_ = &chain;
+}
+
 void RingWriter::resume() {
+    if (chain_ != nullptr) follow_chain();
     // known_read_ may stay: what the reader released only grows.
-    written_ = control_.resume_at.load(std::memory_order_acquire);
+    written_ = control_->resume_at.load(std::memory_order_acquire);
+}
+
+void RingWriter::follow_chain() {
+    RingChainControl& chain = chain_->control();
+    std::uint32_t segment = chain.write_segment.load();
+    // A writer killed between linking a ring and moving on to it left the link to follow.
+    for (std::uint32_t steps = 0; steps < RingChain::segments; ++steps) {
+        const std::uint32_t next = chain.next[segment].load();
+        if (next == RingChain::none) break;
+        segment = next;
+    }
+    if (chain.write_segment.load() != segment) chain.write_segment.store(segment);
+    if (segment != segment_) attach(segment);
+    // Back to the warm ring once the reader has read everything here.
+    if (segment_ != 0 && chain.read_segment.load() == segment_ &&
+        control_->read.load() == control_->resume_at.load()) {
+        move_to(0);
+    }
+}
+
+// Each step is one store: whoever resumes after a writer killed in between finishes the move.
+void RingWriter::move_to(std::uint32_t segment) {
+    RingChainControl& chain = chain_->control();
+    chain.next[segment].store(RingChain::none);
+    chain.next[segment_].store(segment);  // the reader follows once it has read this ring out
+    chain.write_segment.store(segment);
+    if (control_->reader_waiting.load() != 0) {
+        control_->reader_waiting.store(0, std::memory_order_relaxed);
+        futex_wake_all(control_->reader_waiting);
+    }
+    attach(segment);
+}
+
+void RingWriter::attach(std::uint32_t segment) {
+    std::byte* memory = chain_->memory(segment);
+    segment_ = segment;
+    control_ = control_at(memory);
+    bytes_ = memory + sizeof(RingControl);
+    capacity_ = RingChain::capacity(segment);
+    written_ = control_->resume_at.load(std::memory_order_acquire);
+    known_read_ = control_->read.load(std::memory_order_acquire);
+    wake_owed_ = false;
 }
 
 void RingWriter::wake_reader() {
     if (!std::exchange(wake_owed_, false)) return;
-    if (control_.reader_waiting.load(std::memory_order_seq_cst) == 0) return;
-    control_.reader_waiting.store(0, std::memory_order_relaxed);
+    if (control_->reader_waiting.load(std::memory_order_seq_cst) == 0) return;
+    control_->reader_waiting.store(0, std::memory_order_relaxed);
     if (wake_fd_ >= 0) {
         std::uint64_t one = 1;
         // A full eventfd counter or socket buffer already means "wake up", and a reader that is
@@ -100,7 +149,7 @@ void RingWriter::wake_reader() {
             (void)!::write(wake_fd_, &one, sizeof one);
         }
     } else {
-        futex_wake_all(control_.reader_waiting);
+        futex_wake_all(control_->reader_waiting);
     }
 }
 
@@ -119,6 +168,11 @@ bool RingWriter::write_record(std::span<const std::byte> head, std::span<const s
                               std::uint32_t flags, Wake wake, const Deadline& deadline) {
     const auto size = static_cast<std::uint32_t>(head.size() + body.size());
     const std::uint64_t record = sizeof(RecordHeader) + round_up(size);
+    if (chain_ != nullptr && !has_space(space_needed(record)) &&
+        !space_comes_soon(space_needed(record))) {
+        const std::uint32_t larger = chain_->free_segment_larger_than(segment_);
+        if (larger != RingChain::none) move_to(larger);
+    }
     std::uint64_t offset = written_ & (capacity_ - 1);
     const std::uint64_t to_end = capacity_ - offset;
     const std::uint64_t needed = space_needed(record);
@@ -144,7 +198,7 @@ bool RingWriter::has_space(std::uint64_t needed) const {
     // After resume(), what was known may lag by more than the ring holds.
     const std::uint64_t used = written_ - known_read_;
     if (used <= capacity_ && capacity_ - used >= needed) return true;
-    known_read_ = control_.read.load(std::memory_order_acquire);
+    known_read_ = control_->read.load(std::memory_order_acquire);
     return capacity_ - (written_ - known_read_) >= needed;
 }
 
@@ -159,25 +213,37 @@ bool RingWriter::wait_for_space(std::uint64_t needed, const Deadline& deadline) 
             for (int pause = 0; pause < pauses_between_looks; ++pause) cpu_relax();
             continue;
         }
-        control_.writer_waiting.store(1, std::memory_order_seq_cst);
+        control_->writer_waiting.store(1, std::memory_order_seq_cst);
         if (enough()) break;
         // In slices: a reader that died between making space and waking this writer would
         // otherwise leave it asleep beside the space.
         Deadline slice = Clock::now() + lost_wake_up_interval;
         if (deadline && *deadline < *slice) slice = deadline;
-        sleep_while(control_.writer_waiting, 1, slice);
+        sleep_while(control_->writer_waiting, 1, slice);
         if (deadline && Clock::now() >= *deadline) return enough();
         if (check_) check_();
     }
     return true;
 }
 
+// A chain's writer spins as long as any waiter before it grows the chain: a reader at work makes
+// space within microseconds, and the larger ring's pages would be new (slow to write the first
+// time, given back once read).
+bool RingWriter::space_comes_soon(std::uint64_t needed) {
+    wake_reader();
+    for (int spin = 0; spin < spins_before_sleeping / pauses_between_looks; ++spin) {
+        for (int pause = 0; pause < pauses_between_looks; ++pause) cpu_relax();
+        if (has_space(needed)) return true;
+    }
+    return false;
+}
+
 void RingWriter::publish(std::uint64_t position, Wake wake) {
     written_ = position;
     // Before written: a writer that dies between the two leaves a whole record, which the next
     // one publishes with its own.
-    control_.resume_at.store(position, std::memory_order_release);
-    control_.written.store(position, std::memory_order_seq_cst);
+    control_->resume_at.store(position, std::memory_order_release);
+    control_->written.store(position, std::memory_order_seq_cst);
     wake_owed_ = true;
     if (wake == now) wake_reader();
 }
@@ -187,7 +253,7 @@ RingReader::RingReader(std::byte* memory, std::size_t capacity, int pauses_betwe
     : control_(control_at(memory)),
       bytes_(memory + sizeof(RingControl)),
       capacity_(capacity),
-      read_(control_.read.load(std::memory_order_relaxed)),
+      read_(control_->read.load(std::memory_order_relaxed)),
       seen_written_(read_),
       pauses_between_looks_(pauses_between_looks),
       wake_socket_(wake_socket) {
@@ -202,8 +268,11 @@ std::optional<std::span<const std::byte>> RingReader::try_read() {
         // The shared counter's cache line is the writer's: looked at only when what was seen of
         // it is all read.
         if (read_ == seen_written_) {
-            seen_written_ = control_.written.load(std::memory_order_acquire);
-            if (read_ == seen_written_) return std::nullopt;
+            seen_written_ = control_->written.load(std::memory_order_acquire);
+            if (read_ == seen_written_) {
+                if (chain_ == nullptr || !follow_link()) return std::nullopt;
+                continue;
+            }
         }
         std::uint64_t offset = read_ & (capacity_ - 1);
         RecordHeader header;
@@ -260,10 +329,13 @@ std::optional<std::span<const std::byte>> RingReader::read_before(const Deadline
             for (int pause = 0; pause < pauses_between_looks_; ++pause) cpu_relax();
             continue;
         }
-        control_.reader_waiting.store(1, std::memory_order_seq_cst);
-        if (control_.written.load(std::memory_order_seq_cst) != read_) continue;
+        control_->reader_waiting.store(1, std::memory_order_seq_cst);
+        if (control_->written.load(std::memory_order_seq_cst) != read_) continue;
+        if (chain_ != nullptr && chain_->control().next[segment_].load() != RingChain::none) {
+            continue;
+        }
         const bool woken = wake_socket_ >= 0 ? sleep_on_socket(deadline)
-                                             : sleep_while(control_.reader_waiting, 1, deadline);
+                                             : sleep_while(control_->reader_waiting, 1, deadline);
         if (!woken) return std::nullopt;
     }
 }
@@ -305,12 +377,47 @@ std::uint32_t RingReader::take_skipped() noexcept {
 bool RingReader::more_waiting() {
     // What try_read saw is often enough: the shared counter's cache line is the writer's.
     if (seen_written_ != read_ + held_) return true;
-    seen_written_ = control_.written.load(std::memory_order_acquire);
+    seen_written_ = control_->written.load(std::memory_order_acquire);
     return seen_written_ != read_ + held_;
 }
 
+RingReader::RingReader(RingChain& chain, int pauses_between_looks)
+    : RingReader(chain.memory(0), RingChain::capacity(0), pauses_between_looks) {
+    chain_ = &chain;
+    attach(chain.control().read_segment.load());
+}
+
+// Once this ring is read to its end and the writer has moved on: the writer links the next ring
+// after its last message here, so what was written is looked at again after the link.
+bool RingReader::follow_link() {
+    RingChainControl& chain = chain_->control();
+    const std::uint32_t next = chain.next[segment_].load();
+    if (next == RingChain::none) return false;
+    seen_written_ = control_->written.load(std::memory_order_acquire);
+    if (seen_written_ != read_) return true;
+    // Before the reader leaves: once it has, the writer may write here again.
+    chain_->release_memory(segment_);
+    chain.read_segment.store(next);
+    attach(next);
+    return true;
+}
+
+void RingReader::attach(std::uint32_t segment) {
+    std::byte* memory = chain_->memory(segment);
+    segment_ = segment;
+    control_ = control_at(memory);
+    bytes_ = memory + sizeof(RingControl);
+    capacity_ = RingChain::capacity(segment);
+    read_ = control_->read.load(std::memory_order_acquire);
+    seen_written_ = read_;
+}
+
 void RingReader::resume() {
-    const std::uint64_t position = control_.read.load(std::memory_order_acquire);
+    if (chain_ != nullptr) {
+        const std::uint32_t segment = chain_->control().read_segment.load();
+        if (segment != segment_) attach(segment);
+    }
+    const std::uint64_t position = control_->read.load(std::memory_order_acquire);
     if (position != read_) {  // another reader has read since: what this one saw is stale
         read_ = position;
         seen_written_ = position;
@@ -321,13 +428,13 @@ void RingReader::resume() {
 }
 
 void RingReader::cancel_sleep() {
-    control_.reader_waiting.store(0, std::memory_order_seq_cst);
+    control_->reader_waiting.store(0, std::memory_order_seq_cst);
 }
 
 bool RingReader::prepare_to_sleep() {
-    control_.reader_waiting.store(1, std::memory_order_seq_cst);
-    if (control_.written.load(std::memory_order_seq_cst) != read_) {
-        control_.reader_waiting.store(0, std::memory_order_relaxed);
+    control_->reader_waiting.store(1, std::memory_order_seq_cst);
+    if (control_->written.load(std::memory_order_seq_cst) != read_) {
+        control_->reader_waiting.store(0, std::memory_order_relaxed);
         return false;
     }
     return true;
@@ -343,10 +450,10 @@ void RingReader::make_room(std::uint64_t size) {
 
 void RingReader::release_bytes(std::uint64_t count) {
     read_ += count;
-    control_.read.store(read_, std::memory_order_seq_cst);
-    if (control_.writer_waiting.load(std::memory_order_seq_cst) != 0) {
-        control_.writer_waiting.store(0, std::memory_order_relaxed);
-        futex_wake_all(control_.writer_waiting);
+    control_->read.store(read_, std::memory_order_seq_cst);
+    if (control_->writer_waiting.load(std::memory_order_seq_cst) != 0) {
+        control_->writer_waiting.store(0, std::memory_order_relaxed);
+        futex_wake_all(control_->writer_waiting);
     }
 }
 

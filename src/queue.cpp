@@ -9,7 +9,6 @@
 namespace crew::detail {
 namespace {
 
-constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 // A waiting consumer looks for messages every 2.5 us or so, not every 0.3 us as a pool worker
 // does: a producer streaming small messages then writes many between looks instead of losing
 // its counter's cache line at every one (8-byte messages: 6.5 -> 10.8 million a second).
@@ -89,9 +88,10 @@ struct QueueCore::State {
     alignas(64) std::atomic<std::uint32_t> put{0};
     alignas(64) std::atomic<std::uint32_t> got{0};
     // A consumer's note, made before it gives the last of a message's bytes back to the ring:
-    // once the ring is read up to taken_until, got is got_after. A consumer that dies between the
-    // two leaves the count to the next (see repair_after_dead_consumer).
+    // once the chain is read up to taken_until in ring taken_in, got is got_after. A consumer
+    // that dies between the two leaves the count to the next (see repair_after_dead_consumer).
     std::atomic<std::uint32_t> got_after{0};
+    std::atomic<std::uint32_t> taken_in{0};
     std::atomic<std::uint64_t> taken_until{0};
     alignas(64) std::atomic<std::uint32_t> producer_waiting{0};  // for got to move on
     // JoinableQueue: messages put and not yet marked done, and whether the producer holding the
@@ -99,25 +99,35 @@ struct QueueCore::State {
     alignas(64) std::atomic<std::uint32_t> unfinished{0};
     std::atomic<std::uint32_t> joiners{0};
     std::atomic<std::uint32_t> counted_unwritten{0};
+    alignas(64) RingChainControl chain;
 };
 
-QueueCore::QueueCore(std::size_t maxsize, bool joinable)
-    : QueueCore(SharedMutex(false), SharedMutex(false),
-                SharedBlock(ring_at + ring_footprint(ring_capacity), "crew-queue")) {
-    handle_interrupts();  // Ctrl-C in get() or put() throws crew::Interrupted, as in a pool
-    State* shared = new (block_.data()) State;
+SharedBlock QueueCore::new_block(std::size_t maxsize, bool joinable) {
+    static_assert(std::is_trivially_destructible_v<State> && sizeof(State) <= ring_at);
+    SharedBlock block(ring_at + ring_footprint(RingChain::first_capacity), "crew-queue");
+    State* shared = new (block.data()) State;
     shared->maxsize = maxsize;
     shared->joinable = joinable;
+    return block;
 }
 
-QueueCore::QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock block)
+QueueCore::QueueCore(std::size_t maxsize, bool joinable)
+    : QueueCore(SharedMutex(false), SharedMutex(false), new_block(maxsize, joinable),
+                std::make_shared<SharedMapping>(SharedMapping::create(
+                    RingChain::sparse_size(), "crew-queue-backlog",
+                    SharedMapping::Pages::on_first_use))) {
+    handle_interrupts();  // Ctrl-C in get() or put() throws crew::Interrupted, as in a pool
+}
+
+QueueCore::QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock block,
+                     std::shared_ptr<SharedMapping> backlog)
     : put_lock_(std::move(put_lock)),
       get_lock_(std::move(get_lock)),
       block_(std::move(block)),
-      writer_(block_.data() + ring_at, ring_capacity),
-      reader_(block_.data() + ring_at, ring_capacity, consumer_pauses_between_looks) {
-    static_assert(std::is_trivially_destructible_v<State> && sizeof(State) <= ring_at);
-}
+      backlog_(std::move(backlog)),
+      chain_(state().chain, block_.data() + ring_at, backlog_->data(), backlog_->fd()),
+      writer_(chain_),
+      reader_(chain_, consumer_pauses_between_looks) {}
 
 QueueCore::State& QueueCore::state() const noexcept {
     return *std::launder(reinterpret_cast<State*>(block_.data()));
@@ -196,6 +206,7 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
             auto taken_away = [&] {
                 const std::uint32_t got = shared.got.load(std::memory_order_relaxed) + 1;
                 shared.got_after.store(got, std::memory_order_relaxed);
+                shared.taken_in.store(reader_.segment(), std::memory_order_relaxed);
                 shared.taken_until.store(reader_.position_after_release(),
                                          std::memory_order_relaxed);
                 reader_.release();  // the note is seen before the bytes go back
@@ -243,7 +254,8 @@ void QueueCore::count_got(std::uint32_t got) {
 void QueueCore::repair_after_dead_consumer() {
     State& shared = state();
     const std::uint32_t got_after = shared.got_after.load();
-    if (reader_.position() == shared.taken_until.load() && shared.got.load() != got_after) {
+    if (reader_.segment() == shared.taken_in.load() &&
+        reader_.position() == shared.taken_until.load() && shared.got.load() != got_after) {
         count_got(got_after);
     }
 }
@@ -301,14 +313,17 @@ void QueueCore::encode_into(Writer& writer) const {
     put_lock_.encode_into(writer);
     get_lock_.encode_into(writer);
     block_.encode_into(writer);
+    encode(writer, SentFd{backlog_->fd()});
 }
 
 std::shared_ptr<QueueCore> QueueCore::decode_from(Reader& reader) {
     SharedMutex put_lock = SharedMutex::decode_from(reader);
     SharedMutex get_lock = SharedMutex::decode_from(reader);
     SharedBlock block = SharedBlock::decode_from(reader);
-    return std::shared_ptr<QueueCore>(
-        new QueueCore(std::move(put_lock), std::move(get_lock), std::move(block)));
+    auto backlog = std::make_shared<SharedMapping>(SharedMapping::attach(
+        UniqueFd(decode<SentFd>(reader).fd), SharedMapping::Pages::on_first_use));
+    return std::shared_ptr<QueueCore>(new QueueCore(std::move(put_lock), std::move(get_lock),
+                                                    std::move(block), std::move(backlog)));
 }
 
 }  // namespace crew::detail

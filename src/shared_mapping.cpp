@@ -12,8 +12,9 @@
 namespace crew::detail {
 namespace {
 
-std::byte* map_shared(int fd, std::size_t size, bool populate) {
-    int flags = MAP_SHARED | (populate ? MAP_POPULATE : 0);
+std::byte* map_shared(int fd, std::size_t size, SharedMapping::Pages pages) {
+    const bool populate = pages == SharedMapping::Pages::touched;
+    int flags = MAP_SHARED | (populate ? MAP_POPULATE : MAP_NORESERVE);
     void* address = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (address == MAP_FAILED)
         throw_system_error("cannot map " + std::to_string(size) + " bytes of shared memory");
@@ -22,7 +23,7 @@ std::byte* map_shared(int fd, std::size_t size, bool populate) {
 
 }  // namespace
 
-SharedMapping SharedMapping::create(std::size_t size, const char* name) {
+SharedMapping SharedMapping::create(std::size_t size, const char* name, Pages pages) {
     int fd = ::memfd_create(name, MFD_CLOEXEC);
     if (fd < 0) throw_system_error(std::string("cannot create shared memory ") + name);
     SharedMapping mapping;
@@ -31,17 +32,17 @@ SharedMapping SharedMapping::create(std::size_t size, const char* name) {
         throw_system_error("cannot size shared memory " + std::string(name) + " to " +
                            std::to_string(size) + " bytes");
     }
-    mapping.data_ = map_shared(fd, size, true);
+    mapping.data_ = map_shared(fd, size, pages);
     mapping.size_ = size;
     return mapping;
 }
 
-SharedMapping SharedMapping::attach(UniqueFd fd) {
+SharedMapping SharedMapping::attach(UniqueFd fd, Pages pages) {
     struct stat status {};
     if (::fstat(fd.get(), &status) != 0) throw_system_error("cannot stat shared memory");
     SharedMapping mapping;
     mapping.size_ = static_cast<std::size_t>(status.st_size);
-    mapping.data_ = map_shared(fd.get(), mapping.size_, true);
+    mapping.data_ = map_shared(fd.get(), mapping.size_, pages);
     mapping.fd_ = std::move(fd);
     return mapping;
 }

@@ -78,6 +78,11 @@ TEST(Examples, QueueMapReduce) {
     auto run = run_example("queue_map_reduce");
     ASSERT_EQ(run.exit_status, 0) << run.output;
     EXPECT_EQ(run.output, "sum of squares of 1..100: 338350\n");
+    // Before queues grew, 110,000 numbers put before any result was read filled both queues.
+    run = crew::testing::run_program(
+        {std::string(CREW_EXAMPLES_DIR) + "/queue_map_reduce", "300000"});
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output, "sum of squares of 1..300000: 9000045000050000\n");
 }
 
 TEST(Examples, Demo) {

@@ -12,18 +12,17 @@
 //     p.join();
 //
 // A queue carries whole messages of T (anything crew/serialization.hpp can send, without
-// descriptors), of any size, through 1 MiB of shared memory. Messages from one producer arrive in
-// the order it put them. A copy of a queue, or a queue handed to a crew::Process, is the same
-// queue. Nothing is left in /dev/shm: the memory is gone when the last process using it ends.
+// descriptors), of any size, through shared memory. Messages from one producer arrive in the
+// order it put them. A copy of a queue, or a queue handed to a crew::Process, is the same queue.
+// Nothing is left in /dev/shm: the memory is gone when the last process using it ends.
 //
-// Blocking: get() waits (on a futex) for a message, put() for room: for a free slot when the
-// queue has a maxsize, and for its buffer to have space, which a consumer makes. Unlike Python's
-// put(), which hands messages to a thread with an unbounded buffer, put() blocks while 1 MiB of
-// messages waits unread: a process that put more than that before anyone reads waits for a
-// reader. Timeouts: get(timeout) and put(x, timeout) wait at most that long for a message to
-// begin, or for room to begin one, then throw crew::Empty or crew::Full, as get_nowait() and
-// put_nowait() do at once. A message larger than the buffer passes in pieces; once begun, it is
-// received whole. Ctrl-C in a waiting get() or put() throws crew::Interrupted.
+// Blocking: get() waits (on a futex) for a message. put() waits only when the queue has a maxsize,
+// for a free slot; without one it never waits, however much is unread: the queue's memory grows
+// with what waits unread and shrinks as it is read (docs/queue.md). A producer may end as soon as
+// its put() returns; its messages stay for the consumers. Timeouts: get(timeout) and put(x,
+// timeout) wait at most that long for a message to begin, or for a slot, then throw crew::Empty
+// or crew::Full, as get_nowait() and put_nowait() do at once. Once begun, a message is received
+// whole. Ctrl-C in a waiting get() or put() throws crew::Interrupted.
 //
 // Crashes: a producer that dies in put() leaves no torn message: the pieces it wrote are
 // dropped. A consumer that dies in get() loses at most the message it was receiving, counted as
@@ -43,6 +42,8 @@
 #include "crew/detail/byte_stream.hpp"
 #include "crew/detail/futex.hpp"
 #include "crew/detail/message_ring.hpp"
+#include "crew/detail/ring_chain.hpp"
+#include "crew/detail/shared_mapping.hpp"
 #include "crew/error.hpp"
 #include "crew/serialization.hpp"
 #include "crew/synchronize.hpp"
@@ -85,7 +86,9 @@ class QueueCore {
 
   private:
     struct State;
-    QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock block);
+    static SharedBlock new_block(std::size_t maxsize, bool joinable);
+    QueueCore(SharedMutex put_lock, SharedMutex get_lock, SharedBlock block,
+              std::shared_ptr<SharedMapping> backlog);
     State& state() const noexcept;
     void check_open(const char* call) const;
     bool producer_died();
@@ -96,6 +99,8 @@ class QueueCore {
     SharedMutex put_lock_;
     SharedMutex get_lock_;
     SharedBlock block_;
+    std::shared_ptr<SharedMapping> backlog_;  // the chain's rings after the first
+    RingChain chain_;
     RingWriter writer_;  // used by whoever holds put_lock_
     RingReader reader_;  // used by whoever holds get_lock_
     std::atomic<bool> closed_{false};

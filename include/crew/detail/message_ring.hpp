@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "crew/detail/futex.hpp"
+#include "crew/detail/ring_chain.hpp"
 
 namespace crew::detail {
 
@@ -55,6 +56,9 @@ class RingWriter {
     // The ring at memory (zeroed before first use); wake_fd >= 0: signal that eventfd or stream
     // socket instead of a futex wake when the reader sleeps.
     RingWriter(std::byte* memory, std::size_t capacity, int wake_fd = -1);
+    // The writer of a chain of rings (see ring_chain.hpp): it waits for space only once every
+    // ring of the chain is in use. Call resume() before each turn at writing, the first too.
+    explicit RingWriter(RingChain& chain);
 
     // Whether a sleeping reader is woken as soon as a message is written, or later: by
     // wake_reader(), or before this writer waits for space.
@@ -68,7 +72,7 @@ class RingWriter {
     void wake_reader();
     // Whether a message of this size would be written at once, without waiting for space.
     bool has_room_for(std::size_t message_size) const;
-    // Takes up where another writer of this ring left off.
+    // Takes up where another writer of this ring (or chain) left off.
     void resume();
     // While waiting for space, calls check every 100 ms or so; it may throw to give up (the
     // reader is gone, say). The message being written is then left unfinished, for the reader
@@ -82,8 +86,14 @@ class RingWriter {
     bool has_space(std::uint64_t needed) const;
     bool wait_for_space(std::uint64_t needed, const Deadline& deadline);
     void publish(std::uint64_t position, Wake wake);
+    bool space_comes_soon(std::uint64_t needed);
+    void follow_chain();
+    void move_to(std::uint32_t segment);
+    void attach(std::uint32_t segment);
 
-    RingControl& control_;
+    RingChain* chain_ = nullptr;
+    std::uint32_t segment_ = 0;  // of the chain, where this writer writes
+    RingControl* control_;
     std::byte* bytes_;
     std::size_t capacity_;
     std::uint64_t written_;             // our copy of control_.written
@@ -105,6 +115,8 @@ class RingReader {
     // end is closed.
     RingReader(std::byte* memory, std::size_t capacity,
                int pauses_between_looks = default_pauses_between_looks, int wake_socket = -1);
+    // The reader of a chain of rings: it reads each ring to its end, then follows the writer.
+    RingReader(RingChain& chain, int pauses_between_looks);
 
     // The next whole message if there is one, without waiting. It stays valid until release().
     std::optional<std::span<const std::byte>> try_read();
@@ -119,6 +131,8 @@ class RingReader {
     std::uint64_t position() const noexcept { return read_; }
     // What position() will be once the message read is released.
     std::uint64_t position_after_release() const noexcept { return read_ + held_; }
+    // Which ring of a chain position() is in.
+    std::uint32_t segment() const noexcept { return segment_; }
     // Done with the message try_read or read returned: its space goes back to the writer.
     void release();
     // Messages a reader that died had begun and this one skipped the end of, since the last call.
@@ -132,15 +146,20 @@ class RingReader {
     // Takes that request back: the writer need not wake this reader, who reads anyway.
     void cancel_sleep();
 
-    // Takes up where another reader of this ring left off, dropping any message begun.
+    // Takes up where another reader of this ring (or chain) left off, dropping any message
+    // begun.
     void resume();
 
   private:
+    bool follow_link();
+    void attach(std::uint32_t segment);
     void release_bytes(std::uint64_t count);
     void make_room(std::uint64_t size);
     bool sleep_on_socket(const Deadline& deadline);
 
-    RingControl& control_;
+    RingChain* chain_ = nullptr;
+    std::uint32_t segment_ = 0;
+    RingControl* control_;
     const std::byte* bytes_;
     std::size_t capacity_;
     std::uint64_t read_;          // our copy of control_.read

@@ -15,10 +15,13 @@ namespace crew::detail {
 class SharedMapping {
   public:
     SharedMapping() = default;
-    // A new block of size bytes, zeroed and touched. name shows in /proc/<pid>/maps.
-    static SharedMapping create(std::size_t size, const char* name);
+    // Whether every page is touched when mapped, or only once used: a sparse block larger than
+    // anything it will hold takes memory for the pages written only.
+    enum class Pages { touched, on_first_use };
+    // A new block of size bytes, zeroed. name shows in /proc/<pid>/maps.
+    static SharedMapping create(std::size_t size, const char* name, Pages pages = Pages::touched);
     // Maps the whole block behind fd, which it takes.
-    static SharedMapping attach(UniqueFd fd);
+    static SharedMapping attach(UniqueFd fd, Pages pages = Pages::touched);
 
     SharedMapping(SharedMapping&& other) noexcept;
     SharedMapping& operator=(SharedMapping&& other) noexcept;
