@@ -105,9 +105,9 @@ void PipeChannel::send(std::span<const std::byte> message) {
     if (!out_) {
         throw SystemError("cannot send on the receiving end of a one-way pipe", EBADF);
     }
-    // Known gone; else a message for an end that has gone waits in the ring, unread, until the
-    // ring fills: send() then finds out.
-    if (other_end_gone_) {
+    // Looked at every time (one poll(2), as Python's send makes one write(2)): a message for an
+    // end that has gone would wait in the ring, unread, and the sender never know.
+    if (other_end_gone()) {
         throw SystemError("cannot send on a connection whose other end is closed", EPIPE);
     }
     out_->write(message);

@@ -2,6 +2,8 @@
 // and EOFError instead of a hang when the other end is gone.
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -44,6 +46,25 @@ class PipeTest : public ::testing::TestWithParam<StartMethod> {
   protected:
     crew::ProcessOptions options() const { return {.start_method = GetParam()}; }
 };
+
+// Python's send() to a pipe whose reader is gone raises BrokenPipeError at once; crew's throws
+// crew::SystemError (EPIPE) at the first send, not once its ring is full.
+TEST_P(PipeTest, SendToAPeerWhoseProcessEndedThrowsAtOnce) {
+    auto [parent_end, child_end] = crew::Pipe<int>();
+    crew::Process child(options(), sleep_long, std::move(child_end));
+    child.start();
+    EXPECT_EQ(parent_end.recv(), 1);
+    child.kill();
+    ASSERT_TRUE(child.join(10s));
+    try {
+        parent_end.send(2);
+        ADD_FAILURE() << "send to a dead peer did not throw";
+    } catch (const crew::SystemError& error) {
+        EXPECT_EQ(error.error_number(), EPIPE);
+    }
+    EXPECT_THROW(parent_end.recv(), crew::EOFError);
+    EXPECT_THROW(parent_end.recv(), crew::EOFError) << "and again, as in Python";
+}
 
 TEST_P(PipeTest, AChildAnswersUntilTheParentCloses) {
     auto [parent_end, child_end] = crew::Pipe<std::string>();
@@ -111,6 +132,13 @@ TEST(Pipe, PollBytesAndClosing) {
     EXPECT_TRUE(first.poll()) << "at the end of the pipe, recv returns at once";
     EXPECT_THROW(first.recv(), crew::EOFError);
     EXPECT_THROW(first.send(1), crew::SystemError) << "nobody is there to read it";
+}
+
+TEST(Pipe, TheFirstSendAfterThePeerClosedThrows) {
+    auto [first, second] = crew::Pipe<int>();
+    first.send(1);
+    second.close();
+    EXPECT_THROW(first.send(2), crew::SystemError) << "without a recv or poll to notice first";
 }
 
 TEST(Pipe, AOneWayPipeSendsOnlyFromItsSecondEnd) {
