@@ -37,11 +37,14 @@ WorkerDied::WorkerDied(int exitcode, int pid)
 
 std::string detail::current_exception_type_name() {
     const std::type_info* type = abi::__cxa_current_exception_type();
-    if (type == nullptr) return "unknown exception";
+    return type == nullptr ? "unknown exception" : demangled_name(*type);
+}
+
+std::string detail::demangled_name(const std::type_info& type) {
     int status = 0;
     std::unique_ptr<char, void (*)(void*)> name(
-        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), std::free);
-    return status == 0 && name ? name.get() : type->name();
+        abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+    return status == 0 && name ? name.get() : type.name();
 }
 
 void detail::throw_system_error(const std::string& what_failed) {

@@ -113,9 +113,9 @@ SharedBlock QueueCore::new_block(std::size_t maxsize, bool joinable) {
 
 QueueCore::QueueCore(std::size_t maxsize, bool joinable)
     : QueueCore(SharedMutex(false), SharedMutex(false), new_block(maxsize, joinable),
-                std::make_shared<SharedMapping>(SharedMapping::create(
-                    RingChain::sparse_size(), "crew-queue-backlog",
-                    SharedMapping::Pages::on_first_use))) {
+                std::make_shared<SharedMapping>(
+                    SharedMapping::create(RingChain::sparse_size(), "crew-queue-backlog",
+                                          SharedMapping::Pages::on_first_use))) {
     handle_interrupts();  // Ctrl-C in get() or put() throws crew::Interrupted, as in a pool
 }
 

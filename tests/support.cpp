@@ -180,6 +180,8 @@ std::vector<FaultyItem> faulty_items(Fault fault, int count) {
 std::string describe_failure(std::exception_ptr error) {
     try {
         std::rethrow_exception(error);
+    } catch (const std::invalid_argument&) {
+        return "std::invalid_argument";
     } catch (const RemoteError& remote) {
         return "RemoteError " + remote.type_name();
     } catch (const WorkerDied& died) {
@@ -195,7 +197,7 @@ std::string describe_failure(std::exception_ptr error) {
 std::string expected_failure(Fault fault) {
     switch (fault) {
         case Fault::exception:
-            return "RemoteError std::invalid_argument";
+            return "std::invalid_argument";
         case Fault::crash:
             return "WorkerDied signal " + std::to_string(SIGSEGV);
         case Fault::abort:

@@ -22,6 +22,7 @@
 #include "crew/process.hpp"
 #include "crew/queue.hpp"
 #include "crew/range.hpp"
+#include "crew/remote_exception.hpp"
 #include "crew/serialization.hpp"
 #include "crew/shared_memory.hpp"
 #include "crew/shared_value.hpp"

@@ -15,6 +15,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 
 namespace crew {
 
@@ -40,8 +41,9 @@ class UnknownCallableError : public Error {
     using Error::Error;
 };
 
-// A task raised an exception in a worker process. what() reads "<type>: <what> (in worker pid N)";
-// the parts are kept too.
+// A task raised an exception in a worker process that crew cannot rebuild as its own type (see
+// crew/remote_exception.hpp). what() reads "<type>: <what> (in worker pid N)"; the parts are
+// kept too.
 class RemoteError : public Error {
   public:
     RemoteError(std::string type_name, std::string message, int pid);
@@ -121,6 +123,7 @@ namespace detail {
 [[noreturn]] void throw_system_error(const std::string& what_failed);
 // The demangled type name of the exception being handled ("unknown exception" outside a handler).
 std::string current_exception_type_name();
+std::string demangled_name(const std::type_info& type);
 }  // namespace detail
 
 }  // namespace crew

@@ -17,7 +17,8 @@
 //
 // Faults fail one task, never the pool: a task whose worker crashes fails with crew::WorkerDied
 // (and the worker is replaced), one that runs past task_timeout with crew::TimeoutError (its
-// worker is killed and replaced), one that throws with crew::RemoteError, which carries the
+// worker is killed and replaced), one that throws with what it threw, rebuilt as its own type
+// where crew can (crew/remote_exception.hpp), else as crew::RemoteError, which carries the
 // exception's type name, what() and the worker's pid. With retries = n, a task whose worker died
 // is run again up to n times first. A worker's death fails only the call it was running: the
 // calls of its chunk that had not begun run elsewhere, and so may those that had returned but
@@ -119,7 +120,8 @@ class AsyncResult {
     explicit AsyncResult(std::shared_ptr<detail::FutureState<T>> state)
         : future_(std::move(state)) {}
 
-    // Waits for the result; throws what the task threw (crew::RemoteError, WorkerDied, ...).
+    // Waits for the result; throws what the task threw (its own type, crew::RemoteError,
+    // WorkerDied, ...).
     T get() const { return future_.result(); }
     // As get(), but throws crew::TimeoutError after timeout.
     template <class Rep, class Period>

@@ -32,7 +32,8 @@ enum class Layout : std::uint8_t { one_by_one = 0, packed = 1 };
 
 // Writes the exception being handled as an outcome: type name, what(), this process's pid.
 void encode_current_exception(Writer& out);
-// Reads what encode_current_exception wrote, as a crew::RemoteError.
+// Reads what encode_current_exception wrote: the exception as its own type when it can be
+// rebuilt (crew/remote_exception.hpp), else a crew::RemoteError.
 std::exception_ptr decode_exception(Reader& in);
 
 // What calling F with the carried arguments returns, as it comes back to the caller.
