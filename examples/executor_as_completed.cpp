@@ -6,7 +6,7 @@
 //             print(f'{future_tasks[future]}: {future.result()}')
 #include <crew/crew.hpp>
 #include <iostream>
-#include <vector>
+#include <unordered_map>
 
 int compute_square(int n) {
     return n * n;
@@ -15,11 +15,9 @@ int compute_square(int n) {
 int main(int argc, char** argv) {
     crew::init(argc, argv);
     crew::ProcessPoolExecutor executor({.max_workers = 4});
-    std::vector<crew::Future<int>> futures;
-    for (int i = 0; i < 10; ++i) futures.push_back(executor.submit(compute_square, i));
-    for (const crew::Future<int>& future : crew::as_completed(futures)) {
-        int input =
-            static_cast<int>(std::find(futures.begin(), futures.end(), future) - futures.begin());
-        std::cout << input << ": " << future.result() << std::endl;
+    std::unordered_map<crew::Future<int>, int> future_tasks;
+    for (int i = 0; i < 10; ++i) future_tasks[executor.submit(compute_square, i)] = i;
+    for (const crew::Future<int>& future : crew::as_completed(future_tasks)) {
+        std::cout << future_tasks.at(future) << ": " << future.result() << std::endl;
     }
 }

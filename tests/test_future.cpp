@@ -4,9 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <crew/crew.hpp>
+#include <functional>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -121,6 +124,31 @@ TEST(Future, AsCompletedTimesOut) {
     auto it = completed.begin();
     EXPECT_EQ((*it).result(), 1);
     EXPECT_THROW(++it, crew::TimeoutError);
+}
+
+// Python's {executor.submit(f, x): x for x in xs} idiom, with an unordered_map and a map.
+TEST(Future, FuturesKeyMapsAndAsCompletedTakesTheMap) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    std::unordered_map<crew::Future<int>, int> future_tasks;
+    for (int i = 0; i < 20; ++i) future_tasks[executor.submit(sleep_then_return, i)] = i;
+    EXPECT_EQ(future_tasks.size(), 20u) << "each future is its own key";
+    std::set<int> inputs;
+    for (const crew::Future<int>& future : crew::as_completed(future_tasks)) {
+        EXPECT_EQ(future.result(), future_tasks.at(future));
+        inputs.insert(future_tasks.at(future));
+    }
+    EXPECT_EQ(inputs.size(), 20u);
+
+    std::map<crew::Future<int>, int> ordered;
+    crew::Future<int> first = executor.submit(sleep_then_return, 1);
+    crew::Future<int> copy = first;
+    ordered[first] = 1;
+    ordered[copy] = 2;
+    ordered[executor.submit(sleep_then_return, 2)] = 3;
+    EXPECT_EQ(ordered.size(), 2u) << "a copy is the same future";
+    EXPECT_EQ(ordered.at(first), 2);
+    EXPECT_TRUE(first == copy && !(first < copy) && !(copy < first));
+    EXPECT_EQ(std::hash<crew::Future<int>>()(first), std::hash<crew::Future<int>>()(copy));
 }
 
 TEST(Future, WaitSortsDoneFromNotDone) {

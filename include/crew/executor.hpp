@@ -49,6 +49,7 @@ struct ProcessPoolExecutorOptions {
     int max_tasks_per_child = 0;  // 0: never replaced
     std::optional<StartMethod> start_method = {};
     std::chrono::nanoseconds task_timeout{0};  // 0: none
+    int retries = 0;                           // runs again of a task whose worker died
 };
 
 class ProcessPoolExecutor {
@@ -59,7 +60,8 @@ class ProcessPoolExecutor {
                             .initializer = std::move(options.initializer),
                             .maxtasksperchild = options.max_tasks_per_child,
                             .start_method = options.start_method,
-                            .task_timeout = options.task_timeout}) {}
+                            .task_timeout = options.task_timeout,
+                            .retries = options.retries}) {}
     ~ProcessPoolExecutor() { shutdown(); }
     ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
     ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
@@ -178,7 +180,7 @@ class ThreadPoolExecutor {
 
   private:
     template <class F, class View, class R>
-    class ThreadMapResults {
+    class [[nodiscard]] ThreadMapResults {
       public:
         ThreadMapResults(ThreadPoolExecutor& executor, F function, View view,
                          std::optional<std::chrono::nanoseconds> timeout,

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <compare>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <optional>
 #include <type_traits>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -292,9 +294,13 @@ class Future {
         state_->on_done(std::move(callback), state_);
     }
 
+    // Futures compare, order and hash by the task they stand for, so they may key a std::map or
+    // std::unordered_map, as Python's {executor.submit(f, x): x for x in xs}.
     bool operator==(const Future& other) const { return state_ == other.state_; }
+    auto operator<=>(const Future& other) const { return state_ <=> other.state_; }
 
   private:
+    friend struct std::hash<Future>;
     T value() const { return state_->value(); }
 
     std::shared_ptr<detail::FutureState<T>> state_;
@@ -367,6 +373,16 @@ template <class T, class Rep, class Period>
 AsCompleted<T> as_completed(const std::vector<Future<T>>& futures,
                             std::chrono::duration<Rep, Period> timeout) {
     return AsCompleted<T>(futures, std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+}
+
+// Over the keys of a map of futures, as Python's as_completed over {submit(f, x): x for x in xs}.
+template <class T, class Value, class Hash, class Equal, class Allocator>
+AsCompleted<T> as_completed(
+    const std::unordered_map<Future<T>, Value, Hash, Equal, Allocator>& futures) {
+    std::vector<Future<T>> keys;
+    keys.reserve(futures.size());
+    for (const auto& entry : futures) keys.push_back(entry.first);
+    return AsCompleted<T>(std::move(keys), std::nullopt);
 }
 
 // When crew::wait returns, as concurrent.futures' FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED.
@@ -443,3 +459,10 @@ WaitResult<T> wait(const std::vector<Future<T>>& futures, ReturnWhen when,
 }
 
 }  // namespace crew
+
+template <class T>
+struct std::hash<crew::Future<T>> {
+    std::size_t operator()(const crew::Future<T>& future) const noexcept {
+        return std::hash<std::shared_ptr<crew::detail::FutureState<T>>>()(future.state_);
+    }
+};

@@ -351,8 +351,10 @@ constexpr std::uint32_t chunk_limit_for_results() {
 // The lazy results of imap and imap_unordered: an input range, read once. A call that failed
 // throws its error where its result is read (*it); ++it then moves on to the next result, so
 // the other results can still be had, as with Python's next().
+// [[nodiscard]]: the calls run only as the results are read, so results dropped unread are work
+// never done.
 template <class R>
-class ImapResults {
+class [[nodiscard]] ImapResults {
   public:
     // Submits the next chunk of up to size calls, its first numbered first; returns how many
     // calls it holds, or nothing when the input is exhausted.
