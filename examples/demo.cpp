@@ -1,13 +1,16 @@
 // The main demo, after seed 001's "How to Get the Most Out of Python Multiprocessing": the square
 // roots of range(10, N) with Pool.map against a serial loop, for N = 5,000,000 (parallelism
 // pays) and N = 100,000 (it does not, in Python), then the same work on ThreadPoolExecutor, and
-// a pool that shrugs off a crashing task. Run by the README's first command.
+// a pool that shrugs off a crashing task. Beside each N, Python's own figures, measured in the
+// same run by demo.py, when python3 is there. Run by the README's first command.
+#include <sys/wait.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <crew/crew.hpp>
 #include <csignal>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 double root(long x) {
@@ -34,19 +37,30 @@ double median_seconds(Work&& work) {
     return times[times.size() / 2];
 }
 
+// Runs demo.py for n beside crew, with as many processes; says what it measured, or why not.
+std::string python_figures(long n, int processes) {
+    const std::string command = "python3 '" CREW_DEMO_PYTHON "' " + std::to_string(n) + " " +
+                                std::to_string(processes) + " 2>/dev/null";
+    FILE* output = ::popen(command.c_str(), "r");
+    if (output == nullptr) return "Python not run: cannot start a shell";
+    double serial = 0, pool = 0;
+    const int read = std::fscanf(output, "serial %lf pool %lf", &serial, &pool);
+    const int status = ::pclose(output);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return "Python not found (python3)";
+    if (read != 2 || status != 0) return "Python did not finish (python3 " CREW_DEMO_PYTHON ")";
+    char line[160];
+    std::snprintf(line, sizeof line,
+                  "Python, measured now: serial %.4f s, Pool(%d).map %.4f s (%.2fx the serial "
+                  "time)",
+                  serial, processes, pool, pool / serial);
+    return line;
+}
+
 int main(int argc, char** argv) {
     crew::init(argc, argv);
     std::printf("crew demo: square roots of range(10, N), %d CPUs, medians of 5 runs\n\n",
                 crew::cpu_count());
-    // Python 3.11 with Pool(2) on the machine crew is measured on (bench/sqrt/run.sh,
-    // 2026-12-01; bench/README.md), and the seed author's laptop.
-    const char* python[] = {
-        "Python, measured: 0.5-0.7 s with Pool, 0.24-0.29 s serial (the seed's laptop: "
-        "1.64 s vs 2.74 s)",
-        "Python, measured: 0.006-0.012 s with Pool, 0.003-0.005 s serial (the seed's "
-        "laptop: 0.38 s vs 0.005 s)"};
     crew::Pool pool;
-    int run = 0;
     for (long n : {5'000'000L, 100'000L}) {
         // Each run makes a fresh result vector, as seed 001's Python does.
         std::vector<double> serial;
@@ -80,7 +94,8 @@ int main(int argc, char** argv) {
                     pool_time / serial_time);
         std::printf("  crew::ThreadPoolExecutor   %8.4f s  (%.2fx the serial time)\n", thread_time,
                     thread_time / serial_time);
-        std::printf("  results identical: %s\n  %s\n\n", same ? "yes" : "NO", python[run++]);
+        std::printf("  results identical: %s\n  %s\n\n", same ? "yes" : "NO",
+                    python_figures(n, crew::cpu_count()).c_str());
     }
 
     std::printf("a task that segfaults fails alone:\n");

@@ -3,7 +3,8 @@
 //     pool = multiprocessing.Pool(processes=4)
 //     outputs = pool.map(square, inputs)
 //     outputs_async = pool.map_async(square, inputs); outputs = outputs_async.get()
-//     result = pool.apply_async(square, (4,)); print(result.get())
+//     result_async = [pool.apply_async(square, args=(i,)) for i in range(10)]
+//     results = [r.get() for r in result_async]
 #include <crew/crew.hpp>
 #include <iostream>
 #include <string>
@@ -29,6 +30,9 @@ int main(int argc, char** argv) {
     std::cout << "Output: " << list(pool.map(square, inputs)) << "\n";
     crew::AsyncResult<std::vector<int>> outputs_async = pool.map_async(square, inputs);
     std::cout << "Output (map_async): " << list(outputs_async.get()) << "\n";
-    crew::AsyncResult<int> result = pool.apply_async(square, 4);
-    std::cout << "Output (apply_async): " << result.get() << std::endl;
+    std::vector<crew::AsyncResult<int>> result_async;
+    for (int i = 0; i < 10; ++i) result_async.push_back(pool.apply_async(square, i));
+    std::vector<int> results;
+    for (auto& r : result_async) results.push_back(r.get());
+    std::cout << "Output (apply_async): " << list(results) << std::endl;
 }

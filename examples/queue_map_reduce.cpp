@@ -18,9 +18,9 @@
 // needs a put() that never waits on an unbounded queue, as in Python.
 #include <crew/crew.hpp>
 #include <iostream>
-#include <string>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 void mapper(crew::Queue<std::optional<long>> tasks, crew::Queue<long> results) {

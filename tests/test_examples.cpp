@@ -53,7 +53,7 @@ TEST(Examples, PoolSquaresAsync) {
     ASSERT_EQ(run.exit_status, 0) << run.output;
     EXPECT_EQ(run.output,
               "Input: [0, 1, 2, 3, 4]\nOutput: [0, 1, 4, 9, 16]\nOutput (map_async): [0, 1, 4, "
-              "9, 16]\nOutput (apply_async): 16\n");
+              "9, 16]\nOutput (apply_async): [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n");
 }
 
 TEST(Examples, SharedValueAndArray) {

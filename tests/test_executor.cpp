@@ -106,7 +106,8 @@ TEST_P(ProcessPoolExecutorTest, ACallbackThatThrowsHarmsNothing) {
     crew::Future<int> future = executor.submit(worker_pid, 0);
     future.add_done_callback([](crew::Future<int>) { throw std::runtime_error("callback"); });
     EXPECT_EQ(future.result(30s), pid);
-    EXPECT_EQ(executor.submit(worker_pid, 0).result(30s), pid) << "the worker was replaced";
+    EXPECT_EQ(executor.submit(worker_pid, 0).result(30s), pid)
+        << "the worker was replaced, as if the callback's exception had been the task's";
 }
 
 TEST_P(ProcessPoolExecutorTest, MapIsLazyAndOrdered) {

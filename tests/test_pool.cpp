@@ -293,6 +293,7 @@ TEST_P(PoolTest, ACrashFailsOnlyItsTask) {
     EXPECT_THROW(pool.apply(abort_now, 0), crew::WorkerDied);
     try {
         pool.apply(exit_three, 0);
+        ADD_FAILURE() << "a task whose worker exited returned";
     } catch (const crew::WorkerDied& died) {
         EXPECT_EQ(died.exitcode(), 3);
         EXPECT_EQ(died.signal(), 0);
