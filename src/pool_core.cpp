@@ -36,9 +36,11 @@ namespace {
 // Each direction of a worker's channel: big enough that a map's chunks rarely wait for space,
 // small enough to stay warm (it is touched once, when the worker starts).
 constexpr std::size_t ring_capacity = std::size_t{1} << 20;
-// Tasks written to a worker ahead of the one it runs: at least one, so that it never waits for
-// the broker; more while its tasks are short, up to about queued_work of them, so that a worker
-// fed tiny tasks runs them back to back instead of sleeping between the broker's visits.
+// Tasks written to a worker ahead of the one it runs, while its tasks are short (under
+// queued_work each): at least one, so that it never waits for the broker, and up to about
+// queued_work of them, so that a worker fed tiny tasks runs them back to back instead of sleeping
+// between the broker's visits. A worker whose tasks take longer gets one at a time: a task
+// queued behind a long one would wait there while another worker may sit idle.
 constexpr std::size_t least_tasks_in_flight = 2;
 constexpr std::size_t most_tasks_in_flight = 256;
 constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
@@ -783,10 +785,13 @@ void PoolCore::dispatch() {
 
 bool PoolCore::wants_task(const Worker& worker) const {
     if (worker.stopped) return false;
-    const std::size_t depth = std::clamp<std::size_t>(
-        static_cast<std::size_t>(queued_work /
-                                 std::max(worker.recent_task_cost, std::chrono::nanoseconds(1))),
-        least_tasks_in_flight, most_tasks_in_flight);
+    const std::size_t depth =
+        worker.recent_task_cost >= queued_work
+            ? 1
+            : std::clamp<std::size_t>(
+                  static_cast<std::size_t>(
+                      queued_work / std::max(worker.recent_task_cost, std::chrono::nanoseconds(1))),
+                  least_tasks_in_flight, most_tasks_in_flight);
     if (worker.in_flight.size() >= depth) return false;
     // Beyond the least, only what fits at once: the broker must not wait on one worker.
     return worker.in_flight.size() < least_tasks_in_flight ||

@@ -188,6 +188,30 @@ TEST_P(PoolTest, TasksSubmittedOneByOneGoToIdleWorkers) {
     EXPECT_NE(first.get(), second.get()) << "the second task queued behind the first";
 }
 
+// No worker sits idle while a task that has not started waits behind a busy one.
+TEST_P(PoolTest, ATaskNeverWaitsBehindABusyWorkerWhileAnotherIsIdle) {
+    crew::Pool pool(options(2));
+    crew::ProcessPoolExecutor executor({.max_workers = 2, .start_method = GetParam()});
+    for (int round = 0; round < 2; ++round) {
+        std::vector<crew::Future<int>> futures;
+        for (int milliseconds : {400, 10, 200}) {
+            futures.push_back(executor.submit(sleep_ms, milliseconds));
+        }
+        std::vector<int> finished;
+        for (const auto& future : crew::as_completed(futures, 30s)) {
+            finished.push_back(future.result());
+        }
+        EXPECT_EQ(finished, (std::vector<int>{10, 200, 400})) << "round " << round;
+    }
+    auto first = pool.apply_async(sleep_ms, 400);
+    auto second = pool.apply_async(sleep_ms, 10);
+    auto third = pool.apply_async(sleep_ms, 200);
+    EXPECT_EQ(third.get(), 200);
+    EXPECT_TRUE(second.ready());
+    EXPECT_FALSE(first.ready()) << "the 200 ms task waited behind the 400 ms one";
+    EXPECT_EQ(first.get(), 400);
+}
+
 TEST_P(PoolTest, MapAsyncReturnsAtOnce) {
     crew::Pool pool(options());
     auto slow = pool.map_async(sleep_ms, std::vector<int>{300, 300});
