@@ -219,7 +219,16 @@ void worker_main(WorkerSetup setup) {
         for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
         Reader call(setup.initializer, initializer_fds);
         Writer ignored;
-        invoke_call(call, ignored);  // an exception ends the worker: the pool sees it die unready
+        try {
+            invoke_call(call, ignored);
+        } catch (...) {
+            // Said to the broker, for the error its tasks get should every start fail; the
+            // exception then ends the worker, which the pool sees die unready.
+            start_reply();
+            encode_current_exception(reply);
+            send({.kind = ReplyKind::initializer_failed});
+            throw;
+        }
     }
     start_reply();
     send({.kind = ReplyKind::ready});
@@ -468,6 +477,7 @@ void PoolCore::start_worker(std::size_t index) {
 PoolCore::Task PoolCore::make_task(Writer& task, std::uint64_t first, std::uint32_t count,
                                    std::shared_ptr<TaskSink> sink) const {
     if (closed_.load()) {
+        if (broken_error_) std::rethrow_exception(broken_error_);
         throw Error(
             "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
             "new tasks");
@@ -635,10 +645,16 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
         case ReplyKind::ready:
             worker.ready = true;
             failed_starts_in_a_row_ = 0;
+            last_start_error_ = nullptr;
             return;
         case ReplyKind::retiring:
             worker.retiring = true;
             return;
+        case ReplyKind::initializer_failed: {
+            Reader reader(bytes.subspan(sizeof header));
+            last_start_error_ = decode_exception(reader);
+            return;
+        }
         case ReplyKind::ran:
         case ReplyKind::failed:
             break;
@@ -707,12 +723,14 @@ void PoolCore::handle_end(std::size_t index) {
     if (!worker.ready) {
         if (++failed_starts_in_a_row_ >= start_failures_tolerated) {
             for (Task& task : orphans) pending_.push_front(std::move(task));
-            fail_everything(std::make_exception_ptr(Error(fmt::format(
-                "crew: pool workers keep dying as they start (the last exit code was {}); is the "
-                "initializer failing? Every task of the pool failed",
-                exitcode))));
+            broken_error_ = std::make_exception_ptr(
+                BrokenPool("crew: the pool's workers cannot start: " + start_failure(exitcode) +
+                           "; every task of the pool failed, and it takes no more"));
             broken_ = true;
+            // Before the tasks fail: a caller woken by its failure must find the pool closed.
+            // After broken_error_, which callers read once they see it.
             closed_.store(true);
+            fail_everything(broken_error_);
             return;
         }
     } else if (!worker.retiring && !orphans.empty() &&
@@ -725,6 +743,24 @@ void PoolCore::handle_end(std::size_t index) {
         orphans.pop_back();
     }
     start_worker(index);
+}
+
+// Why the last worker that died as it started did, for a BrokenPool's message.
+std::string PoolCore::start_failure(int exitcode) const {
+    if (last_start_error_) {
+        try {
+            std::rethrow_exception(last_start_error_);
+        } catch (const RemoteError& error) {
+            return std::string("the initializer threw ") + error.what();
+        } catch (const std::exception& error) {
+            return "the initializer threw " + current_exception_type_name() + ": " + error.what();
+        } catch (...) {
+            return "the initializer threw " + current_exception_type_name();
+        }
+    }
+    return exitcode < 0 ? fmt::format("each ended by signal {} ({}) before it was ready", -exitcode,
+                                      strsignal(-exitcode))
+                        : fmt::format("each exited with status {} before it was ready", exitcode);
 }
 
 // The first task in flight had begun on the worker that died: the call that was running fails
@@ -921,7 +957,45 @@ void PoolCore::sleep_until_woken() {
     (void)!::read(wake_.get(), &count, sizeof count);
 }
 
+// Whatever fails on the broker's thread (a system call, a replacement worker that cannot start)
+// breaks the pool, never the program: an exception leaving a thread's function would end it.
 void PoolCore::broker() {
+    try {
+        run_broker();
+    } catch (...) {
+        break_down(std::current_exception());
+    }
+}
+
+// Every task fails with a BrokenPool that says why, and the workers end.
+void PoolCore::break_down(const std::exception_ptr& cause) {
+    BrokerWork work(*this, BrokerWork::wait);
+    std::string why = "unknown error";
+    try {
+        std::rethrow_exception(cause);
+    } catch (const std::exception& error) {
+        why = error.what();
+    } catch (...) {
+    }
+    log(LogLevel::error, "a pool's broker cannot go on: {}", why);
+    broken_error_ = std::make_exception_ptr(
+        BrokenPool("crew: the pool broke down (" + why +
+                   "); every task of the pool failed, and it takes no more"));
+    broken_ = true;
+    for (auto& worker : workers_) {
+        if (!worker->process || !worker->process->pid()) continue;
+        worker->stopped = true;
+        worker->process->kill();
+        worker->process->join();
+        end_left_behind(*worker);
+    }
+    closed_.store(true);  // after broken_error_, which callers read once they see it
+    fail_everything(broken_error_);
+    broker_finished_.store(true);
+    fail_everything(broken_error_);  // what was submitted before closed_ was seen
+}
+
+void PoolCore::run_broker() {
     int idle = 0;
     bool woke = false;
     for (std::uint64_t iteration = 0;; ++iteration) {
@@ -930,6 +1004,8 @@ void PoolCore::broker() {
         {
             BrokerWork work(*this, BrokerWork::wait);
             progress = take_submissions();
+            // Submitted as the pool broke, before its callers could see it closed.
+            if (broken_) fail_everything(broken_error_);
             if (terminate_requested_.load()) {
                 broker_finished_.store(true);
                 for (auto& worker : workers_) {

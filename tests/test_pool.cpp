@@ -1,5 +1,6 @@
 // crew::Pool: Python's multiprocessing.Pool semantics, its faults and its resources.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <set>
 #include <span>
@@ -112,6 +114,13 @@ int initialized_value = 0;
 void initialize(int value) {
     initialized_value = value;
 }
+void fail_to_initialize(int) {
+    throw std::runtime_error("no database");
+}
+void crash_while_initializing(int) {
+    std::raise(SIGSEGV);
+}
+
 int read_initialized(int) {
     return initialized_value;
 }
@@ -425,6 +434,70 @@ TEST_P(PoolTest, InitializerRunsInEveryWorker) {
     initialized.initializer = crew::Initializer(initialize, 42);
     crew::Pool pool(initialized);
     EXPECT_EQ(pool.map(read_initialized, crew::range(8), 1), std::vector<int>(8, 42));
+}
+
+// Python's Pool restarts workers whose initializer fails forever, and its calls hang; crew's
+// pool breaks, and says why.
+TEST_P(PoolTest, APoolWhoseWorkersCannotStartFailsItsCallsWithBrokenPool) {
+    crew::PoolOptions failing = options();
+    failing.initializer = crew::Initializer(fail_to_initialize, 0);
+    crew::Pool pool(failing);
+    for (int call = 0; call < 2; ++call) {  // the call that finds it broken, and one after
+        try {
+            pool.apply(square, 3);
+            ADD_FAILURE() << "a pool without workers ran a call";
+        } catch (const crew::BrokenPool& broken) {
+            const std::string what = broken.what();
+            EXPECT_NE(what.find("the initializer threw std::runtime_error: no database"),
+                      std::string::npos)
+                << what;
+        }
+    }
+    EXPECT_THROW(pool.map(square, crew::range(10)), crew::BrokenPool);
+
+    crew::PoolOptions crashing = options();
+    crashing.initializer = crew::Initializer(crash_while_initializing, 0);
+    crew::Pool crashed(crashing);
+    try {
+        crashed.apply(square, 3);
+        ADD_FAILURE() << "a pool without workers ran a call";
+    } catch (const crew::BrokenPool& broken) {
+        EXPECT_NE(std::string(broken.what()).find("signal 11"), std::string::npos) << broken.what();
+    }
+}
+
+// Open descriptors of this process.
+rlim_t open_descriptors() {
+    return static_cast<rlim_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                             std::filesystem::directory_iterator()));
+}
+
+// A replacement worker that cannot start (no descriptor left for its channel) breaks the pool
+// with a clear error; the broker's thread does not end the program.
+TEST_P(PoolTest, AReplacementWorkerThatCannotStartBreaksThePoolNotTheProgram) {
+    crew::Pool pool(options(1));
+    const int pid = pool.apply(worker_pid, 0);
+    auto waiting = pool.apply_async(sleep_ms, 10'000);
+    rlimit limit{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+    const rlimit lowered{open_descriptors(), limit.rlim_max};
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    // Under the lowered limit until the pool has given up on the replacement: the call waits
+    // for a worker until then.
+    std::string outcome = "a pool without workers ran a call";
+    try {
+        pool.apply_async(square, 2).get(30s);
+    } catch (const crew::BrokenPool& broken) {
+        outcome = broken.what();
+    } catch (const std::exception& other) {
+        outcome = std::string("another error: ") + other.what();
+    }
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &limit), 0);
+    EXPECT_NE(outcome.find("Too many open files"), std::string::npos) << outcome;
+    ASSERT_TRUE(waiting.wait(30s)) << "the task of the killed worker never ended";
+    EXPECT_THROW(waiting.get(), crew::Error);
+    EXPECT_THROW(pool.apply(square, 2), crew::BrokenPool) << "and every call after";
 }
 
 TEST_P(PoolTest, ImapUnorderedGivesEveryResult) {

@@ -73,6 +73,13 @@ class WorkerDied : public Error {
     int pid_;
 };
 
+// The pool's workers cannot start (their initializer keeps failing, say): every task of the pool
+// failed with this, and it takes no more. what() says why (Python's BrokenProcessPool).
+class BrokenPool : public Error {
+  public:
+    using Error::Error;
+};
+
 // A wait ran out of time (AsyncResult::get(timeout)), or a task ran longer than the pool's
 // task_timeout and its worker was killed.
 class TimeoutError : public Error {

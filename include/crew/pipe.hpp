@@ -15,9 +15,10 @@
 // for 50 µs, then asleep); poll(timeout) says whether recv() would return at once. When the
 // other end is closed, also because the process holding it ended, however it ended, recv()
 // throws crew::EOFError once what was sent before is read, instead of waiting forever; send()
-// then throws crew::SystemError (EPIPE) at once, Python's BrokenPipeError. A message is delivered whole or not at all. Hand an end to a crew::Process as an
-// argument (it travels as a descriptor): move it in, or close() your copy after, or the kernel
-// cannot tell that the process holding it has gone.
+// then throws crew::SystemError (EPIPE) at once, Python's BrokenPipeError. A message is
+// delivered whole or not at all. Hand an end to a crew::Process as an argument (it travels as a
+// descriptor): move it in, or close() your copy after, or the kernel cannot tell that the process
+// holding it has gone.
 //
 // Pipe(false) gives a one-way pipe: the first end only receives, the second only sends.
 // One thread at a time may send on a connection, and one receive.

@@ -183,6 +183,9 @@ class PoolCore {
     void fail(Task& task, std::exception_ptr error);
     void handle_end(std::size_t index);
     void blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode);
+    std::string start_failure(int exitcode) const;
+    void run_broker();
+    void break_down(const std::exception_ptr& cause);
     void end_left_behind(const Worker& worker);
     int milliseconds_to_next_timeout() const;
     void dispatch();
@@ -213,6 +216,9 @@ class PoolCore {
     std::uint64_t workers_started_ = 0;  // numbers them, as Python does: crew-worker-N in ps
     int failed_starts_in_a_row_ = 0;
     bool broken_ = false;  // workers could not start: none is replaced any more
+    // Set once, by the broker, before closed_: what every task gets once the pool is broken.
+    std::exception_ptr broken_error_;
+    std::exception_ptr last_start_error_;  // the exception the last failed initializer threw
     std::thread broker_;
     std::once_flag joined_;
 };

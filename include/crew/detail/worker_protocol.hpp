@@ -33,6 +33,7 @@ enum class ReplyKind : std::uint32_t {
     failed,    // the task could not run (its message could not be read): an exception follows
     ready,     // the worker's initializer ran; it takes tasks now
     retiring,  // it made max_tasks_per_child tasks and ends after this
+    initializer_failed,  // the initializer threw: an exception follows, and the worker ends
 };
 
 struct ReplyHeader {
