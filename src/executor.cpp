@@ -1,16 +1,26 @@
 #include "crew/executor.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <string>
 
 #include "crew/detail/futex.hpp"
+#include "crew/detail/log.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/init.hpp"
 
 namespace crew {
 
-ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolExecutorOptions options) {
+ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolExecutorOptions options)
+    : thread_name_prefix_(std::move(options.thread_name_prefix)),
+      initializer_(std::move(options.initializer)) {
     if (options.max_workers < 0) throw Error("crew: max_workers cannot be negative");
+    static std::atomic<int> executors{0};
+    const int number = ++executors;
+    if (thread_name_prefix_.empty()) thread_name_prefix_ = "ThreadPool-" + std::to_string(number);
     int count = options.max_workers != 0 ? options.max_workers : std::min(32, cpu_count() + 4);
     no_spare_core_ = count >= cpu_count();
     sleeps_ = std::make_unique<Sleep[]>(static_cast<std::size_t>(count));
@@ -18,6 +28,31 @@ ThreadPoolExecutor::ThreadPoolExecutor(ThreadPoolExecutorOptions options) {
     for (std::size_t i = 0; i < static_cast<std::size_t>(count); ++i) {
         threads_.emplace_back([this, i] { work(i); });
     }
+}
+
+// A thread's name and initializer, before its first task.
+void ThreadPoolExecutor::start_thread(std::size_t index) {
+    const std::string name = (thread_name_prefix_ + "_" + std::to_string(index)).substr(0, 15);
+    if (const int error = ::pthread_setname_np(::pthread_self(), name.c_str()); error != 0) {
+        detail::log(LogLevel::warning, "cannot name a thread {}: {}", name, std::strerror(error));
+    }
+    if (!initializer_) return;
+    try {
+        initializer_();
+    } catch (const std::exception& error) {
+        break_with(detail::current_exception_type_name() + ": " + error.what());
+    } catch (...) {
+        break_with(detail::current_exception_type_name());
+    }
+}
+
+void ThreadPoolExecutor::break_with(const std::string& why) {
+    std::call_once(broken_once_, [&] {
+        broken_error_ = std::make_exception_ptr(
+            BrokenPool("crew: a ThreadPoolExecutor thread's initializer threw " + why +
+                       "; the executor is broken: its tasks fail, and it takes no more"));
+        broken_.store(true, std::memory_order_release);
+    });
 }
 
 namespace {
@@ -34,6 +69,7 @@ constexpr int pauses_between_looks = 16;
 void ThreadPoolExecutor::enqueue(std::shared_ptr<detail::ThreadJob> job) {
     // A shutdown that sees no submit in progress finds every job pushed before it (see
     // wait_for_jobs), so none is left behind unrun.
+    if (broken_.load(std::memory_order_acquire)) std::rethrow_exception(broken_error_);
     submitting_.fetch_add(1, std::memory_order_seq_cst);
     if (shutting_down_.load(std::memory_order_seq_cst)) {
         submitting_.fetch_sub(1, std::memory_order_release);
@@ -106,6 +142,7 @@ bool ThreadPoolExecutor::wait_for_jobs(std::size_t index) {
 }
 
 void ThreadPoolExecutor::work(std::size_t index) {
+    start_thread(index);
     std::vector<std::shared_ptr<detail::ThreadJob>> batch;
     batch.reserve(most_jobs_taken);
     bool quick = false;
@@ -122,6 +159,8 @@ void ThreadPoolExecutor::work(std::size_t index) {
         for (auto& job : batch) {
             if (cancelling_.load(std::memory_order_relaxed)) {
                 job->cancel_job();
+            } else if (broken_.load(std::memory_order_acquire)) {
+                job->fail_job(broken_error_);
             } else {
                 job->run();
             }

@@ -1,5 +1,6 @@
 // crew::ProcessPoolExecutor and crew::ThreadPoolExecutor.
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support.hpp"
@@ -157,6 +159,53 @@ INSTANTIATE_TEST_SUITE_P(AllStartMethods, ProcessPoolExecutorTest,
                          ::testing::Values(crew::StartMethod::forkserver, crew::StartMethod::fork,
                                            crew::StartMethod::spawn),
                          [](const auto& info) { return std::string(crew::to_string(info.param)); });
+
+std::string this_thread_name() {
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    return name;
+}
+
+thread_local int thread_setting = 0;
+
+// Python's ThreadPoolExecutor(thread_name_prefix=..., initializer=...).
+TEST(ThreadPoolExecutor, NamesItsThreadsAndRunsTheInitializerInEach) {
+    std::atomic<int> initialized{0};
+    crew::ThreadPoolExecutor executor(
+        {.max_workers = 2, .thread_name_prefix = "worker", .initializer = [&] {
+             thread_setting = 7;
+             ++initialized;
+         }});
+    std::set<std::string> names;
+    for (int i = 0; i < 50; ++i) {
+        auto [name, setting] =
+            executor.submit([] { return std::pair(this_thread_name(), thread_setting); })
+                .result(30s);
+        EXPECT_EQ(setting, 7) << "the task ran before its thread's initializer";
+        names.insert(name);
+    }
+    for (const std::string& name : names) {
+        EXPECT_TRUE(name == "worker_0" || name == "worker_1") << name;
+    }
+    executor.shutdown();
+    EXPECT_EQ(initialized.load(), 2);
+    crew::ThreadPoolExecutor unnamed({.max_workers = 1});
+    EXPECT_EQ(unnamed.submit(this_thread_name).result(30s).rfind("ThreadPool-", 0), 0u);
+}
+
+TEST(ThreadPoolExecutor, AFailingInitializerBreaksTheExecutor) {
+    crew::ThreadPoolExecutor executor(
+        {.max_workers = 1, .initializer = [] { throw std::runtime_error("no connection"); }});
+    try {
+        executor.submit([] { return 1; }).result(30s);
+        ADD_FAILURE() << "a task ran on a thread whose initializer threw";
+    } catch (const crew::BrokenPool& broken) {
+        EXPECT_NE(std::string(broken.what()).find("std::runtime_error: no connection"),
+                  std::string::npos)
+            << broken.what();
+    }
+    EXPECT_THROW(executor.submit([] { return 2; }), crew::BrokenPool) << "and takes no more";
+}
 
 TEST(ThreadPoolExecutor, TakesAnyCallable) {
     crew::ThreadPoolExecutor executor({.max_workers = 4});

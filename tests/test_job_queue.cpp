@@ -23,6 +23,7 @@ class Numbered final : public crew::detail::ThreadJob {
     }
     void run() override {}
     void cancel_job() override {}
+    void fail_job(std::exception_ptr) override {}
     const int pusher;
     const int number;
 

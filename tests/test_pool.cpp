@@ -475,6 +475,10 @@ rlim_t open_descriptors() {
 // A replacement worker that cannot start (no descriptor left for its channel) breaks the pool
 // with a clear error; the broker's thread does not end the program.
 TEST_P(PoolTest, AReplacementWorkerThatCannotStartBreaksThePoolNotTheProgram) {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "UBSan checks memory through a pipe of its own: with no descriptor left, it "
+                    "reports every object it looks at as invalid";
+#endif
     crew::Pool pool(options(1));
     const int pid = pool.apply(worker_pid, 0);
     auto waiting = pool.apply_async(sleep_ms, 10'000);

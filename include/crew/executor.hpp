@@ -32,6 +32,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -131,6 +132,9 @@ class ThreadTask final : public FutureState<R>, public ThreadJob {
         }
     }
     void cancel_job() override { this->cancel(); }
+    void fail_job(std::exception_ptr error) override {
+        if (this->set_running()) this->set_error(std::move(error));
+    }
 
   private:
     Call call_;
@@ -140,6 +144,12 @@ class ThreadTask final : public FutureState<R>, public ThreadJob {
 
 struct ThreadPoolExecutorOptions {
     int max_workers = 0;  // 0: crew::cpu_count() + 4, as Python (at most 32)
+    // Threads are named prefix_0, prefix_1, ... (as the system shows them: 15 bytes at most);
+    // empty: "ThreadPool-N", N counting executors from 1.
+    std::string thread_name_prefix = {};
+    // Run by each thread before its first task. Should it throw, the executor is broken: its
+    // tasks and later submits fail with crew::BrokenPool (Python's BrokenThreadPool).
+    std::function<void()> initializer = {};
 };
 
 class ThreadPoolExecutor {
@@ -233,6 +243,8 @@ class ThreadPoolExecutor {
 
     void enqueue(std::shared_ptr<detail::ThreadJob> job);
     void work(std::size_t index);
+    void start_thread(std::size_t index);
+    void break_with(const std::string& why);
     // Spins, then sleeps, until jobs may be queued; false once shut down with none left.
     bool wait_for_jobs(std::size_t index);
     // Wakes one sleeping thread for the jobs queued, unless a thread looks for jobs already. The
@@ -258,6 +270,12 @@ class ThreadPoolExecutor {
     std::atomic<bool> shutting_down_{false};
     std::atomic<bool> cancelling_{false};  // shutdown(cancel_futures): taken jobs are cancelled
     bool no_spare_core_ = false;           // as many threads as cores, or more
+    std::string thread_name_prefix_;
+    std::function<void()> initializer_;
+    // Set once, before broken_: the error of every task once an initializer threw.
+    std::once_flag broken_once_;
+    std::exception_ptr broken_error_;
+    std::atomic<bool> broken_{false};
     std::vector<std::thread> threads_;
 };
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -23,6 +24,8 @@ class ThreadJob {
     virtual ~ThreadJob() = default;
     virtual void run() = 0;
     virtual void cancel_job() = 0;
+    // Ends the job with error instead of running it (its executor is broken).
+    virtual void fail_job(std::exception_ptr error) = 0;
 
   private:
     friend class JobQueue;
@@ -55,6 +58,7 @@ class JobQueue {
     class Stub final : public ThreadJob {
         void run() override {}
         void cancel_job() override {}
+        void fail_job(std::exception_ptr) override {}
     };
 
     ThreadJob* pop();  // by the taker
