@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "crew/detail/byte_stream.hpp"
@@ -36,6 +37,17 @@ constexpr std::uint64_t round_up(std::uint64_t size) {
 
 RingControl* control_at(std::byte* memory) {
     return reinterpret_cast<RingControl*>(memory);
+}
+
+// Where a ring of a chain is.
+struct Located {
+    RingControl* control;
+    std::byte* bytes;
+    std::size_t capacity;
+};
+Located locate(const RingChain& chain, std::uint32_t segment) {
+    std::byte* memory = chain.memory(segment);
+    return {control_at(memory), memory + sizeof(RingControl), RingChain::capacity(segment)};
 }
 
 void check_capacity(std::size_t capacity) {
@@ -124,11 +136,9 @@ void RingWriter::move_to(std::uint32_t segment) {
 }
 
 void RingWriter::attach(std::uint32_t segment) {
-    std::byte* memory = chain_->memory(segment);
+    const Located ring = locate(*chain_, segment);
     segment_ = segment;
-    control_ = control_at(memory);
-    bytes_ = memory + sizeof(RingControl);
-    capacity_ = RingChain::capacity(segment);
+    std::tie(control_, bytes_, capacity_) = std::tie(ring.control, ring.bytes, ring.capacity);
     written_ = control_->resume_at.load(std::memory_order_acquire);
     known_read_ = control_->read.load(std::memory_order_acquire);
     wake_owed_ = false;
@@ -403,11 +413,9 @@ bool RingReader::follow_link() {
 }
 
 void RingReader::attach(std::uint32_t segment) {
-    std::byte* memory = chain_->memory(segment);
+    const Located ring = locate(*chain_, segment);
     segment_ = segment;
-    control_ = control_at(memory);
-    bytes_ = memory + sizeof(RingControl);
-    capacity_ = RingChain::capacity(segment);
+    std::tie(control_, bytes_, capacity_) = std::tie(ring.control, ring.bytes, ring.capacity);
     read_ = control_->read.load(std::memory_order_acquire);
     seen_written_ = read_;
 }
