@@ -40,6 +40,16 @@ std::string detail::current_exception_type_name() {
     return type == nullptr ? "unknown exception" : demangled_name(*type);
 }
 
+std::string detail::describe_current_exception() {
+    try {
+        throw;
+    } catch (const std::exception& error) {
+        return current_exception_type_name() + ": " + error.what();
+    } catch (...) {
+        return current_exception_type_name();
+    }
+}
+
 std::string detail::demangled_name(const std::type_info& type) {
     int status = 0;
     std::unique_ptr<char, void (*)(void*)> name(
@@ -78,7 +88,6 @@ EOFError::EOFError()
 Empty::Empty()
     : Error("crew: the queue is empty (get_nowait, or get with a timeout that passed)") {}
 
-Full::Full()
-    : Error("crew: the queue is full (put_nowait, or put with a timeout that passed)") {}
+Full::Full() : Error("crew: the queue is full (put_nowait, or put with a timeout that passed)") {}
 
 }  // namespace crew

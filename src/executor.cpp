@@ -39,10 +39,8 @@ void ThreadPoolExecutor::start_thread(std::size_t index) {
     if (!initializer_) return;
     try {
         initializer_();
-    } catch (const std::exception& error) {
-        break_with(detail::current_exception_type_name() + ": " + error.what());
     } catch (...) {
-        break_with(detail::current_exception_type_name());
+        break_with(detail::describe_current_exception());
     }
 }
 

@@ -547,9 +547,10 @@ void PoolCore::Batch::submit() {
 // has gone: it fails instead of waiting forever.
 void PoolCore::fail_late_tasks() {
     take_submissions();
-    fail_everything(std::make_exception_ptr(
-        Error("crew: the pool stopped (terminate(), or close() and join()) before this task "
-              "could run")));
+    fail_everything(broken_error_ ? broken_error_
+                                  : std::make_exception_ptr(
+                                        Error("crew: the pool stopped (terminate(), or close() and "
+                                              "join()) before this task could run")));
 }
 
 void PoolCore::wake_broker() {
@@ -750,12 +751,10 @@ std::string PoolCore::start_failure(int exitcode) const {
     if (last_start_error_) {
         try {
             std::rethrow_exception(last_start_error_);
-        } catch (const RemoteError& error) {
+        } catch (const RemoteError& error) {  // its what() names the type already
             return std::string("the initializer threw ") + error.what();
-        } catch (const std::exception& error) {
-            return "the initializer threw " + current_exception_type_name() + ": " + error.what();
         } catch (...) {
-            return "the initializer threw " + current_exception_type_name();
+            return "the initializer threw " + describe_current_exception();
         }
     }
     return exitcode < 0 ? fmt::format("each ended by signal {} ({}) before it was ready", -exitcode,
@@ -990,9 +989,8 @@ void PoolCore::break_down(const std::exception_ptr& cause) {
         end_left_behind(*worker);
     }
     closed_.store(true);  // after broken_error_, which callers read once they see it
-    fail_everything(broken_error_);
     broker_finished_.store(true);
-    fail_everything(broken_error_);  // what was submitted before closed_ was seen
+    fail_late_tasks();  // with broken_error_, also what was submitted before closed_ was seen
 }
 
 void PoolCore::run_broker() {

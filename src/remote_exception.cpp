@@ -28,9 +28,7 @@ struct Registry {
 
 template <class E>
 void add_standard(Registry& registry) {
-    registry.types[demangled_name(typeid(E))].from_message = [](const std::string& message) {
-        return std::make_exception_ptr(E(message));
-    };
+    registry.types[demangled_name(typeid(E))].from_message = &rebuilt_from_message<E>;
 }
 
 Registry& registry() {

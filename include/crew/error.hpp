@@ -130,6 +130,8 @@ namespace detail {
 [[noreturn]] void throw_system_error(const std::string& what_failed);
 // The demangled type name of the exception being handled ("unknown exception" outside a handler).
 std::string current_exception_type_name();
+// "<type>: <what()>" of the exception being handled, or its type alone if it has no what().
+std::string describe_current_exception();
 std::string demangled_name(const std::type_info& type);
 }  // namespace detail
 

@@ -9,13 +9,13 @@
 //     }
 //
 // As Python re-raises a worker's ValueError as a ValueError, crew rethrows, wherever a result is
-// waited for (Pool::apply, map, imap, AsyncResult::get, Future::result, Process exit reporting),
-// the type the task threw when it can rebuild it: every standard exception type
-// (std::logic_error, invalid_argument, domain_error, length_error, out_of_range, runtime_error,
-// range_error, overflow_error, underflow_error, std::bad_alloc, std::system_error with its code)
-// and each type registered with register_exception. The rebuilt exception's what() is the
-// original's followed by " (in worker pid N)" (not for std::bad_alloc, whose what() is fixed, nor
-// for a type rebuilt from its serialized self). The exact type counts: a subclass of a standard
+// waited for (Pool::apply, map, imap, AsyncResult::get, Future::result), the type the task threw
+// when it can rebuild it: every standard exception type (std::logic_error, invalid_argument,
+// domain_error, length_error, out_of_range, runtime_error, range_error, overflow_error,
+// underflow_error, std::bad_alloc, std::system_error with its code) and each type registered
+// with register_exception. The rebuilt exception's what() is the original's followed by
+// " (in worker pid N)" (not for std::bad_alloc, whose what() is fixed, nor for a type rebuilt
+// from its serialized self). The exact type counts: a subclass of a standard
 // type, unregistered, and anything else arrive as crew::RemoteError, which keeps the type's name,
 // the message and the pid.
 //
@@ -50,6 +50,11 @@ struct RebuildableException {
 };
 void add_rebuildable_exception(const std::type_info& type, RebuildableException how);
 
+template <class E>
+std::exception_ptr rebuilt_from_message(const std::string& message) {
+    return std::make_exception_ptr(E(message));
+}
+
 }  // namespace detail
 
 template <class E>
@@ -58,9 +63,7 @@ bool register_exception() {
                   "crew::register_exception: the exception type must be a copyable class");
     detail::RebuildableException how;
     if constexpr (std::is_constructible_v<E, std::string>) {
-        how.from_message = [](const std::string& message) {
-            return std::make_exception_ptr(E(message));
-        };
+        how.from_message = &detail::rebuilt_from_message<E>;
     } else if constexpr (serializable<E>) {
         how.encode = [](const std::exception_ptr& error, detail::Writer& writer) {
             try {

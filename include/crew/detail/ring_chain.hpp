@@ -18,7 +18,7 @@
 
 namespace crew::detail {
 
-// The shared part, in memory the chain's users map at creation (zeroed, then initialize()d).
+// The shared part, constructed in memory the chain's users share before any of them uses it.
 struct RingChainControl {
     static constexpr std::uint32_t segments = 15;
     static constexpr std::uint32_t none = ~std::uint32_t{0};
