@@ -16,7 +16,7 @@ Pool::Pool(PoolOptions options) {
     if (options.maxtasksperchild < 0 || options.retries < 0 || options.task_timeout.count() < 0) {
         throw Error("crew: maxtasksperchild, retries and task_timeout cannot be negative");
     }
-    core_ = std::make_unique<detail::PoolCore>(std::move(core));
+    core_ = std::make_shared<detail::PoolCore>(std::move(core));
 }
 
 Pool::~Pool() {

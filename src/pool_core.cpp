@@ -511,7 +511,7 @@ void PoolCore::hand_over(std::span<Task> tasks) {
             return;
         }
         dispatch();
-        if (broker_sleeping_.load() && drivers_.load() == 0) wake_broker();
+        if (broker_sleeping_.load() && drivers_.load() == 0) have_replies_wake_broker();
         return;
     }
     {
@@ -551,6 +551,24 @@ void PoolCore::fail_late_tasks() {
                                   : std::make_exception_ptr(
                                         Error("crew: the pool stopped (terminate(), or close() and "
                                               "join()) before this task could run")));
+}
+
+// The broker sleeps, perhaps without watching the replies (it left them to drivers that have
+// gone since): the replies to what a caller just sent must wake it, unless a waiter collects them
+// first (see Driver). Asking the workers to signal it is a store a ring; waking it would cost a
+// thread wake-up and a core on every submit.
+void PoolCore::have_replies_wake_broker() {
+    // Its sleep must count down the new tasks' time.
+    if (options_.task_timeout.count() > 0) {
+        wake_broker();
+        return;
+    }
+    for (auto& worker : workers_) {
+        if (!worker->replies->prepare_to_sleep()) {
+            wake_broker();
+            return;
+        }
+    }
 }
 
 void PoolCore::wake_broker() {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <crew/crew.hpp>
 #include <csignal>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -132,6 +133,43 @@ TEST_P(ProcessPoolExecutorTest, TenThousandSubmits) {
     int wrong = 0;
     for (int i = 0; i < 10'000; ++i) wrong += futures[i].result() != (i % 100) * (i % 100);
     EXPECT_EQ(wrong, 0);
+}
+
+// A waiting thread collects its own reply (no thread woken on the way): many of them at once,
+// and a submitting thread beside them, each get their own result.
+TEST_P(ProcessPoolExecutorTest, ManyWaitingThreadsEachGetTheirOwnResult) {
+    crew::ProcessPoolExecutor executor(options());
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 2'000; ++i) {
+                const int x = t * 10'000 + i;
+                if (executor.submit(compute_square, x % 40'000).result() != x * x) ++wrong;
+            }
+        });
+    }
+    std::vector<crew::Future<int>> later;
+    for (int i = 0; i < 2'000; ++i) later.push_back(executor.submit(compute_square, i));
+    for (auto& thread : threads) thread.join();
+    for (int i = 0; i < 2'000; ++i) EXPECT_EQ(later[i].result(), i * i);
+    EXPECT_EQ(wrong.load(), 0);
+}
+
+// result(timeout) gives up at its deadline even while the waiter does the pool's work, and a
+// future keeps its result once the executor that made it is gone.
+TEST_P(ProcessPoolExecutorTest, WaitsKeepTheirTimeoutAndFuturesOutliveTheExecutor) {
+    std::optional<crew::Future<int>> slow;
+    {
+        crew::ProcessPoolExecutor executor(options());
+        slow = executor.submit(sleep_ms, 300);
+        const auto start = std::chrono::steady_clock::now();
+        EXPECT_THROW(slow->result(1ms), crew::TimeoutError);
+        EXPECT_THROW(slow->result(20ms), crew::TimeoutError);
+        EXPECT_LT(std::chrono::steady_clock::now() - start, 250ms);
+        EXPECT_FALSE(slow->wait(0ms));
+    }
+    EXPECT_EQ(slow->result(), 300);
 }
 
 TEST_P(ProcessPoolExecutorTest, ShutdownCancelsWhatHasNotStarted) {

@@ -251,6 +251,69 @@ TEST_P(PoolTest, ApplyAndApplyAsync) {
     EXPECT_EQ(result.get(30s), 300);
 }
 
+// Python's callback= and error_callback=: each runs once, with the result or the error, and
+// has run by the time get() returns.
+TEST_P(PoolTest, AsyncCallsTakeCallbackAndErrorCallback) {
+    crew::Pool pool(options());
+    std::atomic<int> squared{0};
+    std::atomic<int> errors{0};
+    auto result =
+        pool.apply_async(square, 7, crew::callback([&](const int& value) { squared += value; }),
+                         crew::error_callback([&](std::exception_ptr) { ++errors; }));
+    EXPECT_EQ(result.get(), 49);
+    EXPECT_EQ(squared.load(), 49);
+
+    std::string message;
+    auto failed =
+        pool.apply_async(throw_at_three, 3, crew::error_callback([&](std::exception_ptr e) {
+                             try {
+                                 std::rethrow_exception(e);
+                             } catch (const std::exception& error) {
+                                 message = error.what();
+                             }
+                         }));
+    failed.wait();
+    EXPECT_NE(message.find("three"), std::string::npos) << message;
+    EXPECT_THROW(failed.get(), std::exception);
+
+    std::atomic<int> done_calls{0};
+    pool.apply_async(do_nothing, crew::callback([&] { ++done_calls; })).get();
+    EXPECT_EQ(done_calls.load(), 1);
+
+    std::vector<int> all;
+    auto mapped =
+        pool.map_async(square, crew::range(100), 7,
+                       crew::callback([&](const std::vector<int>& values) { all = values; }));
+    EXPECT_EQ(mapped.get().size(), 100u);
+    ASSERT_EQ(all.size(), 100u);
+    EXPECT_EQ(all[99], 99 * 99);
+
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}};
+    std::vector<int> sums;
+    std::atomic<int> map_errors{0};
+    auto starred = pool.starmap_async(
+        add, pairs, crew::callback([&](const std::vector<int>& values) { sums = values; }),
+        crew::error_callback([&](std::exception_ptr) { ++map_errors; }));
+    EXPECT_EQ(starred.get(), (std::vector<int>{3, 7}));
+    EXPECT_EQ(sums, (std::vector<int>{3, 7}));
+
+    // The first failed item's error, once, and no result callback.
+    std::atomic<int> map_results{0};
+    auto failing = pool.map_async(throw_at_three, crew::range(10),
+                                  crew::callback([&](const std::vector<int>&) { ++map_results; }),
+                                  crew::error_callback([&](std::exception_ptr) { ++map_errors; }));
+    EXPECT_THROW(failing.get(), std::exception);
+    EXPECT_EQ(map_results.load(), 0);
+    EXPECT_EQ(map_errors.load(), 1);
+    EXPECT_EQ(errors.load(), 0);
+
+    // A callback that throws is ignored: the result stands, and the pool goes on.
+    auto throwing = pool.apply_async(
+        square, 3, crew::callback([](int) { throw std::runtime_error("callback failed"); }));
+    EXPECT_EQ(throwing.get(), 9);
+    EXPECT_EQ(pool.apply(square, 4), 16);
+}
+
 TEST_P(PoolTest, AnExceptionComesBackAsItsOwnType) {
     crew::Pool pool(options());
     try {

@@ -26,6 +26,26 @@ double median_rate(int repeats, double items, Work&& work) {
     return summarize(rates).median;
 }
 
+// Each repeat: 10,000 round trips in a row, sorted; prints the medians of their p50 and p99.
+template <class Trip>
+void round_trips(const char* name, int repeats, Trip&& trip) {
+    std::vector<double> p50s, p99s;
+    for (int r = 0; r < repeats; ++r) {
+        std::vector<double> times;
+        for (int i = 0; i < 10'000; ++i) {
+            auto start = Clock::now();
+            trip(i);
+            times.push_back(
+                std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+        }
+        std::sort(times.begin(), times.end());
+        p50s.push_back(times[times.size() / 2]);
+        p99s.push_back(times[times.size() * 99 / 100]);
+    }
+    std::printf("crew %-16s p50 %8.1f us\n", name, summarize(p50s).median);
+    std::printf("crew %-16s p99 %8.1f us\n", name, summarize(p99s).median);
+}
+
 int main(int argc, char** argv) {
     crew::init(argc, argv);
     const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
@@ -46,20 +66,9 @@ int main(int argc, char** argv) {
                         futures.push_back(executor.submit(increment, i));
                     for (auto& future : futures) (void)future.result();
                 }));
-    // Each repeat: 10,000 round trips in a row, sorted; then the medians of their p50 and p99.
-    std::vector<double> p50s, p99s;
-    for (int r = 0; r < repeats; ++r) {
-        std::vector<double> round_trips;
-        for (int i = 0; i < 10'000; ++i) {
-            auto start = Clock::now();
-            (void)pool.apply(increment, i);
-            round_trips.push_back(
-                std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-        }
-        std::sort(round_trips.begin(), round_trips.end());
-        p50s.push_back(round_trips[round_trips.size() / 2]);
-        p99s.push_back(round_trips[round_trips.size() * 99 / 100]);
-    }
-    std::printf("crew round-trip-p50       %12.1f us\n", summarize(p50s).median);
-    std::printf("crew round-trip-p99       %12.1f us\n", summarize(p99s).median);
+    round_trips("apply", repeats, [&](int i) { (void)pool.apply(increment, i); });
+    round_trips("apply-async-get", repeats,
+                [&](int i) { (void)pool.apply_async(increment, i).get(); });
+    round_trips("submit-result", repeats,
+                [&](int i) { (void)executor.submit(increment, i).result(); });
 }

@@ -69,10 +69,14 @@ class ProcessPoolExecutor {
 
     template <class Function, class... Arguments>
     auto submit(Function&& function, Arguments&&... arguments) {
-        auto state = pool_.submit_call(std::forward<Function>(function),
+        auto state = pool_.submit_call(detail::nothing_to_prepare, std::forward<Function>(function),
                                        std::forward<Arguments>(arguments)...);
-        remember(state);
-        return Future(std::move(state));
+        if constexpr (detail::refused<decltype(state)>) {
+            return state;
+        } else {
+            remember(state);
+            return Future(std::move(state));
+        }
     }
 
     template <class Function, std::ranges::input_range Range>

@@ -115,6 +115,8 @@ class FutureState : public Cancellable {
         if (is_done()) return true;
         std::optional<std::chrono::steady_clock::time_point> deadline;
         if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+        work_toward_done(deadline);
+        if (is_done()) return true;
         return wait_interruptibly([&] { return is_done(); },
                                   [&](auto until) { sleep_while_not_done(until); }, deadline);
     }
@@ -140,6 +142,11 @@ class FutureState : public Cancellable {
         if (error_) std::rethrow_exception(error_);
         if constexpr (!std::is_void_v<T>) return *value_;
     }
+    // Runs once with the outcome (the value, or null and the exception) as it is set, before any
+    // waiter can see the state done: Python's AsyncResult callbacks, after which get() returns.
+    // Set before anything can finish the state; the same rules as a done callback's hold.
+    using ReadyCallback = std::function<void(const Stored*, const std::exception_ptr&)>;
+    void call_when_ready(ReadyCallback callback) { ready_ = std::move(callback); }
     // Waits, then moves the value out: for a caller that is the state's only reader.
     T take_value() {
         wait(std::nullopt);
@@ -176,6 +183,11 @@ class FutureState : public Cancellable {
                                             std::memory_order_release)) {
         }
     }
+
+  protected:
+    // Before a waiting thread sleeps: a state that the waiter can help finish (a process pool's
+    // task, whose reply it may collect itself, with no thread woken) does so for a while here.
+    virtual void work_toward_done(std::optional<std::chrono::steady_clock::time_point>) const {}
 
   private:
     static constexpr std::uint32_t phase_mask = 3;
@@ -218,6 +230,13 @@ class FutureState : public Cancellable {
         } while (!word_.compare_exchange_weak(word, (word & ~phase_mask) | finishing,
                                               std::memory_order_acquire));
         set();
+        if (ready_) {
+            try {
+                ready_(value_ ? &*value_ : nullptr, error_);
+            } catch (...) {
+                ignore_failed_callback(std::current_exception());
+            }
+        }
         publish_done();
     }
 
@@ -252,6 +271,7 @@ class FutureState : public Cancellable {
         std::vector<std::function<void(Future<T>)>> waiting;
     };
     std::unique_ptr<Callbacks> callbacks_;
+    ReadyCallback ready_;
 };
 
 }  // namespace detail

@@ -113,6 +113,95 @@ std::shared_ptr<Progress> progress_for(const MapOptions& options, Range& items, 
 }
 }  // namespace detail
 
+// Python's callback= and error_callback= of apply_async, map_async and starmap_async, given after
+// the task's own arguments:
+//     pool.apply_async(square, 12, crew::callback([](int squared) { ... }),
+//                      crew::error_callback([](std::exception_ptr error) { ... }));
+// The callback gets the result (const R&; nothing for a void task), the error callback the
+// exception of a task that failed. Either runs once, before get() returns (as in Python), in the
+// thread that completes the result: the pool's broker, or a thread waiting on the same pool. It
+// must be quick and must not block, as in Python, where it holds up the pool's result-handler
+// thread. One that throws is logged (crew::log_to_stderr shows it) and ignored.
+template <class F>
+struct Callback {
+    F function;
+};
+template <class F>
+struct ErrorCallback {
+    F function;
+};
+template <class F>
+Callback<std::decay_t<F>> callback(F&& function) {
+    return {std::forward<F>(function)};
+}
+template <class F>
+ErrorCallback<std::decay_t<F>> error_callback(F&& function) {
+    return {std::forward<F>(function)};
+}
+
+namespace detail {
+
+template <class T>
+inline constexpr bool is_result_callback = false;
+template <class F>
+inline constexpr bool is_result_callback<Callback<F>> = true;
+template <class F>
+inline constexpr bool is_result_callback<ErrorCallback<F>> = true;
+template <class T>
+concept ResultCallback = is_result_callback<std::remove_cvref_t<T>>;
+
+// How many of the last arguments are callbacks.
+template <class... Arguments>
+constexpr std::size_t trailing_callbacks() {
+    constexpr bool is_callback[] = {false, ResultCallback<Arguments>...};
+    std::size_t count = 0;
+    for (std::size_t i = sizeof...(Arguments); i > 0 && is_callback[i]; --i) ++count;
+    return count;
+}
+
+template <class T, class F>
+void deliver(const T* value, const std::exception_ptr& error, const Callback<F>& callback) {
+    if (error) return;
+    if constexpr (std::is_same_v<T, std::monostate>) {
+        static_assert(std::is_invocable_v<const F&>,
+                      "crew: callback(f) of a task that returns nothing: f takes no arguments");
+        callback.function();
+    } else {
+        static_assert(std::is_invocable_v<const F&, const T&>,
+                      "crew: callback(f): f must take the task's result, as const R&");
+        callback.function(*value);
+    }
+}
+template <class T, class F>
+void deliver(const T*, const std::exception_ptr& error, const ErrorCallback<F>& callback) {
+    static_assert(
+        std::is_invocable_v<const F&, std::exception_ptr>,
+        "crew: error_callback(f): f must take the task's exception, a std::exception_ptr");
+    if (error) callback.function(error);
+}
+
+// Prepares a pool's result state before its task is submitted: gives it the call's callbacks.
+template <class... Callbacks>
+auto callbacks_preparation(Callbacks&&... callbacks) {
+    return [&](auto& state) {
+        if constexpr (sizeof...(Callbacks) > 0) {
+            state.call_when_ready([... callbacks = std::forward<Callbacks>(callbacks)](
+                                      const auto* value, const std::exception_ptr& error) {
+                (deliver(value, error, callbacks), ...);
+            });
+        }
+    };
+}
+
+}  // namespace detail
+
+namespace detail {
+struct NothingToPrepare {
+    void operator()(const auto&) const noexcept {}
+};
+inline constexpr NothingToPrepare nothing_to_prepare;
+}  // namespace detail
+
 // The result of an _async call, as Python's AsyncResult.
 template <class T>
 class AsyncResult {
@@ -153,6 +242,7 @@ namespace detail {
 template <class R>
 class SingleSink final : public FutureState<R>, public TaskSink {
   public:
+    explicit SingleSink(std::weak_ptr<PoolCore> core) : core_(std::move(core)) {}
     void completed(std::uint64_t, const TaskResults& results, std::chrono::nanoseconds) override {
         decode_results<R>(
             results,
@@ -169,6 +259,19 @@ class SingleSink final : public FutureState<R>, public TaskSink {
         this->set_error(std::move(error));
     }
     bool starting() override { return this->set_running(); }
+
+  private:
+    // A waiter collects the reply itself, as Pool::apply does: no broker wake-up, no futex
+    // wake-up. The pool may be gone (its tasks are then all done or failed).
+    void work_toward_done(
+        std::optional<std::chrono::steady_clock::time_point> deadline) const override {
+        if (const std::shared_ptr<PoolCore> core = core_.lock()) {
+            PoolCore::Driver driver(*core);
+            driver.drive_until([&] { return this->is_done(); }, deadline);
+        }
+    }
+
+    std::weak_ptr<PoolCore> core_;
 };
 
 // map_async: results in input order once all are in; the error of the first failed input wins.
@@ -477,11 +580,25 @@ class Pool {
             options.timeout);
     }
 
-    template <class Function, std::ranges::input_range Range>
-    auto map_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return AsyncResult(
+    // As map, returning at once; callbacks (crew::callback, crew::error_callback) get the whole
+    // result vector, or the first error.
+    template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
+    auto map_async(Function&& function, Range&& items, std::size_t chunksize,
+                   Callbacks&&... callbacks) {
+        auto state =
             submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                              std::forward<Range>(items), MapOptions{.chunksize = chunksize}, ""));
+                              std::forward<Range>(items), MapOptions{.chunksize = chunksize}, "",
+                              detail::callbacks_preparation(std::forward<Callbacks>(callbacks)...));
+        if constexpr (detail::refused<decltype(state)>) {
+            return state;
+        } else {
+            return AsyncResult(std::move(state));
+        }
+    }
+    template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
+    auto map_async(Function&& function, Range&& items, Callbacks&&... callbacks) {
+        return map_async(std::forward<Function>(function), std::forward<Range>(items), 0,
+                         std::forward<Callbacks>(callbacks)...);
     }
 
     // f(a, b, ...) for every tuple (a, b, ...), in input order.
@@ -500,28 +617,60 @@ class Pool {
             options.timeout);
     }
 
-    template <class Function, std::ranges::input_range Range>
-    auto starmap_async(Function&& function, Range&& items, std::size_t chunksize = 0) {
-        return AsyncResult(
+    template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
+    auto starmap_async(Function&& function, Range&& items, std::size_t chunksize,
+                       Callbacks&&... callbacks) {
+        auto state =
             submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                             std::forward<Range>(items), MapOptions{.chunksize = chunksize}, ""));
+                             std::forward<Range>(items), MapOptions{.chunksize = chunksize}, "",
+                             detail::callbacks_preparation(std::forward<Callbacks>(callbacks)...));
+        if constexpr (detail::refused<decltype(state)>) {
+            return state;
+        } else {
+            return AsyncResult(std::move(state));
+        }
+    }
+    template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
+    auto starmap_async(Function&& function, Range&& items, Callbacks&&... callbacks) {
+        return starmap_async(std::forward<Function>(function), std::forward<Range>(items), 0,
+                             std::forward<Callbacks>(callbacks)...);
     }
 
     // function(arguments...) in a worker, waiting for the result.
     template <class Function, class... Arguments>
     auto apply(Function&& function, Arguments&&... arguments) {
-        return wait_for(
-            [&] {
-                return submit_call(std::forward<Function>(function),
-                                   std::forward<Arguments>(arguments)...);
-            },
-            std::nullopt);
+        auto state = submit_call(detail::nothing_to_prepare, std::forward<Function>(function),
+                                 std::forward<Arguments>(arguments)...);
+        if constexpr (detail::refused<decltype(state)>) {
+            return state;
+        } else {
+            return state->take_value();
+        }
     }
 
+    // As apply, returning at once; crew::callback and crew::error_callback may follow the
+    // arguments.
     template <class Function, class... Arguments>
     auto apply_async(Function&& function, Arguments&&... arguments) {
-        return AsyncResult(
-            submit_call(std::forward<Function>(function), std::forward<Arguments>(arguments)...));
+        constexpr std::size_t callbacks = detail::trailing_callbacks<Arguments...>();
+        static_assert(
+            callbacks == (0 + ... + detail::ResultCallback<Arguments>),
+            "crew: crew::callback and crew::error_callback go after the task's arguments");
+        auto all = std::forward_as_tuple(std::forward<Arguments>(arguments)...);
+        return [&]<std::size_t... Argument, std::size_t... Callback>(
+            std::index_sequence<Argument...>, std::index_sequence<Callback...>) {
+            auto state = submit_call(
+                detail::callbacks_preparation(
+                    std::get<sizeof...(Argument) + Callback>(std::move(all))...),
+                std::forward<Function>(function), std::get<Argument>(std::move(all))...);
+            if constexpr (detail::refused<decltype(state)>) {
+                return state;
+            } else {
+                return AsyncResult(std::move(state));
+            }
+        }
+        (std::make_index_sequence<sizeof...(Arguments) - callbacks>{},
+         std::make_index_sequence<callbacks>{});
     }
 
     // Results in input order, computed a bounded window ahead of the consumer; chunksize 0:
@@ -710,23 +859,31 @@ class Pool {
         return count;
     }
 
-    template <bool Star, class F, class Range>
-    auto submit_all(F function, Range&& items, const MapOptions& options, const char* label) {
+    // Every item's call; prepare(state) sees the result's state before the first is submitted.
+    template <bool Star, class F, class Range, class Prepare = detail::NothingToPrepare>
+    auto submit_all(F function, Range&& items, const MapOptions& options, const char* label,
+                    Prepare&& prepare = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = Call<F, Item, Star>;
-        if constexpr (C::valid) {
-            using R = detail::call_result_t<F, typename C::Carried>;
-            static_assert(!std::is_void_v<R>,
+        if constexpr (!C::valid) {
+            return detail::Refused{};
+        } else if constexpr (std::is_void_v<detail::call_result_t<F, typename C::Carried>>) {
+            static_assert(!std::is_void_v<detail::call_result_t<F, typename C::Carried>>,
                           "crew: map and starmap collect results, and this function returns "
                           "void; use apply_async for each item, or return a value.");
+            return detail::Refused{};
+        } else {
+            using R = detail::call_result_t<F, typename C::Carried>;
             // Like Python, map needs the length: an input without one is read into a vector.
             if constexpr (!std::ranges::sized_range<Range>) {
                 std::vector<std::ranges::range_value_t<Range>> all;
                 for (auto&& item : items) all.push_back(std::forward<decltype(item)>(item));
-                return submit_all<Star>(std::move(function), std::move(all), options, label);
+                return submit_all<Star>(std::move(function), std::move(all), options, label,
+                                        std::forward<Prepare>(prepare));
             } else {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
+                prepare(*state);
                 auto progress = detail::progress_for(options, items, label);
                 auto sink = std::make_shared<detail::MapSink<R>>(state, count, std::move(progress));
                 const std::size_t chunksize = options.chunksize;
@@ -764,11 +921,15 @@ class Pool {
               const char* label) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = Call<F, Item, Star>;
-        if constexpr (C::valid) {
-            using R = detail::call_result_t<F, typename C::Carried>;
-            static_assert(!std::is_void_v<R>,
+        if constexpr (!C::valid) {
+            return detail::Refused{};
+        } else if constexpr (std::is_void_v<detail::call_result_t<F, typename C::Carried>>) {
+            static_assert(!std::is_void_v<detail::call_result_t<F, typename C::Carried>>,
                           "crew: imap yields results, and this function returns void; use "
                           "apply_async for each item, or return a value.");
+            return detail::Refused{};
+        } else {
+            using R = detail::call_result_t<F, typename C::Carried>;
             auto sink = std::make_shared<detail::ImapSink<R>>();
             // The input, owned if it was handed over, with where reading has got to.
             struct Input {
@@ -805,8 +966,17 @@ class Pool {
     // comes back without waking a thread), then sleeps; moves the result out.
     template <class Submit>
     auto wait_for(Submit&& submit, std::optional<std::chrono::nanoseconds> timeout) {
+        using State = decltype(submit());
+        if constexpr (detail::refused<State>) {
+            return State{};
+        } else {
+            return wait_for_state<State>(std::forward<Submit>(submit), timeout);
+        }
+    }
+    template <class State, class Submit>
+    auto wait_for_state(Submit&& submit, std::optional<std::chrono::nanoseconds> timeout) {
         const auto start = std::chrono::steady_clock::now();
-        decltype(submit()) state;
+        State state;
         {
             detail::PoolCore::Driver driver(*core_);
             state = submit();
@@ -818,14 +988,18 @@ class Pool {
         return state->take_value();
     }
 
-    // One call as one task; its result goes to the state returned.
-    template <class Function, class... Arguments>
-    auto submit_call(Function&& function, Arguments&&... arguments) {
+    // One call as one task; its result goes to the state returned, which prepare(state) sees
+    // before the task is submitted.
+    template <class Prepare, class Function, class... Arguments>
+    auto submit_call(Prepare&& prepare, Function&& function, Arguments&&... arguments) {
         using F = std::decay_t<Function>;
-        if constexpr (detail::check_call<F, Arguments...>()) {
+        if constexpr (!detail::check_call<F, Arguments...>()) {
+            return detail::Refused{};
+        } else {
             using Carried = detail::carried_arguments_t<F, Arguments...>;
             using R = detail::call_result_t<F, Carried>;
-            auto state = std::make_shared<detail::SingleSink<R>>();
+            auto state = std::make_shared<detail::SingleSink<R>>(core_);
+            prepare(static_cast<detail::FutureState<R>&>(*state));
             detail::Writer task;
             const F callable(std::forward<Function>(function));
             std::size_t count_at =
@@ -837,7 +1011,7 @@ class Pool {
         }
     }
 
-    std::unique_ptr<detail::PoolCore> core_;
+    std::shared_ptr<detail::PoolCore> core_;
 };
 
 }  // namespace crew

@@ -108,7 +108,17 @@ constexpr bool check_arguments() {
         static_assert(arity,
                       "crew: the function is given a different number of arguments than "
                       "it has parameters.");
-        if constexpr (arity) {
+        constexpr bool no_mutable_reference = []<std::size_t... I>(std::index_sequence<I...>) {
+            return (!(std::is_lvalue_reference_v<std::tuple_element_t<I, Parameters>> &&
+                      !std::is_const_v<
+                          std::remove_reference_t<std::tuple_element_t<I, Parameters>>>)&&...);
+        }
+        (std::make_index_sequence<std::tuple_size_v<Parameters>>{});
+        static_assert(no_mutable_reference,
+                      "crew: a parameter of the function is a non-const reference (T&). It would "
+                      "change the worker's copy of the argument, never the caller's: take it by "
+                      "value or by const T&, and return the value instead.");
+        if constexpr (arity && no_mutable_reference) {
             constexpr bool convertible = []<std::size_t... I>(std::index_sequence<I...>) {
                 return (std::is_constructible_v<carried_t<std::tuple_element_t<I, Parameters>>,
                                                 Arguments> &&
@@ -203,6 +213,24 @@ struct Entry<F, std::tuple<Carried...>> {
     static inline const bool registered =
         (register_entry_point(reinterpret_cast<std::uintptr_t>(&run)), true);
 };
+
+// What a call refused at compile time returns (its static_assert has said why). It stands in
+// for any result (a value, a range, an AsyncResult, a Future), so that crew's message is the
+// compiler's only one. Nothing defines its members: no program that uses it compiles.
+struct Refused {
+    template <class T>
+    operator T() const;
+    const Refused* begin() const;
+    const Refused* end() const;
+    template <class... Arguments>
+    Refused get(Arguments&&...) const;
+    template <class... Arguments>
+    Refused result(Arguments&&...) const;
+    template <class... Arguments>
+    Refused wait(Arguments&&...) const;
+};
+template <class T>
+concept refused = std::same_as<std::remove_cvref_t<T>, Refused>;
 
 template <class F, class... Arguments>
 constexpr bool check_call() {

@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -115,15 +116,24 @@ class PoolCore {
         // there is nothing to do, for at most longest_yielding_drive: a worker that wants the
         // core gets it at once, and the result is collected the moment it lands, with no
         // wake-up of the broker nor of this thread (40-70 µs each on the machines measured).
+        // A deadline ends it sooner (a caller's timeout).
         template <class Done>
-        void drive_until(Done&& done) {
+        void drive_until(Done&& done,
+                         std::optional<std::chrono::steady_clock::time_point> deadline = {}) {
+            const auto now = std::chrono::steady_clock::now();
+            if (deadline && *deadline <= now) return;
             if (core_.worth_spinning()) {
                 for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
                     if (!step()) cpu_relax();
+                    if (deadline && spin % 64 == 63 &&
+                        std::chrono::steady_clock::now() >= *deadline) {
+                        return;
+                    }
                 }
                 return;
             }
-            const auto until = std::chrono::steady_clock::now() + longest_yielding_drive;
+            auto until = now + longest_yielding_drive;
+            if (deadline) until = std::min(until, *deadline);
             while (!done() && std::chrono::steady_clock::now() < until) {
                 if (!step()) std::this_thread::yield();
             }
@@ -176,6 +186,7 @@ class PoolCore {
     void fail_late_tasks();
     bool check_workers();
     void wake_broker();
+    void have_replies_wake_broker();
     void start_worker(std::size_t index);
     bool collect(Worker& worker);
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
