@@ -46,6 +46,12 @@ int sleep_then_pid(int milliseconds) {
     return getpid();
 }
 void do_nothing() {}
+std::string file_name(std::filesystem::path path) {
+    return path.filename().string();
+}
+std::filesystem::path parent_of(const std::filesystem::path& path) {
+    return path.parent_path();
+}
 int throw_at_three(int x) {
     if (x == 3) throw std::invalid_argument("three is not allowed");
     return x;
@@ -246,6 +252,10 @@ TEST_P(PoolTest, ApplyAndApplyAsync) {
     EXPECT_EQ(pool.apply(add, 40, 2), 42);
     EXPECT_EQ(pool.apply(greet, "you"), "hello you");
     pool.apply(do_nothing);
+    EXPECT_EQ(pool.apply(file_name, std::filesystem::path("/data/run 1.csv")), "run 1.csv");
+    EXPECT_EQ(pool.apply(file_name, "/data/run 2.csv"), "run 2.csv");
+    EXPECT_EQ(pool.map(parent_of, std::vector<std::filesystem::path>{"/a/b", "c/d"}),
+              (std::vector<std::filesystem::path>{"/a", "c"}));
     auto result = pool.apply_async(sleep_ms, 300);
     EXPECT_THROW(result.get(10ms), crew::TimeoutError);
     EXPECT_EQ(result.get(30s), 300);

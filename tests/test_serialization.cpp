@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <crew/serialization.hpp>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <span>
@@ -74,6 +75,15 @@ TEST(Serialization, MillionDoublesTravelAsRawBytes) {
     EXPECT_EQ(writer.size(), sizeof(std::uint64_t) + values.size() * sizeof(double));
     Reader reader(writer.bytes());
     EXPECT_EQ(decode<std::vector<double>>(reader), values);
+}
+
+TEST(Serialization, FilesystemPaths) {
+    static_assert(crew::serializable<std::filesystem::path>);
+    EXPECT_EQ(round_trip(std::filesystem::path("/tmp/data/run 1.csv")),
+              std::filesystem::path("/tmp/data/run 1.csv"));
+    EXPECT_EQ(round_trip(std::filesystem::path()), std::filesystem::path());
+    const std::vector<std::filesystem::path> files{"a.txt", "dir/b.txt"};
+    EXPECT_EQ(round_trip(files), files);
 }
 
 TEST(Serialization, StdContainers) {

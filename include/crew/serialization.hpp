@@ -13,6 +13,8 @@
 //         };
 //         static_assert(crew::serializable<Point3>);
 //
+// std::filesystem::path travels as its native string.
+//
 // Pointers and views (std::span, std::string_view) are refused: the memory they point at does not
 // exist in the other process. A type that cannot be sent is a compile-time error whose message
 // says what to do; crew::serializable<T> asks the same question. A trivially copyable struct
@@ -41,6 +43,7 @@
 #include <cereal/types/vector.hpp>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <ranges>
 #include <span>
@@ -48,6 +51,20 @@
 
 #include "crew/detail/byte_stream.hpp"
 #include "crew/error.hpp"
+
+// cereal has no std::filesystem::path; its own namespace is where it looks for such functions.
+namespace cereal {
+template <class Archive>
+void save(Archive& archive, const std::filesystem::path& path) {
+    archive(path.native());
+}
+template <class Archive>
+void load(Archive& archive, std::filesystem::path& path) {
+    std::filesystem::path::string_type native;
+    archive(native);
+    path = std::move(native);
+}
+}  // namespace cereal
 
 namespace crew {
 namespace detail {

@@ -75,7 +75,8 @@ constexpr bool check_sendable_callable() {
         sendable_callable<F>,
         "crew: this callable cannot be sent to another process. A lambda with captures cannot: "
         "pass the data it captures as arguments instead (crew::Process p(f, data) with f a lambda "
-        "without captures or a function). A function object must be empty and default-"
+        "without captures or a function). Neither can the result of std::bind_front or std::bind: "
+        "pass the bound values as arguments too. A function object must be empty and default-"
         "constructible, or have a `template <class Archive> void serialize(Archive&)` member.");
     return sendable_callable<F>;
 }
