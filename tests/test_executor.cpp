@@ -24,6 +24,9 @@ using namespace std::chrono_literals;
 int compute_square(int n) {
     return n * n;
 }
+int multiply_add(int a, long b, int c) {
+    return a * static_cast<int>(b) + c;
+}
 int crash_at_five(int n) {
     if (n == 5) std::raise(SIGKILL);
     return n;
@@ -124,6 +127,21 @@ TEST_P(ProcessPoolExecutorTest, MapIsLazyAndOrdered) {
     auto it = timed.begin();
     EXPECT_EQ(*it, 1);
     EXPECT_THROW(++it, crew::TimeoutError);
+}
+
+// Python's executor.map(f, xs, ys): the ranges side by side, up to the end of the shortest.
+TEST_P(ProcessPoolExecutorTest, MapZipsSeveralRanges) {
+    crew::ProcessPoolExecutor executor(options());
+    const std::vector<int> xs{1, 2, 3, 4};
+    std::vector<int> got;
+    for (int r : executor.map(multiply_add, xs, std::vector<long>{10, 20, 30}, crew::range(100)))
+        got.push_back(r);
+    EXPECT_EQ(got, (std::vector<int>{10, 41, 92}));
+    got.clear();
+    for (int r : executor.map(multiply_add, crew::range(1000), crew::range(1000L), xs,
+                              crew::MapOptions{.chunksize = 2, .timeout = 30s}))
+        got.push_back(r);
+    EXPECT_EQ(got, (std::vector<int>{1, 3, 7, 13}));
 }
 
 TEST_P(ProcessPoolExecutorTest, TenThousandSubmits) {
@@ -333,6 +351,26 @@ TEST(ThreadPoolExecutor, ShutdownWhileSubmittingLeavesNoFutureUndone) {
         submitter.join();
         for (const auto& future : futures) ASSERT_EQ(future.result(10s), 9);
     }
+}
+
+TEST(ThreadPoolExecutor, MapZipsSeveralRanges) {
+    crew::ThreadPoolExecutor executor({.max_workers = 2});
+    const std::vector<std::string> words{"a", "bb", "ccc"};
+    std::vector<std::string> got;
+    for (std::string r : executor.map(
+             [](const std::string&word, int times) {
+                 std::string out;
+                 for (int i = 0; i < times; ++i) out += word;
+                 return out;
+             },
+             words, crew::range(1, 10)))
+        got.push_back(r);
+    EXPECT_EQ(got, (std::vector<std::string>{"a", "bbbb", "ccccccccc"}));
+    std::vector<int> sums;
+    for (int r : executor.map(multiply_add, std::vector<int>{}, crew::range(5L), crew::range(5),
+                              crew::MapOptions{.timeout = 30s}))
+        sums.push_back(r);
+    EXPECT_TRUE(sums.empty());
 }
 
 TEST(ThreadPoolExecutor, DefaultSize) {

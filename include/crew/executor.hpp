@@ -39,10 +39,38 @@
 #include <vector>
 
 #include "crew/detail/job_queue.hpp"
+#include "crew/detail/zip.hpp"
 #include "crew/future.hpp"
 #include "crew/pool.hpp"
 
 namespace crew {
+
+namespace detail {
+
+// map(f, xs, ys[, options]): the ranges zipped, and the options that may follow them.
+template <class... Arguments>
+auto zip_with_options(Arguments&&... arguments) {
+    constexpr std::size_t count = sizeof...(Arguments);
+    constexpr bool has_options = std::is_same_v<
+        std::remove_cvref_t<std::tuple_element_t<count - 1, std::tuple<Arguments...>>>, MapOptions>;
+    auto all = std::forward_as_tuple(std::forward<Arguments>(arguments)...);
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        MapOptions options{};
+        if constexpr (has_options) options = std::get<count - 1>(all);
+        return std::pair(zip(std::get<I>(std::move(all))...), options);
+    }
+    (std::make_index_sequence<count - (has_options ? 1 : 0)>{});
+}
+
+// What f returns called with a tuple's elements.
+template <class F, class Tuple>
+struct apply_result;
+template <class F, class... Elements>
+struct apply_result<F, std::tuple<Elements...>> {
+    using type = std::invoke_result_t<F&, Elements&&...>;
+};
+
+}  // namespace detail
 
 struct ProcessPoolExecutorOptions {
     int max_workers = 0;  // 0: crew::cpu_count()
@@ -83,6 +111,16 @@ class ProcessPoolExecutor {
     auto map(Function&& function, Range&& items, MapOptions options = {}) {
         return pool_.lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
                                  std::forward<Range>(items), options, true, "map");
+    }
+    // Python's executor.map(f, xs, ys): f(x, y) for the items side by side, up to the end of the
+    // shortest range; crew::MapOptions{...} may follow the ranges.
+    template <class Function, std::ranges::input_range First, std::ranges::input_range Second,
+              class... Rest>
+    auto map(Function&& function, First&& first, Second&& second, Rest&&... rest) {
+        auto [items, options] = detail::zip_with_options(
+            std::forward<First>(first), std::forward<Second>(second), std::forward<Rest>(rest)...);
+        return pool_.lazy<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                std::move(items), options, true, "map");
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false) {
@@ -185,15 +223,30 @@ class ThreadPoolExecutor {
         using Item = std::ranges::range_reference_t<Range>;
         using R = std::invoke_result_t<std::decay_t<Function>&, Item>;
         auto progress = detail::progress_for(options, items, "map");
-        return ThreadMapResults<std::decay_t<Function>, std::views::all_t<Range>, R>(
+        return ThreadMapResults<false, std::decay_t<Function>, std::views::all_t<Range>, R>(
             *this, std::forward<Function>(function), std::views::all(std::forward<Range>(items)),
             options.timeout, std::move(progress));
+    }
+    // f(x, y) for the items of the ranges side by side, as the process executor's.
+    template <class Function, std::ranges::input_range First, std::ranges::input_range Second,
+              class... Rest>
+    auto map(Function&& function, First&& first, Second&& second, Rest&&... rest) {
+        auto [items, options] = detail::zip_with_options(
+            std::forward<First>(first), std::forward<Second>(second), std::forward<Rest>(rest)...);
+        using Items = decltype(items);
+        using R = typename detail::apply_result<std::decay_t<Function>,
+                                                std::ranges::range_value_t<Items>>::type;
+        auto progress = detail::progress_for(options, items, "map");
+        return ThreadMapResults<true, std::decay_t<Function>, Items, R>(
+            *this, std::forward<Function>(function), std::move(items), options.timeout,
+            std::move(progress));
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false);
 
   private:
-    template <class F, class View, class R>
+    // Star: each item is a tuple of the call's arguments.
+    template <bool Star, class F, class View, class R>
     class [[nodiscard]] ThreadMapResults {
       public:
         ThreadMapResults(ThreadPoolExecutor& executor, F function, View view,
@@ -232,7 +285,16 @@ class ThreadPoolExecutor {
         void fill() {
             const std::size_t window = 2 * static_cast<std::size_t>(executor_->max_workers());
             for (; in_flight_.size() < window && next_ != std::ranges::end(view_); ++next_) {
-                in_flight_.push_back(executor_->submit(function_, *next_));
+                if constexpr (Star) {
+                    in_flight_.push_back(std::apply(
+                        [&](auto&&... arguments) {
+                            return executor_->submit(
+                                function_, std::forward<decltype(arguments)>(arguments)...);
+                        },
+                        *next_));
+                } else {
+                    in_flight_.push_back(executor_->submit(function_, *next_));
+                }
             }
         }
 
