@@ -391,6 +391,14 @@ unsigned Barrier::wait(const Timeout& timeout) {
     const std::uint32_t resets = shared.resets.load();
     const std::uint32_t index = shared.arrived.fetch_add(1);
     if (index + 1 == shared.parties) {
+        if (action_) {
+            try {
+                run_action();
+            } catch (...) {
+                abort();
+                throw;
+            }
+        }
         shared.arrived.store(0);
         shared.generation.fetch_add(1);
         shared.wake.fetch_add(1);
@@ -406,6 +414,26 @@ unsigned Barrier::wait(const Timeout& timeout) {
             throw BrokenBarrierError();
         }
     }
+}
+
+void Barrier::run_action() {
+    detail::Reader call(*action_);
+    detail::Writer ignored;
+    detail::invoke_call(call, ignored);
+}
+
+void Barrier::encode_into(detail::Writer& writer) const {
+    block_.encode_into(writer);
+    detail::encode(writer, action_ ? *action_ : std::vector<std::byte>());
+}
+
+Barrier Barrier::decode_from(detail::Reader& reader) {
+    Barrier barrier(detail::SharedBlock::decode_from(reader));
+    auto action = detail::decode<std::vector<std::byte>>(reader);
+    if (!action.empty()) {
+        barrier.action_ = std::make_shared<const std::vector<std::byte>>(std::move(action));
+    }
+    return barrier;
 }
 
 void Barrier::abort() {

@@ -5,8 +5,13 @@
 #include <chrono>
 #include <crew/crew.hpp>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +53,32 @@ void notify_when_set(crew::Condition condition, crew::Event done) {
 int worker_answer() {
     return 42;
 }
+// A barrier's action: appends this process's pid to a file, one line a trip.
+struct AppendPid {
+    std::string path;
+    void operator()() const { std::ofstream(path, std::ios::app) << getpid() << '\n'; }
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(path);
+    }
+};
+std::size_t lines_in(const std::string& path) {
+    std::ifstream file(path);
+    std::size_t lines = 0;
+    for (std::string line; std::getline(file, line);) ++lines;
+    return lines;
+}
+// Three trips; after each, the action must have run already. Exit status 0, or which trip failed.
+void trip_three_times(crew::Barrier barrier, std::string path) {
+    for (int trip = 0; trip < 3; ++trip) {
+        barrier.wait(20s);
+        if (lines_in(path) < static_cast<std::size_t>(trip) + 1) _exit(10 + trip);
+    }
+    _exit(0);
+}
+struct ThrowingAction {
+    void operator()() const { throw std::invalid_argument("the action failed"); }
+};
 void wait_at_barrier(crew::Barrier barrier) {
     _exit(static_cast<int>(barrier.wait(20s)));
 }
@@ -140,6 +171,37 @@ TEST_P(SynchronizeTest, EightProcessesMeetAtABarrier) {
     EXPECT_EQ(indexes, (std::set<int>{0, 1, 2, 3, 4, 5, 6, 7}));
     EXPECT_FALSE(barrier.broken());
     EXPECT_EQ(barrier.n_waiting(), 0u);
+}
+
+// Python's Barrier(parties, action): the last to arrive runs it, in whichever process that is,
+// before any party is released.
+TEST_P(SynchronizeTest, TheLastPartyRunsTheBarriersActionBeforeAnyIsReleased) {
+    char path[] = "/tmp/crew-barrier-action-XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    struct Remove {
+        const char* path;
+        ~Remove() { std::remove(path); }
+    } remove{path};
+    crew::Barrier barrier(4, AppendPid{path});
+    std::vector<std::unique_ptr<crew::Process>> children;
+    std::set<pid_t> pids;
+    for (int i = 0; i < 4; ++i) {
+        children.push_back(std::make_unique<crew::Process>(options(), trip_three_times, barrier,
+                                                           std::string(path)));
+        children.back()->start();
+        pids.insert(children.back()->pid().value_or(-1));
+    }
+    for (auto& child : children) {
+        child->join();
+        EXPECT_EQ(child->exitcode(), 0);
+    }
+    std::ifstream file(path);
+    int trips = 0;
+    for (pid_t pid; file >> pid; ++trips) EXPECT_TRUE(pids.contains(pid)) << pid;
+    EXPECT_EQ(trips, 3);
+    EXPECT_FALSE(barrier.broken());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, SynchronizeTest,
@@ -325,6 +387,17 @@ TEST(Barrier, AbortResetAndTimeoutBreakIt) {
     EXPECT_NO_THROW(barrier.wait(10s));
     partner.join();
     EXPECT_THROW(crew::Barrier(0), crew::Error);
+}
+
+// An action that throws breaks the barrier: its party gets the exception, the others
+// BrokenBarrierError, as in Python.
+TEST(Barrier, AThrowingActionBreaksIt) {
+    crew::Barrier barrier(2, ThrowingAction{});
+    std::thread waiter([&] { EXPECT_THROW(barrier.wait(10s), crew::BrokenBarrierError); });
+    for (int i = 0; i < 1000 && barrier.n_waiting() == 0; ++i) std::this_thread::sleep_for(1ms);
+    EXPECT_THROW(barrier.wait(10s), std::invalid_argument);
+    waiter.join();
+    EXPECT_TRUE(barrier.broken());
 }
 
 }  // namespace

@@ -33,12 +33,18 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "crew/detail/byte_stream.hpp"
+#include "crew/detail/callable.hpp"
 #include "crew/detail/shared_mapping.hpp"
 #include "crew/error.hpp"
 
@@ -259,9 +265,25 @@ class Condition {
 // multiprocessing.Barrier: parties processes (or threads) wait for each other. wait() returns a
 // number from 0 to parties - 1, different for each; it throws crew::BrokenBarrierError when the
 // barrier is aborted or reset while it waits, or its timeout passes (which aborts it).
+//
+// An action (Python's action=) is run by the last party to arrive, before any is released. It
+// travels with the barrier to other processes, so it is what crew can send (a function, a lambda
+// without captures, a function object with serialize) and takes no arguments. If it throws, the
+// barrier breaks: that party's wait() throws the action's exception, the others'
+// BrokenBarrierError.
+//     crew::Barrier barrier(4, [] { std::puts("all four are here"); });
 class Barrier {
   public:
     explicit Barrier(unsigned parties, const Timeout& timeout = std::nullopt);
+    template <class Action>
+    requires std::invocable < std::decay_t<Action>
+    & > Barrier(unsigned parties, Action&& action, const Timeout& timeout = std::nullopt)
+        : Barrier(parties, timeout) {
+        detail::Writer call;
+        detail::encode_call(call, std::decay_t<Action>(std::forward<Action>(action)));
+        action_ = std::make_shared<const std::vector<std::byte>>(call.bytes().begin(),
+                                                                 call.bytes().end());
+    }
     unsigned wait(const Timeout& timeout = std::nullopt);
     // Breaks the barrier: waiting and later wait() calls throw, until reset().
     void abort();
@@ -271,16 +293,16 @@ class Barrier {
     unsigned n_waiting() const;
     bool broken() const;
 
-    void encode_into(detail::Writer& writer) const { block_.encode_into(writer); }
-    static Barrier decode_from(detail::Reader& reader) {
-        return Barrier(detail::SharedBlock::decode_from(reader));
-    }
+    void encode_into(detail::Writer& writer) const;
+    static Barrier decode_from(detail::Reader& reader);
 
   private:
     explicit Barrier(detail::SharedBlock block) : block_(std::move(block)) {}
     struct State;
     State& state() const noexcept;
+    void run_action();
     detail::SharedBlock block_;
+    std::shared_ptr<const std::vector<std::byte>> action_;  // an encoded call; null: none
 };
 
 }  // namespace crew
