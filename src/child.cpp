@@ -24,6 +24,8 @@ std::vector<std::byte> encode_child_request(const ChildRequest& request) {
     Writer writer;
     encode(writer, request.name);
     encode(writer, request.log_level);
+    encode(writer, request.parent_name);
+    encode(writer, request.parent_pid);
     encode(writer, request.argv);
     encode(writer, request.call);
     encode(writer, request.fds);
@@ -36,6 +38,8 @@ ChildRequest decode_child_request(std::span<const std::byte> bytes) {
     ChildRequest request;
     request.name = decode<std::string>(reader);
     request.log_level = decode<LogLevel>(reader);
+    request.parent_name = decode<std::string>(reader);
+    request.parent_pid = decode<pid_t>(reader);
     request.argv = decode<std::vector<std::string>>(reader);
     request.call = decode<std::vector<std::byte>>(reader);
     request.fds = decode<std::vector<int>>(reader);
@@ -90,6 +94,7 @@ void run_child(const std::string& name, LogLevel log_level, const std::function<
 }
 
 void run_child_request(const ChildRequest& request) {
+    set_parent_process(request.parent_name, request.parent_pid);
     run_child(request.name, request.log_level, [&] {
         Reader call(request.call, request.fds);
         Writer result;

@@ -98,5 +98,9 @@ void set_current_process_name(std::string name) {
     process_name() = std::move(name);
 }
 
+std::string current_process_name() {
+    return process_name();
+}
+
 }  // namespace detail
 }  // namespace crew

@@ -41,6 +41,7 @@ struct ProcessState {
     bool starting = false;  // start() is under way
     bool started = false;
     bool ended = false;
+    bool closed = false;
     StartMethod method = StartMethod::forkserver;
     pid_t pid = 0;
     int exitcode = 0;
@@ -126,9 +127,23 @@ void collect_exit(ProcessState& state) {
         state.exitcode);
 }
 
+// Called with state.mutex held.
+void refuse_if_closed(const ProcessState& state) {
+    if (state.closed) {
+        throw Error(
+            fmt::format("crew: {} is closed; a closed Process can only say its name", state.name));
+    }
+}
+
+std::optional<ProcessInfo>& parent_identity() {
+    static std::optional<ProcessInfo>* parent = new std::optional<ProcessInfo>;
+    return *parent;
+}
+
 bool wait_for_end(ProcessState& state, std::optional<std::chrono::nanoseconds> timeout) {
     {
         std::lock_guard lock(state.mutex);
+        refuse_if_closed(state);
         if (!state.started) {
             throw Error(fmt::format("crew: join() called before start() on {}; start it first",
                                     state.name));
@@ -144,6 +159,7 @@ bool wait_for_end(ProcessState& state, std::optional<std::chrono::nanoseconds> t
 
 void send_signal(ProcessState& state, int signal, const char* call) {
     std::lock_guard lock(state.mutex);
+    refuse_if_closed(state);
     if (!state.started) {
         throw Error(fmt::format("crew: {}() called before start() on {}", call, state.name));
     }
@@ -244,6 +260,7 @@ void Process::start() {
     StartMethod method;
     {
         std::lock_guard lock(state.mutex);
+        detail::refuse_if_closed(state);
         if (state.started || state.starting) {
             throw Error(
                 fmt::format("crew: start() called twice on {}; a process can be started "
@@ -281,10 +298,12 @@ void Process::start() {
             detail::preload_executable_symbols();
             detail::flush_standard_streams();
             pid_t parent = ::getpid();
+            std::string parent_name = detail::current_process_name();
             pid = ::fork();
             if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
             if (pid == 0) {
                 detail::become_child(parent, false, state.call_fd_numbers);
+                detail::set_parent_process(std::move(parent_name), parent);
                 state.started = true;  // as Python's self.pid in the child: its own pid
                 state.pid = ::getpid();
                 detail::run_child(state.name, detail::log_level(), [this] { run(); });
@@ -298,7 +317,13 @@ void Process::start() {
             }
             pidfd = detail::UniqueFd(opened);
         } else {
-            detail::ChildRequest request{state.name, detail::log_level(), {}, state.call, {}};
+            detail::ChildRequest request{state.name,
+                                         detail::log_level(),
+                                         detail::current_process_name(),
+                                         ::getpid(),
+                                         {},
+                                         state.call,
+                                         {}};
             if (method == StartMethod::spawn) request.argv = detail::program_arguments();
             detail::ServedChild child = detail::start_through_fork_server(
                 method == StartMethod::spawn, detail::encode_child_request(request),
@@ -351,6 +376,7 @@ bool Process::join_for(std::chrono::nanoseconds timeout) {
 bool Process::is_alive() {
     {
         std::lock_guard lock(state_->mutex);
+        detail::refuse_if_closed(*state_);
         if (!state_->started || state_->ended) return false;
     }
     return !detail::wait_for_end(*state_, std::chrono::nanoseconds::zero());
@@ -367,6 +393,59 @@ std::optional<pid_t> Process::pid() const {
     std::lock_guard lock(state_->mutex);
     if (!state_->started) return std::nullopt;
     return state_->pid;
+}
+
+int Process::sentinel() const {
+    std::lock_guard lock(state_->mutex);
+    detail::refuse_if_closed(*state_);
+    if (!state_->started) {
+        throw Error(fmt::format("crew: sentinel() called before start() on {}", state_->name));
+    }
+    return state_->pidfd.get();
+}
+
+void Process::close() {
+    {
+        std::lock_guard lock(state_->mutex);
+        if (state_->closed) return;
+    }
+    if (is_alive()) {
+        throw Error(fmt::format(
+            "crew: close() called on {} while it is still running; join() or terminate() it first",
+            state_->name));
+    }
+    {
+        std::lock_guard lock(detail::library_mutex());
+        detail::live_children().states.erase(state_.get());
+    }
+    std::lock_guard lock(state_->mutex);
+    state_->pidfd.reset();
+    state_->status.reset();
+    state_->call_fds.clear();
+    state_->closed = true;
+}
+
+ProcessInfo current_process() {
+    return {detail::current_process_name(), ::getpid()};
+}
+
+std::optional<ProcessInfo> parent_process() {
+    return detail::parent_identity();
+}
+
+std::vector<ProcessInfo> active_children() {
+    std::vector<ProcessInfo> children;
+    std::lock_guard lock(detail::library_mutex());  // no Process is destroyed meanwhile
+    for (detail::ProcessState* state : detail::live_children().states) {
+        if (!detail::wait_for_end(*state, std::chrono::nanoseconds::zero())) {
+            children.push_back({state->name, state->pid});
+        }
+    }
+    return children;
+}
+
+void detail::set_parent_process(std::string name, pid_t pid) {
+    parent_identity() = ProcessInfo{std::move(name), pid};
 }
 
 int detail::ProcessAccess::pidfd(const Process& process) {

@@ -1,6 +1,7 @@
 // crew::Process: Python's multiprocessing.Process semantics, under every start method.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,8 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -50,6 +53,19 @@ void write_arguments(std::string path, std::vector<int> numbers, std::map<std::s
 }
 
 // Starts a grandchild that exits with 5, and exits with its exit code plus one.
+// Exit status 0 when the process knows who it is and who started it; else which check failed.
+void check_identity(std::string expected_name, pid_t parent_pid) {
+    const crew::ProcessInfo self = crew::current_process();
+    if (self.name != expected_name) _exit(10);
+    if (self.pid != getpid()) _exit(11);
+    const std::optional<crew::ProcessInfo> parent = crew::parent_process();
+    if (!parent) _exit(12);
+    if (parent->pid != parent_pid || parent->name != "MainProcess") _exit(13);
+    _exit(0);
+}
+void wait_for_event(crew::Event event) {
+    _exit(event.wait(20s) ? 0 : 1);
+}
 void exit_with_grandchild_code_plus_one(StartMethod method) {
     crew::Process grandchild({.start_method = method}, exit_with, 5);
     grandchild.start();
@@ -274,6 +290,57 @@ TEST_P(ProcessTest, MisuseIsAnError) {
     EXPECT_THROW(p.set_daemon(true), crew::Error);
     p.join();
     EXPECT_THROW(p.start(), crew::Error);
+}
+
+TEST_P(ProcessTest, CurrentAndParentProcessNameTheProcesses) {
+    EXPECT_EQ(crew::current_process().name, "MainProcess");
+    EXPECT_EQ(crew::current_process().pid, getpid());
+    EXPECT_FALSE(crew::parent_process().has_value());
+    crew::ProcessOptions named = options();
+    named.name = "Reporter";
+    crew::Process child(named, check_identity, std::string("Reporter"), getpid());
+    child.start();
+    child.join();
+    EXPECT_EQ(child.exitcode(), 0);
+}
+
+TEST_P(ProcessTest, ActiveChildrenAreThoseStillRunning) {
+    crew::Event go;
+    crew::Process first(options(), wait_for_event, go);
+    crew::Process second(options(), wait_for_event, go);
+    EXPECT_TRUE(crew::active_children().empty());
+    first.start();
+    second.start();
+    std::set<pid_t> pids;
+    for (const crew::ProcessInfo& child : crew::active_children()) pids.insert(child.pid);
+    EXPECT_EQ(pids, (std::set<pid_t>{*first.pid(), *second.pid()}));
+    go.set();
+    first.join();
+    second.join();
+    EXPECT_TRUE(crew::active_children().empty());
+}
+
+// The sentinel is a descriptor to poll beside others; close() frees it once the child ended.
+TEST_P(ProcessTest, SentinelBecomesReadableAtTheEndAndCloseReleasesIt) {
+    crew::Process child(options(), sleep_for_ms, 20'000);
+    EXPECT_THROW((void)child.sentinel(), crew::Error) << "before start()";
+    child.start();
+    pollfd watched{.fd = child.sentinel(), .events = POLLIN, .revents = 0};
+    EXPECT_EQ(::poll(&watched, 1, 0), 0) << "readable while the child runs";
+    EXPECT_THROW(child.close(), crew::Error) << "closing a running process";
+    child.kill();
+    EXPECT_EQ(::poll(&watched, 1, 10'000), 1);
+    child.join();
+    EXPECT_EQ(child.exitcode(), -SIGKILL);
+    const int sentinel = child.sentinel();
+    child.close();
+    EXPECT_EQ(::fcntl(sentinel, F_GETFD), -1) << "the sentinel is closed";
+    EXPECT_THROW((void)child.is_alive(), crew::Error);
+    EXPECT_THROW(child.join(), crew::Error);
+    EXPECT_THROW((void)child.sentinel(), crew::Error);
+    EXPECT_THROW(child.start(), crew::Error);
+    EXPECT_EQ(child.name().rfind("Process-", 0), 0u);
+    EXPECT_NO_THROW(child.close()) << "closing twice does nothing";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, ProcessTest,

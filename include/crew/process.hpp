@@ -49,6 +49,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "crew/detail/byte_stream.hpp"
 #include "crew/detail/callable.hpp"
@@ -111,6 +112,13 @@ class Process {
     // Sends SIGTERM / SIGKILL to the child; does nothing if it has already ended.
     void terminate();
     void kill();
+    // A descriptor that becomes readable when the child ends (a pidfd), for poll or epoll beside
+    // other descriptors: Python's sentinel. Owned by the Process; throws crew::Error before
+    // start().
+    int sentinel() const;
+    // Releases the child's descriptors; throws crew::Error while the child is still running.
+    // Afterwards every call but name() and daemon() throws crew::Error, as in Python.
+    void close();
 
     const std::string& name() const;
     void set_name(std::string name);
@@ -133,6 +141,20 @@ class Process {
     std::unique_ptr<detail::ProcessState> state_;
     friend struct detail::ProcessAccess;
 };
+
+// A process this one did not start itself: Python's current_process() and parent_process() give
+// such objects; here, what they say of it.
+struct ProcessInfo {
+    std::string name;
+    pid_t pid = 0;
+};
+
+// This process: "MainProcess" in the program, else the name of the crew::Process it is.
+ProcessInfo current_process();
+// The process that started this one; none in the main process (Python: None).
+std::optional<ProcessInfo> parent_process();
+// The children this process started whose Process objects exist and that have not ended.
+std::vector<ProcessInfo> active_children();
 
 namespace detail {
 // For crew's pools, which watch their workers in an epoll set of their own.

@@ -20,10 +20,15 @@ namespace crew::detail {
 struct ChildRequest {
     std::string name;
     LogLevel log_level = LogLevel::off;
+    std::string parent_name;  // the process asking, as crew::parent_process() will say
+    pid_t parent_pid = 0;
     std::vector<std::string> argv;
     std::vector<std::byte> call;
     std::vector<int> fds;
 };
+
+// What crew::parent_process() says in this process; unset in the main process.
+void set_parent_process(std::string name, pid_t pid);
 
 std::vector<std::byte> encode_child_request(const ChildRequest& request);
 ChildRequest decode_child_request(std::span<const std::byte> bytes);

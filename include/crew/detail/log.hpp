@@ -29,5 +29,6 @@ void log(LogLevel level, fmt::format_string<Arguments...> format, Arguments&&...
 }
 // "MainProcess", or the name of the crew child this process is.
 void set_current_process_name(std::string name);
+std::string current_process_name();
 
 }  // namespace crew::detail
