@@ -1,5 +1,6 @@
 #include "crew/detail/progress.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -13,7 +14,21 @@ namespace {
 
 constexpr auto terminal_interval = std::chrono::milliseconds(100);
 constexpr auto plain_interval = std::chrono::seconds(2);
-constexpr int bar_width = 25;
+constexpr int default_columns = 80;  // when the terminal does not say
+
+// The terminal's width now (it may have been resized since the last drawing).
+int columns_of(int fd) {
+    winsize size{};
+    if (::ioctl(fd, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+    return default_columns;
+}
+
+// Characters a terminal shows for text: UTF-8 continuation bytes take no column.
+int visible_width(const std::string& text) {
+    int width = 0;
+    for (char c : text) width += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return width;
+}
 
 std::string clock_text(double seconds) {
     if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -93,17 +108,24 @@ void Progress::draw_locked(bool last) {
                          : std::min(1.0, static_cast<double>(done) / static_cast<double>(*total_));
         const double remaining =
             rate > 0 ? static_cast<double>(*total_ - std::min(done, *total_)) / rate : NAN;
+        // Rounded down: 995 of 1000 is 99%, and 100% means all are done.
+        const int percent = static_cast<int>(std::floor(100 * fraction));
         if (output_.terminal) {
-            const int filled = static_cast<int>(fraction * bar_width);
+            const std::string head = fmt::format("{}: {:3}%|", label_, percent);
+            const std::string tail =
+                fmt::format("| {}/{} [{}<{}, {}]", done, *total_, clock_text(elapsed),
+                            clock_text(remaining), rate_text(rate));
+            const int columns = output_.columns > 0 ? output_.columns : columns_of(output_.fd);
+            // One column left free: a line that fills the terminal would wrap on some.
+            const int width = std::max(0, columns - 1 - visible_width(head) - visible_width(tail));
+            const int filled = static_cast<int>(fraction * width);
             std::string bar;
-            for (int i = 0; i < bar_width; ++i) bar += i < filled ? "\u2588" : " ";
-            text = fmt::format("\r{}: {:3.0f}%|{}| {}/{} [{}<{}, {}]\x1b[K", label_, 100 * fraction,
-                               bar, done, *total_, clock_text(elapsed), clock_text(remaining),
-                               rate_text(rate));
+            for (int i = 0; i < width; ++i) bar += i < filled ? "\u2588" : " ";
+            text = "\r" + head + bar + tail + "\x1b[K";
         } else {
-            text = fmt::format("{}: {}/{} ({:.0f}%) elapsed {} remaining {} {}\n", label_, done,
-                               *total_, 100 * fraction, clock_text(elapsed), clock_text(remaining),
-                               rate_text(rate));
+            text =
+                fmt::format("{}: {}/{} ({}%) elapsed {} remaining {} {}\n", label_, done, *total_,
+                            percent, clock_text(elapsed), clock_text(remaining), rate_text(rate));
         }
     } else if (output_.terminal) {
         text = fmt::format("\r{}: {} [{}, {}]\x1b[K", label_, done, clock_text(elapsed),

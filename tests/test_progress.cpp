@@ -63,6 +63,31 @@ TEST(Progress, OnATerminalRedrawsOneLineWithBarCountTimesAndRate) {
     EXPECT_EQ(text.back(), '\n');
 }
 
+// tqdm's rules: the percentage rounds down (995 of 1000 is not done), and the line is as wide
+// as the terminal, one column spare.
+TEST(Progress, RoundsDownAndFillsTheTerminalsWidth) {
+    Pipe pipe;
+    {
+        Progress progress("map", 1000, {pipe.write_end(), true, 0ns, 60});
+        progress.advance(995);
+    }
+    std::string text = pipe.drain();
+    EXPECT_NE(text.find("map:  99%|"), std::string::npos) << text;
+    EXPECT_EQ(text.find("100%"), std::string::npos) << text;
+    std::size_t lines = 0;
+    for (auto start = text.find('\r'); start != std::string::npos;
+         start = text.find('\r', start + 1)) {
+        const auto end = text.find("\x1b[K", start);
+        ASSERT_NE(end, std::string::npos) << text;
+        std::string line = text.substr(start + 1, end - start - 1);
+        std::size_t columns = 0;
+        for (char c : line) columns += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+        EXPECT_EQ(columns, 59u) << line;
+        ++lines;
+    }
+    EXPECT_GE(lines, 2u) << text;
+}
+
 TEST(Progress, ElsewhereWritesPlainLines) {
     Pipe pipe;
     {

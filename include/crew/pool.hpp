@@ -895,6 +895,9 @@ class Pool {
                     size =
                         std::max<std::size_t>(1, (count + 4 * processes() - 1) / (4 * processes()));
                     size = std::min<std::size_t>(size, detail::chunk_limit_for_results<R>());
+                    // A bar that moves a percent at a time, from the first second on, rather
+                    // than sitting at 0 until a first eighth of the work comes back at once.
+                    if (options.progress) size = std::min<std::size_t>(size, count / 100 + 1);
                     byte_limit = detail::chunk_bytes;
                 }
                 size = std::min<std::size_t>(size, detail::largest_chunk);

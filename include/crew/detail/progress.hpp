@@ -1,11 +1,11 @@
 // crew/detail/progress.hpp: the progress bar that map, imap, starmap and Executor::map draw with
 // .progress = true, after tqdm's.
 //
-// On a terminal it redraws one line of stderr at most ten times a second: percentage, bar and
-// count when the total is known, then elapsed time, estimated remaining time and rate. Anywhere
-// else (a file, a pipe) it writes a plain line every few seconds instead. The last state is
-// written, ending the line, when the work is done or the Progress goes away. advance() may be
-// called from any thread.
+// On a terminal it redraws one line of stderr at most ten times a second: percentage (rounded
+// down, so 100% means done), a bar filling the terminal's width and count when the total is known,
+// then elapsed time, estimated remaining time and rate. Anywhere else (a file, a pipe) it writes a
+// plain line every few seconds instead. The last state is written, ending the line, when the work
+// is done or the Progress goes away. advance() may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -23,6 +23,7 @@ class Progress {
         int fd;
         bool terminal;                      // redraw one line, or write a line each interval
         std::chrono::nanoseconds interval;  // between drawings
+        int columns = 0;  // the line's width on a terminal; 0: the terminal's, asked each drawing
     };
 
     // On stderr, as a bar if stderr is a terminal.
