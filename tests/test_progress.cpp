@@ -134,4 +134,18 @@ TEST(Progress, MapImapAndExecutorMapReportOnStderr) {
     EXPECT_EQ(count_of(text, "\n"), 3u) << "off by default: " << text;
 }
 
+TEST(Progress, AsCompletedCountsTheFuturesItYields) {
+    crew::ProcessPoolExecutor executor({.max_workers = 2});
+    std::vector<crew::Future<int>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(executor.submit(square, i));
+    ::testing::internal::CaptureStderr();
+    int sum = 0;
+    for (const auto& future : crew::as_completed(futures, {.timeout = 60s, .progress = true}))
+        sum += future.result();
+    std::string text = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(sum, 2470);
+    EXPECT_NE(text.find("as_completed: 20/20 (100%)"), std::string::npos) << text;
+    EXPECT_EQ(count_of(text, "as_completed: 20/20"), 1u) << text;
+}
+
 }  // namespace

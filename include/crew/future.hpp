@@ -36,6 +36,7 @@
 
 #include "crew/detail/futex.hpp"
 #include "crew/detail/interrupt.hpp"
+#include "crew/detail/progress.hpp"
 #include "crew/detail/pull_iterator.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
@@ -326,14 +327,23 @@ class Future {
     std::shared_ptr<detail::FutureState<T>> state_;
 };
 
+// Options of as_completed; every member has an initializer.
+struct AsCompletedOptions {
+    std::optional<std::chrono::nanoseconds> timeout = {};  // from the call
+    bool progress = false;  // a progress bar on stderr, as map's (crew/pool.hpp)
+};
+
 // The futures as they complete: an input range whose iteration waits for the next one to be
 // done. With a timeout (from the call), iterating past it throws crew::TimeoutError.
 template <class T>
 class AsCompleted {
   public:
-    AsCompleted(std::vector<Future<T>> futures, std::optional<std::chrono::nanoseconds> timeout)
+    AsCompleted(std::vector<Future<T>> futures, AsCompletedOptions options)
         : shared_(std::make_shared<Shared>()), total_(futures.size()) {
-        if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
+        if (options.timeout) deadline_ = std::chrono::steady_clock::now() + *options.timeout;
+        if (options.progress) {
+            progress_ = std::make_shared<detail::Progress>("as_completed", total_);
+        }
         for (Future<T>& future : futures) {
             future.add_done_callback([shared = shared_](Future<T> done) {
                 {
@@ -364,6 +374,7 @@ class AsCompleted {
     };
 
     void advance() {
+        if (current_ && progress_) progress_->advance(1);
         current_.reset();
         if (yielded_ == total_) return;
         std::unique_lock lock(shared_->mutex);
@@ -382,27 +393,32 @@ class AsCompleted {
     std::size_t yielded_ = 0;
     std::optional<std::chrono::steady_clock::time_point> deadline_;
     std::optional<Future<T>> current_;
+    std::shared_ptr<detail::Progress> progress_;  // null without .progress
 };
 
+// as_completed(futures), as_completed(futures, 5s), as_completed(futures, {.progress = true})
 template <class T>
-AsCompleted<T> as_completed(const std::vector<Future<T>>& futures) {
-    return AsCompleted<T>(futures, std::nullopt);
+AsCompleted<T> as_completed(const std::vector<Future<T>>& futures,
+                            AsCompletedOptions options = {}) {
+    return AsCompleted<T>(futures, options);
 }
 
 template <class T, class Rep, class Period>
 AsCompleted<T> as_completed(const std::vector<Future<T>>& futures,
                             std::chrono::duration<Rep, Period> timeout) {
-    return AsCompleted<T>(futures, std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    return AsCompleted<T>(
+        futures, {.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)});
 }
 
 // Over the keys of a map of futures, as Python's as_completed over {submit(f, x): x for x in xs}.
 template <class T, class Value, class Hash, class Equal, class Allocator>
 AsCompleted<T> as_completed(
-    const std::unordered_map<Future<T>, Value, Hash, Equal, Allocator>& futures) {
+    const std::unordered_map<Future<T>, Value, Hash, Equal, Allocator>& futures,
+    AsCompletedOptions options = {}) {
     std::vector<Future<T>> keys;
     keys.reserve(futures.size());
     for (const auto& entry : futures) keys.push_back(entry.first);
-    return AsCompleted<T>(std::move(keys), std::nullopt);
+    return AsCompleted<T>(std::move(keys), options);
 }
 
 // When crew::wait returns, as concurrent.futures' FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED.
