@@ -134,6 +134,30 @@ TEST(Progress, MapImapAndExecutorMapReportOnStderr) {
     EXPECT_EQ(count_of(text, "\n"), 3u) << "off by default: " << text;
 }
 
+// crew::progress wraps any loop, as tqdm does; a break still draws the last state.
+TEST(Progress, WrapsAnyLoop) {
+    ::testing::internal::CaptureStderr();
+    const std::vector<std::string> words{"a", "b", "c", "d"};
+    std::string joined;
+    for (const std::string& word : crew::progress(words, "words")) joined += word;
+    int counted = 0;
+    for (int i : crew::progress(crew::range(100), "steps")) {
+        if (i == 10) break;
+        ++counted;
+    }
+    std::size_t lines = 0;
+    for (long n :
+         crew::progress(crew::range(5L) | std::views::filter([](long x) { return x % 2; })))
+        lines += static_cast<std::size_t>(n);
+    std::string text = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(joined, "abcd");
+    EXPECT_EQ(counted, 10);
+    EXPECT_EQ(lines, 4u);
+    EXPECT_NE(text.find("words: 4/4 (100%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("steps: 10/100 (10%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("progress: 2 elapsed"), std::string::npos) << "no total: " << text;
+}
+
 TEST(Progress, AsCompletedCountsTheFuturesItYields) {
     crew::ProcessPoolExecutor executor({.max_workers = 2});
     std::vector<crew::Future<int>> futures;

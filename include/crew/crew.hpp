@@ -20,6 +20,7 @@
 #include "crew/pipe.hpp"
 #include "crew/pool.hpp"
 #include "crew/process.hpp"
+#include "crew/progress.hpp"
 #include "crew/queue.hpp"
 #include "crew/range.hpp"
 #include "crew/remote_exception.hpp"
