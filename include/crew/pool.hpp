@@ -585,15 +585,8 @@ class Pool {
     template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
     auto map_async(Function&& function, Range&& items, std::size_t chunksize,
                    Callbacks&&... callbacks) {
-        auto state =
-            submit_all<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                              std::forward<Range>(items), MapOptions{.chunksize = chunksize}, "",
-                              detail::callbacks_preparation(std::forward<Callbacks>(callbacks)...));
-        if constexpr (detail::refused<decltype(state)>) {
-            return state;
-        } else {
-            return AsyncResult(std::move(state));
-        }
+        return async_all<false>(std::forward<Function>(function), std::forward<Range>(items),
+                                chunksize, std::forward<Callbacks>(callbacks)...);
     }
     template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
     auto map_async(Function&& function, Range&& items, Callbacks&&... callbacks) {
@@ -620,15 +613,8 @@ class Pool {
     template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
     auto starmap_async(Function&& function, Range&& items, std::size_t chunksize,
                        Callbacks&&... callbacks) {
-        auto state =
-            submit_all<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                             std::forward<Range>(items), MapOptions{.chunksize = chunksize}, "",
-                             detail::callbacks_preparation(std::forward<Callbacks>(callbacks)...));
-        if constexpr (detail::refused<decltype(state)>) {
-            return state;
-        } else {
-            return AsyncResult(std::move(state));
-        }
+        return async_all<true>(std::forward<Function>(function), std::forward<Range>(items),
+                               chunksize, std::forward<Callbacks>(callbacks)...);
     }
     template <class Function, std::ranges::input_range Range, detail::ResultCallback... Callbacks>
     auto starmap_async(Function&& function, Range&& items, Callbacks&&... callbacks) {
@@ -663,11 +649,7 @@ class Pool {
                 detail::callbacks_preparation(
                     std::get<sizeof...(Argument) + Callback>(std::move(all))...),
                 std::forward<Function>(function), std::get<Argument>(std::move(all))...);
-            if constexpr (detail::refused<decltype(state)>) {
-                return state;
-            } else {
-                return AsyncResult(std::move(state));
-            }
+            return as_async_result(std::move(state));
         }
         (std::make_index_sequence<sizeof...(Arguments) - callbacks>{},
          std::make_index_sequence<callbacks>{});
@@ -989,6 +971,25 @@ class Pool {
             throw TimeoutError("crew: the results were not ready within the timeout");
         }
         return state->take_value();
+    }
+
+    // map_async and starmap_async.
+    template <bool Star, class Function, class Range, class... Callbacks>
+    auto async_all(Function&& function, Range&& items, std::size_t chunksize,
+                   Callbacks&&... callbacks) {
+        return as_async_result(
+            submit_all<Star>(std::decay_t<Function>(std::forward<Function>(function)),
+                             std::forward<Range>(items), MapOptions{.chunksize = chunksize}, "",
+                             detail::callbacks_preparation(std::forward<Callbacks>(callbacks)...)));
+    }
+    // The AsyncResult of a submitted state, or what a call refused at compile time returns.
+    template <class State>
+    static auto as_async_result(State state) {
+        if constexpr (detail::refused<State>) {
+            return state;
+        } else {
+            return AsyncResult(std::move(state));
+        }
     }
 
     // One call as one task; its result goes to the state returned, which prepare(state) sees
