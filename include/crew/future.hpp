@@ -10,7 +10,10 @@
 // A Future is a handle: copies share one result. It is pending, then running (a worker took it),
 // then done: with a value, with an exception, or cancelled. cancel() succeeds only while it is
 // pending. result() waits and returns the value or throws the task's exception (crew::Cancelled
-// for a cancelled one); result(timeout) throws crew::TimeoutError when time runs out. Callbacks
+// for a cancelled one); result(timeout) throws crew::TimeoutError when time runs out. Waiting
+// for a process pool's future collects its reply itself for a while (about 1 µs for a quick
+// task, no thread woken), then sleeps. as_completed(futures, {.timeout, .progress}) yields them
+// as they finish, with a progress bar if asked. Callbacks
 // added with add_done_callback run once it is done, in the thread that completes it (or at once,
 // in the caller's, if it already is); they must not block. An exception a callback throws is
 // logged (crew::log_to_stderr shows it) and ignored, as in concurrent.futures: it cannot break
