@@ -558,8 +558,9 @@ void PoolCore::fail_late_tasks() {
 // first (see Driver). Asking the workers to signal it is a store a ring; waking it would cost a
 // thread wake-up and a core on every submit.
 void PoolCore::have_replies_wake_broker() {
-    // Its sleep must count down the new tasks' time.
-    if (options_.task_timeout.count() > 0) {
+    // Tasks the workers had no room for need the broker now, not when a worker's queue drains;
+    // and its sleep must count down the new tasks' time.
+    if (!pending_.empty() || options_.task_timeout.count() > 0) {
         wake_broker();
         return;
     }
