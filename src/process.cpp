@@ -231,7 +231,8 @@ Process::~Process() {
     bool started;
     {
         std::lock_guard lock(state_->mutex);
-        started = state_->started;
+        // A closed process has ended and been let go of: nothing is left to finish.
+        started = state_->started && !state_->closed;
     }
     if (started) detail::finish_at_exit(*state_);
 }

@@ -343,6 +343,21 @@ TEST_P(ProcessTest, SentinelBecomesReadableAtTheEndAndCloseReleasesIt) {
     EXPECT_NO_THROW(child.close()) << "closing twice does nothing";
 }
 
+// Destroying a closed Process has nothing to finish, and says nothing about it.
+TEST_P(ProcessTest, DestroyingAClosedProcessLogsNothing) {
+    crew::log_to_stderr(crew::LogLevel::error);
+    ::testing::internal::CaptureStderr();
+    {
+        crew::Process child(options(), do_nothing);
+        child.start();
+        child.join();
+        child.close();
+    }
+    const std::string text = ::testing::internal::GetCapturedStderr();
+    crew::log_to_stderr(crew::LogLevel::off);
+    EXPECT_EQ(text, "");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllStartMethods, ProcessTest,
                          ::testing::Values(StartMethod::forkserver, StartMethod::fork,
                                            StartMethod::spawn),
