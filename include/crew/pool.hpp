@@ -955,22 +955,18 @@ class Pool {
         if constexpr (detail::refused<State>) {
             return State{};
         } else {
-            return wait_for_state<State>(std::forward<Submit>(submit), timeout);
+            const auto start = std::chrono::steady_clock::now();
+            State state;
+            {
+                detail::PoolCore::Driver driver(*core_);
+                state = submit();
+                driver.drive_until([&] { return state->is_done(); });
+            }
+            if (timeout && !state->wait(*timeout - (std::chrono::steady_clock::now() - start))) {
+                throw TimeoutError("crew: the results were not ready within the timeout");
+            }
+            return state->take_value();
         }
-    }
-    template <class State, class Submit>
-    auto wait_for_state(Submit&& submit, std::optional<std::chrono::nanoseconds> timeout) {
-        const auto start = std::chrono::steady_clock::now();
-        State state;
-        {
-            detail::PoolCore::Driver driver(*core_);
-            state = submit();
-            driver.drive_until([&] { return state->is_done(); });
-        }
-        if (timeout && !state->wait(*timeout - (std::chrono::steady_clock::now() - start))) {
-            throw TimeoutError("crew: the results were not ready within the timeout");
-        }
-        return state->take_value();
     }
 
     // map_async and starmap_async.
