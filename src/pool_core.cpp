@@ -564,12 +564,16 @@ void PoolCore::have_replies_wake_broker() {
         wake_broker();
         return;
     }
+    if (!ask_workers_to_signal_replies()) wake_broker();
+}
+
+// Asks each worker to signal the broker's wake descriptor at its next reply; false, asking no
+// more, once a reply is there already (the broker must not sleep).
+bool PoolCore::ask_workers_to_signal_replies() {
     for (auto& worker : workers_) {
-        if (!worker->replies->prepare_to_sleep()) {
-            wake_broker();
-            return;
-        }
+        if (!worker->replies->prepare_to_sleep()) return false;
     }
+    return true;
 }
 
 void PoolCore::wake_broker() {
@@ -961,11 +965,7 @@ void PoolCore::sleep_until_woken() {
         may_sleep = !has_submissions_.load() && !terminate_requested_.load();
         // While callers drive the pool (see Driver), the replies are theirs to collect: the
         // workers need not signal the broker, and waking it would only take a core from them.
-        if (drivers_.load() == 0) {
-            for (auto& worker : workers_) {
-                if (may_sleep && !worker->replies->prepare_to_sleep()) may_sleep = false;
-            }
-        }
+        if (drivers_.load() == 0 && may_sleep) may_sleep = ask_workers_to_signal_replies();
         if (options_.task_timeout.count() > 0) timeout_ms = milliseconds_to_next_timeout();
     }
     epoll_event events[16];

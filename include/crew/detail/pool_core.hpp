@@ -187,6 +187,7 @@ class PoolCore {
     bool check_workers();
     void wake_broker();
     void have_replies_wake_broker();
+    bool ask_workers_to_signal_replies();
     void start_worker(std::size_t index);
     bool collect(Worker& worker);
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
