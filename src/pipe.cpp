@@ -137,20 +137,32 @@ std::span<const std::byte> PipeChannel::receive() {
 }
 
 bool PipeChannel::sleep(const Deadline& deadline) {
-    if (!in_->prepare_to_sleep()) return true;
-    pollfd watched[2] = {{wake_.get(), POLLIN, 0}, {socket_.get(), POLLIN, 0}};
+    pollfd watched[2];
+    if (!begin_sleep(watched)) return true;
     int ready;
     do {
         ready = ::poll(watched, 2, milliseconds_until(deadline));
     } while (ready < 0 && errno == EINTR);
+    const int poll_error = errno;
+    end_sleep(watched);
+    if (ready < 0) throw SystemError("cannot wait on a connection", poll_error);
+    return ready > 0 || !deadline || Clock::now() < *deadline;
+}
+
+bool PipeChannel::begin_sleep(std::span<pollfd, 2> watched) {
+    if (!in_->prepare_to_sleep()) return false;
+    watched[0] = {wake_.get(), POLLIN, 0};
+    watched[1] = {socket_.get(), POLLIN, 0};
+    return true;
+}
+
+void PipeChannel::end_sleep(std::span<const pollfd, 2> watched) {
     in_->cancel_sleep();
-    if (ready < 0) throw_system_error("cannot wait on a connection");
     if (watched[0].revents != 0) {
         std::uint64_t count;
         (void)!::read(wake_.get(), &count, sizeof count);
     }
     if (watched[1].revents != 0) other_end_gone_ = true;
-    return ready > 0 || !deadline || Clock::now() < *deadline;
 }
 
 bool PipeChannel::poll(std::optional<std::chrono::nanoseconds> timeout) {

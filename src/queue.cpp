@@ -86,6 +86,8 @@ struct QueueCore::State {
     // Whole messages put and got, wrapping around, each on a cache line of its own side's. A
     // consumer may take a message before its producer has counted it.
     alignas(64) std::atomic<std::uint32_t> put{0};
+    // Set by a crew::wait that sleeps on put; the producer that sees it clears it and wakes them.
+    std::atomic<std::uint32_t> watched{0};
     alignas(64) std::atomic<std::uint32_t> got{0};
     // A consumer's note, made before it gives the last of a message's bytes back to the ring:
     // once the chain is read up to taken_until in ring taken_in, got is got_after. A consumer
@@ -177,6 +179,12 @@ bool QueueCore::put(std::span<const std::byte> message, const Deadline& deadline
         return false;
     }
     shared.put.store(shared.put.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    // Relaxed, to cost a stream of puts nothing: should this load pass the store above, a watcher
+    // that set watched just then misses this wake-up and looks again within lost_wake_up_interval.
+    if (shared.watched.load(std::memory_order_relaxed) != 0) {
+        shared.watched.store(0, std::memory_order_relaxed);
+        futex_wake_all(shared.put);
+    }
     if (shared.joinable) shared.counted_unwritten.store(0);
     return true;
 }
@@ -285,6 +293,20 @@ std::size_t QueueCore::qsize() const {
 bool QueueCore::full() const {
     const State& shared = state();
     return shared.maxsize != 0 && qsize() >= shared.maxsize;
+}
+
+std::uint32_t QueueCore::watch_puts() {
+    State& shared = state();
+    shared.watched.store(1);
+    return shared.put.load();
+}
+
+void QueueCore::sleep_while_puts_are(std::uint32_t count) {
+    sleep_while(state().put, count, Clock::now() + lost_wake_up_interval);
+}
+
+void QueueCore::wake_watchers() {
+    futex_wake_all(state().put);
 }
 
 void QueueCore::task_done() {

@@ -405,7 +405,8 @@ INSTANTIATE_TEST_SUITE_P(
     EveryWait, InterruptTest,
     ::testing::Combine(::testing::Values(StartMethod::forkserver, StartMethod::fork,
                                          StartMethod::spawn),
-                       ::testing::Values("as-completed", "wait", "map", "imap", "queue-get")),
+                       ::testing::Values("as-completed", "wait", "map", "imap", "queue-get",
+                                         "connection-wait")),
     [](const auto& info) {
         std::string name =
             std::string(crew::to_string(std::get<0>(info.param))) + "_" + std::get<1>(info.param);

@@ -29,3 +29,4 @@
 #include "crew/shared_value.hpp"
 #include "crew/start_method.hpp"
 #include "crew/synchronize.hpp"
+#include "crew/wait.hpp"

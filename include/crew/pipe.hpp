@@ -24,6 +24,8 @@
 // One thread at a time may send on a connection, and one receive.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +66,11 @@ class PipeChannel {
     std::span<const std::byte> receive();
     void release() { in_->release(); }
     bool poll(std::optional<std::chrono::nanoseconds> timeout);
+    // One sleep in two steps, for a wait that sleeps on other descriptors too: begin_sleep fills
+    // in the two to poll, or returns false if a message came meanwhile (then do not sleep);
+    // end_sleep takes the poll's results.
+    bool begin_sleep(std::span<pollfd, 2> watched);
+    void end_sleep(std::span<const pollfd, 2> watched);
     void close() noexcept;
     bool closed() const noexcept { return !socket_; }
 
@@ -131,6 +138,7 @@ class Connection {
   private:
     template <class U>
     friend std::pair<Connection<U>, Connection<U>> Pipe(bool duplex);
+    friend class Waitable;
     explicit Connection(detail::PipeChannel channel) : channel_(std::move(channel)) {}
     detail::PipeChannel channel_;
 };

@@ -77,6 +77,12 @@ class QueueCore {
 
     std::size_t qsize() const;
     bool full() const;
+    // For crew::wait, which sleeps on the count of messages put: watch_puts() asks the next put
+    // to wake the watchers and returns the count; sleep_while_puts_are(count) sleeps until a put
+    // changes it, wake_watchers(), or lost_wake_up_interval.
+    std::uint32_t watch_puts();
+    void sleep_while_puts_are(std::uint32_t count);
+    void wake_watchers();
     void task_done();
     void join();
     void close() noexcept { closed_ = true; }
@@ -150,6 +156,7 @@ class Queue {
 
   protected:
     explicit Queue(std::shared_ptr<detail::QueueCore> core) : core_(std::move(core)) {}
+    friend class Waitable;
     std::shared_ptr<detail::QueueCore> core_;
 };
 
@@ -190,6 +197,7 @@ class SimpleQueue {
 
   private:
     explicit SimpleQueue(Queue<T> queue) : queue_(std::move(queue)) {}
+    friend class Waitable;
     Queue<T> queue_;
 };
 

@@ -9,7 +9,8 @@
 //                       test sends SIGINT; prints "interrupted after N ms" when map throws
 //   interrupt-idle      prints its pool's worker pids and "ready", then sleeps outside crew
 //   interrupt-in WAIT   prints its workers' pids and "ready", then waits in WAIT
-//                       (as-completed, wait, map, imap or queue-get) until the test's SIGINT;
+//                       (as-completed, wait, map, imap, queue-get or
+//                       connection-wait) until the test's SIGINT;
 //                       prints "interrupted after N ms" when the wait throws crew::Interrupted
 //   shared-memory NAME  creates shared memory NAME, hands it to a child that sleeps, prints the
 //                       child's pid and "ready", then sleeps until killed
@@ -199,6 +200,11 @@ int main(int argc, char** argv) {
                 crew::Queue<int> queue;
                 announce_soon();
                 (void)queue.get();
+            } else if (wait == "connection-wait") {
+                crew::Queue<int> queue;
+                auto [receiving, sending] = crew::Pipe<int>();
+                announce_soon();
+                (void)crew::wait({queue, receiving});
             }
             std::cout << wait << " finished without an interrupt" << std::endl;
         } catch (const crew::Interrupted& error) {
