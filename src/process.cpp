@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +12,11 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "crew/detail/child.hpp"
@@ -200,6 +204,107 @@ void finish_live_children_at_exit() {
     for (ProcessState* state : states) finish_at_exit(*state);
 }
 
+// While crew logs at info, a thread of the parent's watches its children's pidfds, so that a
+// child's end is logged as it happens: a child killed from outside would otherwise go unreported
+// until the program next asked about it. Only made once logging is on; leaked, like the list of
+// live children, so that it outlives the exit handlers that join children.
+class DeathLog {
+  public:
+    static void watch(ProcessState& state);
+
+  private:
+    DeathLog();
+    void run();
+    static DeathLog*& instance();
+
+    struct Child {
+        ProcessState* state;
+        pid_t pid;  // with the address, tells this child's state from a later one's
+        UniqueFd pidfd;
+    };
+    std::mutex mutex_;  // guards added_
+    std::vector<Child> added_;
+    UniqueFd wake_;
+};
+
+DeathLog*& DeathLog::instance() {
+    static DeathLog* log = [] {
+        // A fork child does not have the thread: it starts its own if it logs.
+        on_fork_child([] { instance() = nullptr; });
+        return nullptr;
+    }();
+    return log;
+}
+
+DeathLog::DeathLog() {
+    const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake < 0) throw_system_error("cannot create an eventfd to log children's ends");
+    wake_ = UniqueFd(wake);
+    sigset_t all, previous;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &previous);  // the program's handlers run on its threads
+    try {
+        std::thread([this] { run(); }).detach();
+    } catch (const std::system_error& error) {
+        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+        throw SystemError("cannot start a thread to log children's ends", error.code().value());
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+}
+
+// Called with library_mutex() held, after state was added to the live children.
+void DeathLog::watch(ProcessState& state) {
+    if (log_level() > LogLevel::info) return;
+    const int pidfd = ::fcntl(state.pidfd.get(), F_DUPFD_CLOEXEC, 0);
+    if (pidfd < 0) throw_system_error("cannot duplicate a pidfd to log " + state.name + "'s end");
+    if (instance() == nullptr) instance() = new DeathLog;
+    DeathLog& log = *instance();
+    {
+        std::lock_guard lock(log.mutex_);
+        log.added_.push_back({&state, state.pid, UniqueFd(pidfd)});
+    }
+    const std::uint64_t one = 1;
+    (void)!::write(log.wake_.get(), &one, sizeof one);  // a full counter wakes it as well
+}
+
+void DeathLog::run() {
+    std::vector<Child> watched;
+    std::vector<pollfd> descriptors;
+    while (true) {
+        descriptors.assign(1, {wake_.get(), POLLIN, 0});
+        for (auto& child : watched) descriptors.push_back({child.pidfd.get(), POLLIN, 0});
+        if (::poll(descriptors.data(), descriptors.size(), -1) < 0) {
+            if (errno == EINTR) continue;
+            log(LogLevel::error, "cannot watch for children's ends any more: {}",
+                std::strerror(errno));
+            return;
+        }
+        if (descriptors[0].revents != 0) {
+            std::uint64_t count;
+            (void)!::read(wake_.get(), &count, sizeof count);
+            std::lock_guard lock(mutex_);
+            for (auto& child : added_) watched.push_back(std::move(child));
+            added_.clear();
+        }
+        for (std::size_t i = descriptors.size() - 1; i > 0; --i) {
+            if (descriptors[i].revents == 0) continue;
+            const Child ended = std::move(watched[i - 1]);
+            watched.erase(watched.begin() + static_cast<std::ptrdiff_t>(i - 1));
+            std::lock_guard live(library_mutex());
+            // Gone from the list: its Process was destroyed or closed, and it said so itself.
+            if (live_children().states.count(ended.state) == 0) continue;
+            std::lock_guard lock(ended.state->mutex);
+            if (ended.state->pid != ended.pid) continue;
+            ProcessState* state = ended.state;
+            try {
+                collect_exit(*state);
+            } catch (const Error& error) {
+                log(LogLevel::error, "{}", error.what());
+            }
+        }
+    }
+}
+
 void add_live_child(ProcessState& state) {
     std::lock_guard lock(library_mutex());
     LiveChildren& live = live_children();
@@ -208,6 +313,7 @@ void add_live_child(ProcessState& state) {
         live.exit_handler_installed = true;
     }
     live.states.insert(&state);
+    DeathLog::watch(state);
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 //   exit-with-children  calls exit() while a daemon and a non-daemon child run
 //   orphans N           starts N children that sleep, prints their pids, sleeps until killed
 //   log                 runs a child with crew::log_to_stderr() on
+//   log-death           the same, on stdout, with a child that sleeps; prints "child pid N" and
+//                       sleeps 30 s before joining it (the test kills the child meanwhile)
 //   spawn-without-init  tries a spawn child without calling crew::init
 //   interrupt-map       prints its pool's worker pids, "ready", then waits in a long map: the
 //                       test sends SIGINT; prints "interrupted after N ms" when map throws
@@ -226,6 +228,14 @@ int main(int argc, char** argv) {
         crew::log_to_stderr();
         crew::Process p(options, do_nothing);
         p.start();
+        p.join();
+    } else if (command == "log-death") {
+        ::dup2(STDOUT_FILENO, STDERR_FILENO);  // the log lines come on stdout, for the test
+        crew::log_to_stderr();
+        crew::Process p(options, sleep_for_ms, 60'000);
+        p.start();
+        std::cout << "child pid " << *p.pid() << std::endl;
+        sleep_for_ms(30'000);  // outside crew: only crew's own thread can see the child end
         p.join();
     } else {
         std::cerr << "unknown command " << command << '\n';
