@@ -124,14 +124,19 @@ TEST(Progress, MapImapAndExecutorMapReportOnStderr) {
     for (int s : pool.imap(square, crew::range(100), {.chunksize = 10, .progress = true})) sum += s;
     crew::ThreadPoolExecutor threads({.max_workers = 2});
     for (int s : threads.map(square, crew::range(50), {.progress = true})) sum += s;
+    crew::ProcessPoolExecutor processes({.max_workers = 2});
+    for (int s : processes.map(square, crew::range(30), {.progress = true, .label = "squares"})) {
+        sum += s;
+    }
     auto quiet = pool.map(square, crew::range(10));
     std::string text = ::testing::internal::GetCapturedStderr();
     EXPECT_EQ(squares[999], 999 * 999);
-    EXPECT_EQ(sum, 328350 + 40425);
+    EXPECT_EQ(sum, 328350 + 40425 + 8555);
     EXPECT_NE(text.find("map: 1000/1000 (100%)"), std::string::npos) << text;
     EXPECT_NE(text.find("imap: 100/100 (100%)"), std::string::npos) << text;
     EXPECT_NE(text.find("map: 50/50 (100%)"), std::string::npos) << text;
-    EXPECT_EQ(count_of(text, "\n"), 3u) << "off by default: " << text;
+    EXPECT_NE(text.find("squares: 30/30 (100%)"), std::string::npos) << "its own label: " << text;
+    EXPECT_EQ(count_of(text, "\n"), 4u) << "off by default: " << text;
 }
 
 // crew::progress wraps any loop, as tqdm does; a break still draws the last state.
@@ -166,9 +171,13 @@ TEST(Progress, AsCompletedCountsTheFuturesItYields) {
     int sum = 0;
     for (const auto& future : crew::as_completed(futures, {.timeout = 60s, .progress = true}))
         sum += future.result();
+    for (const auto& future :
+         crew::as_completed(futures, {.timeout = 60s, .progress = true, .label = "again"}))
+        sum += future.result();
     std::string text = ::testing::internal::GetCapturedStderr();
-    EXPECT_EQ(sum, 2470);
+    EXPECT_EQ(sum, 2 * 2470);
     EXPECT_NE(text.find("as_completed: 20/20 (100%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("again: 20/20 (100%)"), std::string::npos) << text;
     EXPECT_EQ(count_of(text, "as_completed: 20/20"), 1u) << text;
 }
 

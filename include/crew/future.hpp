@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <unordered_map>
 #include <variant>
@@ -333,7 +334,8 @@ class Future {
 // Options of as_completed; every member has an initializer.
 struct AsCompletedOptions {
     std::optional<std::chrono::nanoseconds> timeout = {};  // from the call
-    bool progress = false;  // a progress bar on stderr, as map's (crew/pool.hpp)
+    bool progress = false;   // a progress bar on stderr, as map's (crew/pool.hpp)
+    std::string label = {};  // the bar's name; empty: "as_completed"
 };
 
 // The futures as they complete: an input range whose iteration waits for the next one to be
@@ -345,7 +347,8 @@ class AsCompleted {
         : shared_(std::make_shared<Shared>()), total_(futures.size()) {
         if (options.timeout) deadline_ = std::chrono::steady_clock::now() + *options.timeout;
         if (options.progress) {
-            progress_ = std::make_shared<detail::Progress>("as_completed", total_);
+            progress_ = std::make_shared<detail::Progress>(
+                options.label.empty() ? "as_completed" : options.label, total_);
         }
         for (Future<T>& future : futures) {
             future.add_done_callback([shared = shared_](Future<T> done) {

@@ -48,6 +48,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -99,7 +100,8 @@ struct PoolOptions {
 struct MapOptions {
     std::size_t chunksize = 0;                             // 0: automatic
     std::optional<std::chrono::nanoseconds> timeout = {};  // for the results, from the call
-    bool progress = false;  // a progress bar on stderr (plain lines when it is not a terminal)
+    bool progress = false;   // a progress bar on stderr (plain lines when it is not a terminal)
+    std::string label = {};  // the bar's name (tqdm's desc); empty: the call's, "map", "imap"...
 };
 
 namespace detail {
@@ -109,7 +111,7 @@ std::shared_ptr<Progress> progress_for(const MapOptions& options, Range& items, 
     if (!options.progress) return nullptr;
     std::optional<std::uint64_t> total;
     if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
-    return std::make_shared<Progress>(label, total);
+    return std::make_shared<Progress>(options.label.empty() ? label : options.label, total);
 }
 }  // namespace detail
 
