@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <crew/crew.hpp>
 #include <crew/detail/progress.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -137,6 +139,32 @@ TEST(Progress, MapImapAndExecutorMapReportOnStderr) {
     EXPECT_NE(text.find("map: 50/50 (100%)"), std::string::npos) << text;
     EXPECT_NE(text.find("squares: 30/30 (100%)"), std::string::npos) << "its own label: " << text;
     EXPECT_EQ(count_of(text, "\n"), 4u) << "off by default: " << text;
+}
+
+int pid_after_a_nap(int) {
+    std::this_thread::sleep_for(2ms);
+    return static_cast<int>(::getpid());
+}
+
+// With a bar, map's automatic chunks hold at most a hundredth of the input (3 of 200 items), so
+// the bar moves from the first chunk on; without one, a chunk is an eighth of it (25), as in
+// Python. Seen from the results: the longest run of neighbouring items one worker ran.
+TEST(Progress, MapsChunksAreAHundredthOfTheInputWithABar) {
+    crew::Pool pool(2);
+    auto longest_run = [](const std::vector<int>& pids) {
+        std::size_t longest = 0;
+        for (std::size_t i = 0, run = 0; i < pids.size(); ++i) {
+            run = i > 0 && pids[i] == pids[i - 1] ? run + 1 : 1;
+            longest = std::max(longest, run);
+        }
+        return longest;
+    };
+    ::testing::internal::CaptureStderr();
+    const auto with_bar = pool.map(pid_after_a_nap, crew::range(200), {.progress = true});
+    (void)::testing::internal::GetCapturedStderr();
+    const auto without = pool.map(pid_after_a_nap, crew::range(200));
+    EXPECT_LE(longest_run(with_bar), 9u) << "three chunks of 3 in a row at most";
+    EXPECT_GE(longest_run(without), 25u);
 }
 
 // crew::progress wraps any loop, as tqdm does; a break still draws the last state.
