@@ -50,6 +50,12 @@ struct RebuildableException {
 };
 void add_rebuildable_exception(const std::type_info& type, RebuildableException how);
 
+// Writes the exception being handled: type name, what(), this process's pid.
+void encode_current_exception(Writer& out);
+// Reads what encode_current_exception wrote: the exception as its own type when it can be
+// rebuilt, else a crew::RemoteError.
+std::exception_ptr decode_exception(Reader& in);
+
 template <class E>
 std::exception_ptr rebuilt_from_message(const std::string& message) {
     return std::make_exception_ptr(E(message));

@@ -21,6 +21,7 @@
 #include "crew/detail/callable.hpp"
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/error.hpp"
+#include "crew/remote_exception.hpp"
 
 namespace crew::detail {
 
@@ -29,12 +30,6 @@ enum class Outcome : std::uint8_t { returned = 0, threw = 1 };
 // How a task's results are laid out: packed, when every call returned a value stored as its raw
 // bytes, back to back (one copy brings a chunk's results home); else one outcome after another.
 enum class Layout : std::uint8_t { one_by_one = 0, packed = 1 };
-
-// Writes the exception being handled as an outcome: type name, what(), this process's pid.
-void encode_current_exception(Writer& out);
-// Reads what encode_current_exception wrote: the exception as its own type when it can be
-// rebuilt (crew/remote_exception.hpp), else a crew::RemoteError.
-std::exception_ptr decode_exception(Reader& in);
 
 // What calling F with the carried arguments returns, as it comes back to the caller.
 template <class F, class Carried>

@@ -11,12 +11,12 @@
 #include <mutex>
 #include <vector>
 
-#include "crew/detail/child.hpp"
-#include "crew/detail/fork_server.hpp"
-#include "crew/detail/log.hpp"
-#include "crew/detail/program.hpp"
 #include "crew/error.hpp"
 #include "crew/start_method.hpp"
+#include "foundation/log.hpp"
+#include "process/child.hpp"
+#include "process/fork_server.hpp"
+#include "process/program.hpp"
 
 namespace crew {
 namespace {

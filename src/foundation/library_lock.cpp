@@ -1,4 +1,4 @@
-#include "crew/detail/library_lock.hpp"
+#include "foundation/library_lock.hpp"
 
 #include <pthread.h>
 

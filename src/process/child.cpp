@@ -1,4 +1,4 @@
-#include "crew/detail/child.hpp"
+#include "process/child.hpp"
 
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -14,8 +14,8 @@
 
 #include "crew/detail/callable.hpp"
 #include "crew/detail/interrupt.hpp"
-#include "crew/detail/log.hpp"
 #include "crew/detail/unique_fd.hpp"
+#include "foundation/log.hpp"
 
 namespace crew::detail {
 namespace {}  // namespace

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "crew/detail/library_lock.hpp"
+#include "foundation/library_lock.hpp"
 
 namespace crew::detail {
 namespace {

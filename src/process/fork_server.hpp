@@ -1,4 +1,4 @@
-// crew/detail/fork_server.hpp: the fork server behind the forkserver and spawn start methods.
+// process/fork_server.hpp: the fork server behind the forkserver and spawn start methods.
 //
 // The server is forked from the program once (ensure_fork_server), single-threaded, and forks
 // every forkserver and spawn child. For each child the parent gets a pidfd (to signal it and see

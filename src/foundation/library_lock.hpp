@@ -1,4 +1,4 @@
-// crew/detail/library_lock.hpp: the one lock over crew's process-wide state.
+// foundation/library_lock.hpp: the one lock over crew's process-wide state.
 //
 // The descriptor list, the fork server's handle, the list of live children and the code registry
 // are all guarded by this recursive mutex. One lock means no lock order to get wrong, and one

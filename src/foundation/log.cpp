@@ -1,4 +1,4 @@
-#include "crew/detail/log.hpp"
+#include "foundation/log.hpp"
 
 #include <signal.h>
 #include <unistd.h>

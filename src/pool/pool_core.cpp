@@ -19,9 +19,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "crew/detail/descriptor_passing.hpp"
 #include "crew/detail/interrupt.hpp"
-#include "crew/detail/log.hpp"
 #include "crew/detail/message_ring.hpp"
 #include "crew/detail/shared_mapping.hpp"
 #include "crew/detail/spin.hpp"
@@ -29,6 +27,8 @@
 #include "crew/init.hpp"
 #include "crew/process.hpp"
 #include "crew/synchronize.hpp"
+#include "foundation/descriptor_passing.hpp"
+#include "foundation/log.hpp"
 
 namespace crew::detail {
 namespace {

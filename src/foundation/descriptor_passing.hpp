@@ -1,4 +1,4 @@
-// crew/detail/descriptor_passing.hpp: sending bytes with file descriptors attached over a Unix
+// foundation/descriptor_passing.hpp: sending bytes with file descriptors attached over a Unix
 // socket (SCM_RIGHTS), as the fork server and pool workers receive theirs.
 #pragma once
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "crew/detail/library_lock.hpp"
 #include "crew/error.hpp"
+#include "foundation/library_lock.hpp"
 
 namespace crew::detail {
 namespace {

@@ -1,4 +1,4 @@
-// crew/detail/child.hpp: what every crew child does between being forked and ending.
+// process/child.hpp: what every crew child does between being forked and ending.
 #pragma once
 
 #include <sys/types.h>

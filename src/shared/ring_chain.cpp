@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "crew/detail/log.hpp"
 #include "crew/detail/message_ring.hpp"
+#include "foundation/log.hpp"
 
 namespace crew::detail {
 namespace {

@@ -1,4 +1,4 @@
-// crew/detail/log.hpp: writing crew's log lines (see crew/log.hpp).
+// foundation/log.hpp: writing crew's log lines (see crew/log.hpp).
 #pragma once
 
 #include <fmt/format.h>

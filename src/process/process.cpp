@@ -19,15 +19,15 @@
 #include <thread>
 #include <vector>
 
-#include "crew/detail/child.hpp"
 #include "crew/detail/code_address.hpp"
-#include "crew/detail/fork_server.hpp"
-#include "crew/detail/library_lock.hpp"
-#include "crew/detail/log.hpp"
-#include "crew/detail/pidfd.hpp"
-#include "crew/detail/program.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
+#include "foundation/library_lock.hpp"
+#include "foundation/log.hpp"
+#include "process/child.hpp"
+#include "process/fork_server.hpp"
+#include "process/pidfd.hpp"
+#include "process/program.hpp"
 
 namespace crew {
 namespace detail {

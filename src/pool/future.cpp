@@ -1,6 +1,6 @@
 #include "crew/future.hpp"
 
-#include "crew/detail/log.hpp"
+#include "foundation/log.hpp"
 
 namespace crew::detail {
 

@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <climits>
 
-#include "crew/detail/fork_server.hpp"
 #include "crew/detail/shared_mapping.hpp"
 #include "crew/error.hpp"
 #include "crew/serialization.hpp"
+#include "process/fork_server.hpp"
 
 namespace crew {
 namespace {

@@ -1,4 +1,4 @@
-// crew/detail/program.hpp: what crew::init recorded about the program.
+// process/program.hpp: what crew::init recorded about the program.
 #pragma once
 
 #include <string>

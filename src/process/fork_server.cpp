@@ -1,4 +1,4 @@
-#include "crew/detail/fork_server.hpp"
+#include "process/fork_server.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <csignal>
-#include "crew/detail/pidfd.hpp"
+#include "process/pidfd.hpp"
 
 #include <fmt/format.h>
 #include <cerrno>
@@ -22,12 +22,12 @@
 #include <string>
 #include <vector>
 
-#include "crew/detail/child.hpp"
 #include "crew/detail/code_address.hpp"
-#include "crew/detail/descriptor_passing.hpp"
-#include "crew/detail/library_lock.hpp"
-#include "crew/detail/log.hpp"
 #include "crew/error.hpp"
+#include "foundation/descriptor_passing.hpp"
+#include "foundation/library_lock.hpp"
+#include "foundation/log.hpp"
+#include "process/child.hpp"
 
 namespace crew::detail {
 namespace {

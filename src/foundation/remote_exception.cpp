@@ -12,7 +12,6 @@
 #include <system_error>
 #include <unordered_map>
 
-#include "crew/detail/task.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {

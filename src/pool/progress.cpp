@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "crew/detail/log.hpp"
+#include "foundation/log.hpp"
 
 namespace crew::detail {
 namespace {

@@ -1,4 +1,4 @@
-// crew/detail/pidfd.hpp: pidfd system calls. Debian 12's <sys/pidfd.h> declares them without C
+// process/pidfd.hpp: pidfd system calls. Debian 12's <sys/pidfd.h> declares them without C
 // linkage, so C++ programs cannot link against them; these call the kernel directly.
 #pragma once
 

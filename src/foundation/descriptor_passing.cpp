@@ -1,4 +1,4 @@
-#include "crew/detail/descriptor_passing.hpp"
+#include "foundation/descriptor_passing.hpp"
 
 #include <sys/socket.h>
 

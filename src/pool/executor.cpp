@@ -8,9 +8,9 @@
 #include <string>
 
 #include "crew/detail/futex.hpp"
-#include "crew/detail/log.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/init.hpp"
+#include "foundation/log.hpp"
 
 namespace crew {
 
