@@ -7,10 +7,10 @@ set(crew_layers foundation process shared pool)
 
 # Headers under include/crew/, by layer. Private headers live in src/<layer>/ and need no entry.
 set(crew_foundation_headers
-    error.hpp log.hpp range.hpp remote_exception.hpp serialization.hpp
+    error.hpp log.hpp range.hpp remote_exception.hpp serialization.hpp timeout.hpp
     detail/byte_stream.hpp detail/callable.hpp detail/code_address.hpp detail/futex.hpp
-    detail/interrupt.hpp detail/shared_mapping.hpp detail/spin.hpp detail/unique_fd.hpp
-    detail/zip.hpp)
+    detail/interrupt.hpp detail/shared_block.hpp detail/shared_mapping.hpp detail/spin.hpp
+    detail/unique_fd.hpp detail/zip.hpp)
 set(crew_process_headers
     init.hpp process.hpp start_method.hpp)
 set(crew_shared_headers

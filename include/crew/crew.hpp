@@ -29,4 +29,5 @@
 #include "crew/shared_value.hpp"
 #include "crew/start_method.hpp"
 #include "crew/synchronize.hpp"
+#include "crew/timeout.hpp"
 #include "crew/wait.hpp"

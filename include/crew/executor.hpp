@@ -42,6 +42,7 @@
 #include "crew/detail/zip.hpp"
 #include "crew/future.hpp"
 #include "crew/pool.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 
@@ -249,15 +250,14 @@ class ThreadPoolExecutor {
     template <bool Star, class F, class View, class R>
     class [[nodiscard]] ThreadMapResults {
       public:
-        ThreadMapResults(ThreadPoolExecutor& executor, F function, View view,
-                         std::optional<std::chrono::nanoseconds> timeout,
+        ThreadMapResults(ThreadPoolExecutor& executor, F function, View view, Timeout timeout,
                          std::shared_ptr<detail::Progress> progress)
             : executor_(&executor),
               function_(std::move(function)),
               view_(std::move(view)),
               next_(std::ranges::begin(view_)),
               progress_(std::move(progress)) {
-            if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
+            deadline_ = detail::deadline_for(timeout);
         }
 
         using iterator = detail::PullIterator<ThreadMapResults, R>;
@@ -303,7 +303,7 @@ class ThreadPoolExecutor {
         View view_;
         std::ranges::iterator_t<View> next_;
         std::deque<Future<R>> in_flight_;
-        std::optional<std::chrono::steady_clock::time_point> deadline_;
+        detail::Deadline deadline_;
         std::shared_ptr<detail::Progress> progress_;  // null without .progress
     };
 

@@ -44,6 +44,7 @@
 #include "crew/detail/pull_iterator.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 
@@ -116,10 +117,9 @@ class FutureState : public Cancellable {
         return cancelled_;
     }
 
-    bool wait(std::optional<std::chrono::nanoseconds> timeout) const {
+    bool wait(const Timeout& timeout) const {
         if (is_done()) return true;
-        std::optional<std::chrono::steady_clock::time_point> deadline;
-        if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+        const Deadline deadline = deadline_for(timeout);
         work_toward_done(deadline);
         if (is_done()) return true;
         return wait_interruptibly([&] { return is_done(); },
@@ -192,7 +192,7 @@ class FutureState : public Cancellable {
   protected:
     // Before a waiting thread sleeps: a state that the waiter can help finish (a process pool's
     // task, whose reply it may collect itself, with no thread woken) does so for a while here.
-    virtual void work_toward_done(std::optional<std::chrono::steady_clock::time_point>) const {}
+    virtual void work_toward_done(detail::Deadline) const {}
 
   private:
     static constexpr std::uint32_t phase_mask = 3;
@@ -213,7 +213,7 @@ class FutureState : public Cancellable {
     }
 
     // Sleeps on the word until it changes (done, say), at most until then; may return early.
-    void sleep_while_not_done(std::optional<std::chrono::steady_clock::time_point> until) const {
+    void sleep_while_not_done(detail::Deadline until) const {
         const std::uint32_t word = word_.fetch_or(sleepers, std::memory_order_seq_cst) | sleepers;
         if ((word & phase_mask) == done) return;
         if (!until) {
@@ -333,7 +333,7 @@ class Future {
 
 // Options of as_completed; every member has an initializer.
 struct AsCompletedOptions {
-    std::optional<std::chrono::nanoseconds> timeout = {};  // from the call
+    Timeout timeout = {};    // from the call
     bool progress = false;   // a progress bar on stderr, as map's (crew/pool.hpp)
     std::string label = {};  // the bar's name; empty: "as_completed"
 };
@@ -345,7 +345,7 @@ class AsCompleted {
   public:
     AsCompleted(std::vector<Future<T>> futures, AsCompletedOptions options)
         : shared_(std::make_shared<Shared>()), total_(futures.size()) {
-        if (options.timeout) deadline_ = std::chrono::steady_clock::now() + *options.timeout;
+        deadline_ = detail::deadline_for(options.timeout);
         if (options.progress) {
             progress_ = std::make_shared<detail::Progress>(
                 options.label.empty() ? "as_completed" : options.label, total_);
@@ -397,7 +397,7 @@ class AsCompleted {
     std::shared_ptr<Shared> shared_;
     std::size_t total_;
     std::size_t yielded_ = 0;
-    std::optional<std::chrono::steady_clock::time_point> deadline_;
+    detail::Deadline deadline_;
     std::optional<Future<T>> current_;
     std::shared_ptr<detail::Progress> progress_;  // null without .progress
 };
@@ -442,7 +442,7 @@ struct WaitResult {
 namespace detail {
 template <class T>
 WaitResult<T> wait_for_futures(const std::vector<Future<T>>& futures, ReturnWhen when,
-                               std::optional<std::chrono::nanoseconds> timeout) {
+                               Timeout timeout) {
     struct Shared {
         std::mutex mutex;
         std::condition_variable changed;
@@ -474,8 +474,7 @@ WaitResult<T> wait_for_futures(const std::vector<Future<T>>& futures, ReturnWhen
     };
     {
         std::unique_lock lock(shared->mutex);
-        std::optional<std::chrono::steady_clock::time_point> deadline;
-        if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+        const detail::Deadline deadline = detail::deadline_for(timeout);
         wait_interruptibly(shared->changed, lock, deadline, satisfied);
     }
     WaitResult<T> result;

@@ -42,6 +42,7 @@
 #include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
 #include "crew/serialization.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 
@@ -65,7 +66,7 @@ class PipeChannel {
     // end is gone and nothing is left.
     std::span<const std::byte> receive();
     void release() { in_->release(); }
-    bool poll(std::optional<std::chrono::nanoseconds> timeout);
+    bool poll(Timeout timeout);
     // One sleep in two steps, for a wait that sleeps on other descriptors too: begin_sleep fills
     // in the two to poll, or returns false if a message came meanwhile (then do not sleep);
     // end_sleep takes the poll's results.
@@ -124,9 +125,7 @@ class Connection {
     }
     // Whether recv() would return at once (a message, or EOFError), waiting at most timeout;
     // no timeout: as long as it takes. poll() alone does not wait.
-    bool poll(std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds(0)) {
-        return channel_.poll(timeout);
-    }
+    bool poll(Timeout timeout = std::chrono::nanoseconds(0)) { return channel_.poll(timeout); }
     void close() noexcept { channel_.close(); }
     bool closed() const noexcept { return channel_.closed(); }
 

@@ -61,6 +61,7 @@
 #include "crew/error.hpp"
 #include "crew/future.hpp"
 #include "crew/start_method.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 
@@ -98,10 +99,10 @@ struct PoolOptions {
 // Options of map, starmap, imap and imap_unordered (and of the executors' map). Every member has
 // an initializer, so designated initializers may leave any out.
 struct MapOptions {
-    std::size_t chunksize = 0;                             // 0: automatic
-    std::optional<std::chrono::nanoseconds> timeout = {};  // for the results, from the call
-    bool progress = false;   // a progress bar on stderr (plain lines when it is not a terminal)
-    std::string label = {};  // the bar's name (tqdm's desc); empty: the call's, "map", "imap"...
+    std::size_t chunksize = 0;  // 0: automatic
+    Timeout timeout = {};       // for the results, from the call
+    bool progress = false;      // a progress bar on stderr (plain lines when it is not a terminal)
+    std::string label = {};     // the bar's name (tqdm's desc); empty: the call's, "map", "imap"...
 };
 
 namespace detail {
@@ -265,8 +266,7 @@ class SingleSink final : public FutureState<R>, public TaskSink {
   private:
     // A waiter collects the reply itself, as Pool::apply does: no broker wake-up, no futex
     // wake-up. The pool may be gone (its tasks are then all done or failed).
-    void work_toward_done(
-        std::optional<std::chrono::steady_clock::time_point> deadline) const override {
+    void work_toward_done(detail::Deadline deadline) const override {
         if (const std::shared_ptr<PoolCore> core = core_.lock()) {
             PoolCore::Driver driver(*core);
             driver.drive_until([&] { return this->is_done(); }, deadline);
@@ -404,8 +404,7 @@ class ImapSink final : public TaskSink {
     }
 
     // Takes the result at index (ordered) or any (unordered), waiting for it until deadline.
-    Arrived take(std::optional<std::uint64_t> index,
-                 std::optional<std::chrono::steady_clock::time_point> deadline) {
+    Arrived take(std::optional<std::uint64_t> index, detail::Deadline deadline) {
         std::unique_lock lock(mutex_);
         typename std::map<std::uint64_t, Arrived>::iterator found;
         auto there = [&] {
@@ -467,8 +466,7 @@ class [[nodiscard]] ImapResults {
         std::function<std::optional<std::uint32_t>(std::uint64_t first, std::uint32_t size)>;
 
     ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
-                std::size_t chunksize, std::size_t window_chunks,
-                std::optional<std::chrono::steady_clock::time_point> deadline,
+                std::size_t chunksize, std::size_t window_chunks, detail::Deadline deadline,
                 std::shared_ptr<detail::Progress> progress)
         : sink_(std::move(sink)),
           feeder_(std::move(feeder)),
@@ -543,7 +541,7 @@ class [[nodiscard]] ImapResults {
     bool ordered_;
     std::size_t chunksize_;
     std::size_t window_chunks_;
-    std::optional<std::chrono::steady_clock::time_point> deadline_;  // for every result
+    detail::Deadline deadline_;  // for every result
     std::uint64_t submitted_ = 0;
     std::uint64_t yielded_ = 0;
     std::size_t chunks_out_ = 0;
@@ -941,8 +939,7 @@ class Pool {
                 if (count == 0) return std::nullopt;
                 return count;
             };
-            std::optional<std::chrono::steady_clock::time_point> deadline;
-            if (options.timeout) deadline = std::chrono::steady_clock::now() + *options.timeout;
+            const detail::Deadline deadline = detail::deadline_for(options.timeout);
             return ImapResults<R>(sink, std::move(feeder), ordered, options.chunksize,
                                   4 * static_cast<std::size_t>(processes()), deadline,
                                   std::move(progress));
@@ -952,19 +949,19 @@ class Pool {
     // Submits, then waits for the result doing the broker's work for a while (a quick result
     // comes back without waking a thread), then sleeps; moves the result out.
     template <class Submit>
-    auto wait_for(Submit&& submit, std::optional<std::chrono::nanoseconds> timeout) {
+    auto wait_for(Submit&& submit, Timeout timeout) {
         using State = decltype(submit());
         if constexpr (detail::refused<State>) {
             return State{};
         } else {
-            const auto start = std::chrono::steady_clock::now();
+            const detail::Deadline deadline = detail::deadline_for(timeout);
             State state;
             {
                 detail::PoolCore::Driver driver(*core_);
                 state = submit();
-                driver.drive_until([&] { return state->is_done(); });
+                driver.drive_until([&] { return state->is_done(); }, deadline);
             }
-            if (timeout && !state->wait(*timeout - (std::chrono::steady_clock::now() - start))) {
+            if (deadline && !state->wait(*deadline - detail::Clock::now())) {
                 throw TimeoutError("crew: the results were not ready within the timeout");
             }
             return state->take_value();

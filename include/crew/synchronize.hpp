@@ -45,35 +45,15 @@
 
 #include "crew/detail/byte_stream.hpp"
 #include "crew/detail/callable.hpp"
-#include "crew/detail/shared_mapping.hpp"
+#include "crew/detail/shared_block.hpp"
 #include "crew/error.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 
 class Condition;
 
-// How long a wait may take; none: as long as it takes.
-using Timeout = std::optional<std::chrono::nanoseconds>;
-
 namespace detail {
-
-// A block of shared memory holding one State, shared by every copy of the object that owns it
-// and by the processes it is sent to (as a descriptor: see SentFd).
-class SharedBlock {
-  public:
-    SharedBlock(std::size_t size, const char* name);
-    std::byte* data() const noexcept { return mapping_->data(); }
-    void encode_into(Writer& writer) const;
-    static SharedBlock decode_from(Reader& reader);
-    // From now on this process keeps the last count blocks it received mapped, and a block that
-    // arrives again is not mapped anew (tens of microseconds): for pool workers, whose tasks
-    // often carry the same lock or queue.
-    static void keep_received(std::size_t count);
-
-  private:
-    explicit SharedBlock(std::shared_ptr<SharedMapping> mapping) : mapping_(std::move(mapping)) {}
-    std::shared_ptr<SharedMapping> mapping_;
-};
 
 // A robust, process-shared pthread mutex in a SharedBlock; recursive or not.
 class SharedMutex {

@@ -111,17 +111,14 @@ void InterruptWatch::throw_if_interrupted() const {
     if (interrupted()) stop_everything_and_throw();
 }
 
-std::optional<std::chrono::steady_clock::time_point> InterruptWatch::slice(
-    std::optional<std::chrono::steady_clock::time_point> deadline) const {
+Deadline InterruptWatch::slice(Deadline deadline) const {
     if (!watched_) return deadline;
     const auto next_look = std::chrono::steady_clock::now() + interrupt_poll;
     return deadline && *deadline < next_look ? deadline : next_look;
 }
 
-bool wait_interruptibly(
-    const std::function<bool()>& ready,
-    const std::function<void(std::optional<std::chrono::steady_clock::time_point> until)>& sleep,
-    std::optional<std::chrono::steady_clock::time_point> deadline) {
+bool wait_interruptibly(const std::function<bool()>& ready,
+                        const std::function<void(Deadline until)>& sleep, Deadline deadline) {
     const InterruptWatch watch;
     while (true) {
         watch.throw_if_interrupted();
@@ -132,11 +129,10 @@ bool wait_interruptibly(
 }
 
 bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
-                        std::optional<std::chrono::steady_clock::time_point> deadline,
-                        const std::function<bool()>& ready) {
+                        Deadline deadline, const std::function<bool()>& ready) {
     return wait_interruptibly(
         ready,
-        [&](std::optional<std::chrono::steady_clock::time_point> until) {
+        [&](Deadline until) {
             if (until) {
                 condition.wait_until(lock, *until);
             } else {

@@ -1,12 +1,9 @@
 #include "crew/detail/pool_core.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -16,8 +13,6 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 
 #include "crew/detail/interrupt.hpp"
 #include "crew/detail/message_ring.hpp"
@@ -26,16 +21,13 @@
 #include "crew/error.hpp"
 #include "crew/init.hpp"
 #include "crew/process.hpp"
-#include "crew/synchronize.hpp"
 #include "foundation/descriptor_passing.hpp"
 #include "foundation/log.hpp"
+#include "pool/worker.hpp"
 
 namespace crew::detail {
 namespace {
 
-// Each direction of a worker's channel: big enough that a map's chunks rarely wait for space,
-// small enough to stay warm (it is touched once, when the worker starts).
-constexpr std::size_t ring_capacity = std::size_t{1} << 20;
 // Tasks written to a worker ahead of the one it runs, while its tasks are short (under
 // queued_work each): at least one, so that it never waits for the broker, and up to about
 // queued_work of them, so that a worker fed tiny tasks runs them back to back instead of sleeping
@@ -53,48 +45,8 @@ constexpr int broker_spins_without_spare_core = 50;
 // Tasks a PoolCore::Batch hands over at a time: few enough that a long map's first tasks start
 // early, enough that the workers are woken once for many.
 constexpr std::size_t tasks_in_a_batch = 64;
-// Locks, queues and shared values that tasks carried, kept mapped in a worker for the next task
-// that carries the same.
-constexpr std::size_t kept_blocks = 64;
 // Workers that die before they are ready, one after another, before the pool gives up.
 constexpr int start_failures_tolerated = 3;
-
-// A worker's channel: the ring of tasks, the ring of replies, then its progress.
-constexpr std::size_t progress_at = 2 * ring_footprint(ring_capacity);
-constexpr std::size_t channel_size = progress_at + sizeof(WorkerProgress);
-
-}  // namespace
-
-void WorkerSetup::encode_into(Writer& writer) const {
-    encode(writer, channel);
-    encode(writer, tasks_wake);
-    encode(writer, wake);
-    encode(writer, descriptors);
-    encode(writer, number);
-    encode(writer, max_tasks);
-    encode(writer, timed);
-    encode(writer, initializer);
-    encode(writer, static_cast<std::uint32_t>(initializer_fds.size()));
-    for (const SentFd& fd : initializer_fds) encode(writer, fd);
-}
-
-WorkerSetup WorkerSetup::decode_from(Reader& reader) {
-    WorkerSetup setup;
-    setup.channel = decode<SentFd>(reader);
-    setup.tasks_wake = decode<SentFd>(reader);
-    setup.wake = decode<SentFd>(reader);
-    setup.descriptors = decode<SentFd>(reader);
-    setup.number = decode<std::uint64_t>(reader);
-    setup.max_tasks = decode<std::int32_t>(reader);
-    setup.timed = decode<bool>(reader);
-    setup.initializer = decode<std::vector<std::byte>>(reader);
-    const auto fd_count = decode<std::uint32_t>(reader);
-    for (std::uint32_t i = 0; i < fd_count; ++i)
-        setup.initializer_fds.push_back(decode<SentFd>(reader));
-    return setup;
-}
-
-namespace {
 
 bool send_task_fds(int socket, std::span<const UniqueFd> fds) {
     std::vector<int> numbers;
@@ -103,197 +55,7 @@ bool send_task_fds(int socket, std::span<const UniqueFd> fds) {
     return send_with_fds(socket, &count, sizeof count, numbers);
 }
 
-// The descriptors of the task just read, released to the objects its arguments decode into. A
-// worker that cannot get them cannot run its tasks: it ends before it begins the task, which
-// then runs on another worker.
-std::vector<int> receive_task_fds(int socket, std::uint32_t expected) {
-    std::uint32_t count = 0;
-    std::vector<UniqueFd> received;
-    if (!receive_with_fds(socket, &count, sizeof count, received) || received.size() != count ||
-        count != expected) {
-        log(LogLevel::error, "a pool worker could not receive a task's file descriptors");
-        std::_Exit(1);
-    }
-    std::vector<int> fds;
-    for (UniqueFd& fd : received) fds.push_back(fd.release());
-    return fds;
-}
-
-// The descriptors a worker needs to take tasks and answer them. A task may close them (a loop
-// over every descriptor, say): its worker must then not take another task.
-class WorkerDescriptors {
-  public:
-    explicit WorkerDescriptors(std::array<int, 3> fds) : fds_(fds) {
-        // A task that ran for less time than closing a descriptor takes closed none: checking
-        // after it would cost more than the task (bench/pool_overhead's round trip is 1 us).
-        int copy = ::fcntl(fds_[0], F_DUPFD_CLOEXEC, 0);
-        for (int i = 0; i < 3 && copy >= 0; ++i) {
-            const auto started = std::chrono::steady_clock::now();
-            ::close(copy);
-            const auto took = std::chrono::steady_clock::now() - started;
-            if (i == 0 || took < shortest_close_) shortest_close_ = took;
-            copy = i < 2 ? ::fcntl(fds_[0], F_DUPFD_CLOEXEC, 0) : -1;
-        }
-    }
-    // Whether all are still open, after a task that kept the worker busy that long.
-    bool intact_after(std::chrono::nanoseconds busy) const {
-        if (busy < shortest_close_) return true;
-        std::array<pollfd, 3> watched{};
-        for (std::size_t i = 0; i < fds_.size(); ++i) watched[i] = {fds_[i], 0, 0};
-        if (::poll(watched.data(), watched.size(), 0) < 0) return errno == EINTR;
-        return std::none_of(watched.begin(), watched.end(),
-                            [](const pollfd& fd) { return (fd.revents & POLLNVAL) != 0; });
-    }
-
-  private:
-    std::array<int, 3> fds_;
-    std::chrono::nanoseconds shortest_close_{0};
-};
-
-// Processes a worker's tasks start and leave behind are the pool's to end: orphans come to the
-// worker (a subreaper) rather than to init, and all of them stay in the worker's process group,
-// which the pool kills once the worker has ended (see end_left_behind).
-void adopt_what_tasks_leave_behind() {
-    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || ::setpgid(0, 0) != 0) {
-        log(LogLevel::warning,
-            "a pool worker could not become the keeper of its tasks' processes: {}",
-            std::strerror(errno));
-    }
-}
-
-// This process's children, zombies included, whichever thread started them.
-std::vector<pid_t> children() {
-    std::vector<pid_t> pids;
-    std::error_code ignored;
-    for (const auto& thread : std::filesystem::directory_iterator("/proc/self/task", ignored)) {
-        std::ifstream listed(thread.path() / "children");
-        for (pid_t child; listed >> child;) pids.push_back(child);
-    }
-    return pids;
-}
-
-// Ends the processes this worker's tasks left, as the worker ends. Each round may bring orphans
-// of the last, which come to the worker as their parents die.
-void end_children() {
-    for (int round = 0; round < 100; ++round) {
-        const std::vector<pid_t> left = children();
-        if (left.empty()) return;
-        for (pid_t child : left) ::kill(child, SIGKILL);
-        for (pid_t child : left) ::waitpid(child, nullptr, 0);
-    }
-}
-
 }  // namespace
-
-void worker_main(WorkerSetup setup) {
-    // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
-    std::signal(SIGINT, SIG_IGN);
-    const std::string name = fmt::format("crew-worker-{}", setup.number);
-    ::prctl(PR_SET_NAME, name.c_str());  // what ps and top show
-    adopt_what_tasks_leave_behind();
-    SharedBlock::keep_received(kept_blocks);
-    SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
-    UniqueFd tasks_wake(setup.tasks_wake.fd);
-    UniqueFd wake(setup.wake.fd);
-    UniqueFd descriptors(setup.descriptors.fd);
-    const WorkerDescriptors needed({tasks_wake.get(), wake.get(), descriptors.get()});
-    std::vector<int> task_fds;  // the decoded task's objects own them
-    RingReader tasks(channel.data(), ring_capacity, RingReader::default_pauses_between_looks,
-                     tasks_wake.get());
-    RingWriter replies(channel.data() + ring_footprint(ring_capacity), ring_capacity, wake.get());
-    auto& progress = *reinterpret_cast<WorkerProgress*>(channel.data() + progress_at);
-    Writer reply;
-    auto start_reply = [&] {
-        reply.clear();
-        const ReplyHeader header;
-        reply.write_bytes(&header, sizeof header);
-    };
-    auto send = [&](const ReplyHeader& header, RingWriter::Wake wake = RingWriter::now) {
-        reply.overwrite(0, &header, sizeof header);
-        replies.write(reply.bytes(), wake);
-    };
-
-    if (!setup.initializer.empty()) {
-        // The initializer's objects own the descriptors its arguments carried.
-        std::vector<int> initializer_fds;
-        for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
-        Reader call(setup.initializer, initializer_fds);
-        Writer ignored;
-        try {
-            invoke_call(call, ignored);
-        } catch (...) {
-            // Said to the broker, for the error its tasks get should every start fail; the
-            // exception then ends the worker, which the pool sees die unready.
-            start_reply();
-            encode_current_exception(reply);
-            send({.kind = ReplyKind::initializer_failed});
-            throw;
-        }
-    }
-    start_reply();
-    send({.kind = ReplyKind::ready});
-
-    call_returned = setup.timed ? note_call_returned : nullptr;
-    for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
-        std::span<const std::byte> message = tasks.read();
-        // Replies to the tasks before this one woke nobody (see below): the broker gets them
-        // now, when this is the last task queued, and gives this worker more while it runs.
-        if (!tasks.more_waiting()) replies.wake_reader();
-        const auto header = read_header<TaskHeader>(message);
-        if (header.id == stop_task_id) {
-            end_children();
-            return;
-        }
-        task_fds.clear();
-        if (header.descriptors != 0) {
-            task_fds = receive_task_fds(descriptors.get(), header.descriptors);
-        }
-        // Begun: from here on, this worker's death fails (or retries) the call running.
-        progress.call.store(header.begin_call, std::memory_order_relaxed);
-        if (setup.timed) progress.call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
-        progress.task.store(header.id, std::memory_order_release);
-        running_task = {header.begin_call, header.end_call, &progress, setup.timed};
-        start_reply();
-        ReplyKind kind = ReplyKind::ran;
-        const auto started = std::chrono::steady_clock::now();
-        try {
-            Reader task(message.subspan(sizeof header), task_fds);
-            invoke_call(task, reply);
-        } catch (...) {
-            start_reply();
-            encode_current_exception(reply);
-            kind = ReplyKind::failed;
-        }
-        const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::steady_clock::now() - started);
-        // Sending a large result takes time that no task_timeout counts.
-        progress.call.store(WorkerProgress::sending, std::memory_order_release);
-        tasks.release();
-        if (!needed.intact_after(busy)) {
-            // The broker may not even be woken: it learns of the reply when this worker ends.
-            start_reply();
-            try {
-                throw Error(fmt::format(
-                    "crew: the task closed file descriptors its pool worker (pid {}) needs; its "
-                    "result was dropped and the worker replaced",
-                    ::getpid()));
-            } catch (const Error&) {
-                encode_current_exception(reply);
-            }
-            send({.task_id = header.id, .kind = ReplyKind::failed});
-            std::_Exit(1);
-        }
-        // While more tasks are queued, a reply need not wake a sleeping broker: it is collected
-        // with the others, one wake-up for many (a wake-up takes a core from the workers).
-        send({.task_id = header.id,
-              .busy_ns = static_cast<std::uint64_t>(busy.count()),
-              .kind = kind},
-             tasks.more_waiting() ? RingWriter::later : RingWriter::now);
-    }
-    start_reply();
-    send({.kind = ReplyKind::retiring});
-    end_children();
-}
 
 // A task's message. A small one is copied in rather than taken from the submitter's Writer, so
 // that the thread that finishes the task (the broker, often) frees nothing the submitting thread
@@ -357,12 +119,16 @@ struct PoolCore::Worker {
     const WorkerProgress* progress = nullptr;  // in channel
     std::deque<Task> in_flight;                // in the order sent; the first is the one running
     std::chrono::nanoseconds recent_task_cost{queued_work};  // busy time, smoothed
-    bool ready = false;
-    bool retiring = false;
-    bool stopped = false;     // sent the stop message: it is expected to end
-    bool unreadable = false;  // sent a reply that could not be read: killed, not read any more
-    // The call the pool killed it for, running past the task_timeout.
-    std::optional<std::uint32_t> timed_out_call;
+    enum class Life {
+        starting,    // started, its initializer running: tasks wait in its ring
+        ready,       // taking tasks
+        retiring,    // made max_tasks_per_child tasks: it ends of itself
+        overdue,     // killed by the pool, its call overdue_call past the task_timeout
+        unreadable,  // killed by the pool for a reply it cannot read: none is read any more
+        stopped,     // asked to end (close, terminate, a broken pool): its end is expected
+    };
+    Life life = Life::starting;
+    std::uint32_t overdue_call = 0;
 
     // The call of the first task in flight that is running, and when it began (only under a
     // task_timeout): nothing while that task has not begun, or once its call has returned.
@@ -476,7 +242,7 @@ void PoolCore::start_worker(std::size_t index) {
 
 PoolCore::Task PoolCore::make_task(Writer& task, std::uint64_t first, std::uint32_t count,
                                    std::shared_ptr<TaskSink> sink) const {
-    if (closed_.load()) {
+    if (closed()) {
         if (broken_error_) std::rethrow_exception(broken_error_);
         throw Error(
             "crew: the pool is closed (close(), terminate() or join() ran); it takes no "
@@ -620,18 +386,24 @@ bool PoolCore::Driver::step() {
     return progress;
 }
 
+void PoolCore::advance(Life to) {
+    Life now = life_.load();
+    while (now < to && !life_.compare_exchange_weak(now, to)) {
+    }
+}
+
 void PoolCore::close() {
-    closed_.store(true);
+    advance(Life::closed);
     wake_broker();
 }
 
 void PoolCore::terminate() {
-    terminate_requested_.store(true);
-    close();
+    advance(Life::terminating);
+    wake_broker();
 }
 
 void PoolCore::join() {
-    if (!closed_.load()) {
+    if (!closed()) {
         throw Error(
             "crew: join() called on a pool that is still open; call close() or "
             "terminate() first");
@@ -643,7 +415,7 @@ void PoolCore::join() {
 
 bool PoolCore::collect(Worker& worker) {
     bool any = false;
-    while (!worker.unreadable) {
+    while (worker.life != Worker::Life::unreadable) {
         auto reply = worker.replies->try_read();
         if (!reply) break;
         try {
@@ -653,7 +425,7 @@ bool PoolCore::collect(Worker& worker) {
             // worker is killed and replaced, as if it had crashed.
             log(LogLevel::error, "pool worker {} sent a reply that cannot be read ({}); killing it",
                 worker.pid, error.what());
-            worker.unreadable = true;
+            worker.life = Worker::Life::unreadable;
             worker.process->kill();
         }
         worker.replies->release();
@@ -667,12 +439,12 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
     const auto header = read_header<ReplyHeader>(bytes);
     switch (header.kind) {
         case ReplyKind::ready:
-            worker.ready = true;
+            if (worker.life == Worker::Life::starting) worker.life = Worker::Life::ready;
             failed_starts_in_a_row_ = 0;
             last_start_error_ = nullptr;
             return;
         case ReplyKind::retiring:
-            worker.retiring = true;
+            if (worker.life == Worker::Life::ready) worker.life = Worker::Life::retiring;
             return;
         case ReplyKind::initializer_failed: {
             Reader reader(bytes.subspan(sizeof header));
@@ -701,28 +473,35 @@ void PoolCore::handle_reply(Worker& worker, std::span<const std::byte> bytes) {
             if (results.size() != task.end_call - task.begin_call) {
                 throw Error("crew: a pool worker answered with more or fewer results than calls");
             }
-            complete(task, results, busy);
+            finish(task, Completed{results, busy});
         } else {
             Reader reader(body);
-            fail(task, decode_exception(reader));
+            finish(task, decode_exception(reader));
         }
     } catch (...) {
-        fail(task, std::current_exception());
+        finish(task, std::current_exception());
         throw;
     }
 }
 
-// The two ways a task ends; each once for every task submitted. The count goes down after the
-// sink has heard: an exception from the sink leaves the task to end by fail.
-void PoolCore::complete(Task& task, const TaskResults& results, std::chrono::nanoseconds busy) {
-    task.sink->completed(task.first + task.begin_call, results, busy);
+// Ends a task, once for every task handed over or split off: its sink hears, then the count of
+// tasks out goes down. An exception from the sink leaves the count alone: the caller then ends
+// the task with that exception.
+void PoolCore::finish(Task& task, const Ending& ending) {
+    const std::uint64_t first = task.first + task.begin_call;
+    if (const auto* completed = std::get_if<Completed>(&ending)) {
+        task.sink->completed(first, completed->results, completed->busy);
+    } else if (const auto* error = std::get_if<std::exception_ptr>(&ending)) {
+        task.sink->failed(first, task.end_call - task.begin_call, *error);
+    }
     tasks_out_.fetch_sub(1);
 }
 
-void PoolCore::fail(Task& task, std::exception_ptr error) {
-    task.sink->failed(task.first + task.begin_call, task.end_call - task.begin_call,
-                      std::move(error));
-    tasks_out_.fetch_sub(1);
+// The part [begin_call, end_call) of a task's calls, to run as a task of its own.
+PoolCore::Task PoolCore::split_off(const Task& task, std::uint32_t begin_call,
+                                   std::uint32_t end_call) {
+    tasks_out_.fetch_add(1);
+    return task.part(begin_call, end_call);
 }
 
 // Kills what a worker's tasks left running in its process group, once the worker has ended.
@@ -740,24 +519,23 @@ void PoolCore::handle_end(std::size_t index) {
     int exitcode = worker.process->exitcode().value_or(-SIGKILL);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, ProcessAccess::pidfd(*worker.process), nullptr);
     end_left_behind(worker);
-    if (worker.stopped || broken_) return;
+    if (worker.life == Worker::Life::stopped || broken_error_) return;
     log(LogLevel::debug, "pool worker {} ended with exitcode {}", worker.pid, exitcode);
 
     std::deque<Task> orphans = std::move(worker.in_flight);
-    if (!worker.ready) {
+    if (worker.life == Worker::Life::starting) {
         if (++failed_starts_in_a_row_ >= start_failures_tolerated) {
             for (Task& task : orphans) pending_.push_front(std::move(task));
             broken_error_ = std::make_exception_ptr(
                 BrokenPool("crew: the pool's workers cannot start: " + start_failure(exitcode) +
                            "; every task of the pool failed, and it takes no more"));
-            broken_ = true;
             // Before the tasks fail: a caller woken by its failure must find the pool closed.
             // After broken_error_, which callers read once they see it.
-            closed_.store(true);
+            advance(Life::closed);
             fail_everything(broken_error_);
             return;
         }
-    } else if (!worker.retiring && !orphans.empty() &&
+    } else if (worker.life != Worker::Life::retiring && !orphans.empty() &&
                worker.progress->task.load(std::memory_order_acquire) == orphans.front().id) {
         blame_running_call(worker, orphans, exitcode);
     }
@@ -791,33 +569,30 @@ std::string PoolCore::start_failure(int exitcode) const {
 void PoolCore::blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode) {
     Task running = std::move(orphans.front());
     orphans.pop_front();
-    std::uint32_t call = worker.timed_out_call.value_or(worker.progress->call.load());
+    const bool overdue = worker.life == Worker::Life::overdue;
+    std::uint32_t call = overdue ? worker.overdue_call : worker.progress->call.load();
     // Dead while sending the results: the last call's result may be what could not be sent.
     if (call == WorkerProgress::sending) call = running.end_call - 1;
     call = std::clamp(call, running.begin_call, running.end_call - 1);
     if (call + 1 < running.end_call) {
-        orphans.push_front(running.part(call + 1, running.end_call));
-        tasks_out_.fetch_add(1);
+        orphans.push_front(split_off(running, call + 1, running.end_call));
     }
-    if (running.begin_call < call) {
-        orphans.push_front(running.part(running.begin_call, call));
-        tasks_out_.fetch_add(1);
-    }
+    if (running.begin_call < call) orphans.push_front(split_off(running, running.begin_call, call));
     running.begin_call = call;
     running.end_call = call + 1;
-    if (worker.timed_out_call) {
-        fail(running,
-             std::make_exception_ptr(TimeoutError(fmt::format(
-                 "crew: a task ran longer than the pool's task_timeout of {} ms; its "
-                 "worker (pid {}) was killed and replaced",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(options_.task_timeout)
-                     .count(),
-                 worker.pid))));
+    if (overdue) {
+        finish(running,
+               std::make_exception_ptr(TimeoutError(fmt::format(
+                   "crew: a task ran longer than the pool's task_timeout of {} ms; its "
+                   "worker (pid {}) was killed and replaced",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(options_.task_timeout)
+                       .count(),
+                   worker.pid))));
     } else if (running.attempts < options_.retries) {
         ++running.attempts;
         orphans.push_front(std::move(running));
     } else {
-        fail(running, std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
+        finish(running, std::make_exception_ptr(WorkerDied(exitcode, worker.pid)));
     }
 }
 
@@ -842,7 +617,7 @@ void PoolCore::dispatch() {
 }
 
 bool PoolCore::wants_task(const Worker& worker) const {
-    if (worker.stopped) return false;
+    if (worker.life == Worker::Life::stopped) return false;
     const std::size_t depth =
         worker.recent_task_cost >= queued_work
             ? 1
@@ -860,7 +635,7 @@ void PoolCore::give(Worker& worker) {
     Task task = std::move(pending_.front());
     pending_.pop_front();
     if (!task.sink->starting()) {
-        tasks_out_.fetch_sub(1);
+        finish(task, Dropped{});
         return;
     }
     TaskHeader header{.id = next_task_id_++,
@@ -873,9 +648,9 @@ void PoolCore::give(Worker& worker) {
         } else if (errno == EAGAIN) {
             // The broker must never block on a worker: the socket's buffer is full of the
             // descriptors of tasks queued before, which the worker does not run.
-            fail(task, std::make_exception_ptr(
-                           Error("crew: too many tasks carrying descriptors wait for one pool "
-                                 "worker; submit fewer at a time")));
+            finish(task, std::make_exception_ptr(
+                             Error("crew: too many tasks carrying descriptors wait for one pool "
+                                   "worker; submit fewer at a time")));
             return;
         }
         // Else the worker died, closing the socket: the task runs again once its death is
@@ -900,7 +675,7 @@ void PoolCore::fail_everything(const std::exception_ptr& error) {
         submissions_.clear();
         has_submissions_.store(false);
     }
-    for (Task& task : pending_) fail(task, error);
+    for (Task& task : pending_) finish(task, error);
     pending_.clear();
 }
 
@@ -927,10 +702,13 @@ bool PoolCore::check_workers() {
     if (options_.task_timeout.count() > 0) {
         const std::int64_t now_ns = steady_now_ns();
         for (auto& worker : workers_) {
-            if (worker->timed_out_call) continue;
+            if (worker->life != Worker::Life::ready && worker->life != Worker::Life::retiring) {
+                continue;
+            }
             const auto running = worker->running_call();
             if (running && now_ns - running->second > options_.task_timeout.count()) {
-                worker->timed_out_call = running->first;
+                worker->life = Worker::Life::overdue;
+                worker->overdue_call = running->first;
                 worker->process->kill();
             }
         }
@@ -944,16 +722,14 @@ int PoolCore::milliseconds_to_next_timeout() const {
     std::optional<std::int64_t> soonest;
     const std::int64_t now_ns = steady_now_ns();
     for (const auto& worker : workers_) {
-        if (worker->in_flight.empty() || worker->timed_out_call) continue;
+        if (worker->in_flight.empty() || worker->life == Worker::Life::overdue) continue;
         const auto running = worker->running_call();
         const std::int64_t due =
             (running ? running->second : now_ns) + options_.task_timeout.count();
         soonest = std::min(soonest.value_or(due), due);
     }
     if (!soonest) return -1;
-    const auto left =
-        std::chrono::ceil<std::chrono::milliseconds>(std::chrono::nanoseconds(*soonest - now_ns));
-    return static_cast<int>(std::clamp<long long>(left.count(), 0, 60'000));
+    return milliseconds_until(Clock::now() + std::chrono::nanoseconds(*soonest - now_ns), 60'000);
 }
 
 void PoolCore::sleep_until_woken() {
@@ -962,7 +738,7 @@ void PoolCore::sleep_until_woken() {
     {
         BrokerWork work(*this, BrokerWork::wait);
         broker_sleeping_.store(true);
-        may_sleep = !has_submissions_.load() && !terminate_requested_.load();
+        may_sleep = !has_submissions_.load() && life_.load() != Life::terminating;
         // While callers drive the pool (see Driver), the replies are theirs to collect: the
         // workers need not signal the broker, and waking it would only take a core from them.
         if (drivers_.load() == 0 && may_sleep) may_sleep = ask_workers_to_signal_replies();
@@ -999,15 +775,14 @@ void PoolCore::break_down(const std::exception_ptr& cause) {
     broken_error_ = std::make_exception_ptr(
         BrokenPool("crew: the pool broke down (" + why +
                    "); every task of the pool failed, and it takes no more"));
-    broken_ = true;
     for (auto& worker : workers_) {
         if (!worker->process || !worker->process->pid()) continue;
-        worker->stopped = true;
+        worker->life = Worker::Life::stopped;
         worker->process->kill();
         worker->process->join();
         end_left_behind(*worker);
     }
-    closed_.store(true);  // after broken_error_, which callers read once they see it
+    advance(Life::closed);  // after broken_error_, which callers read once they see it
     broker_finished_.store(true);
     fail_late_tasks();  // with broken_error_, also what was submitted before closed_ was seen
 }
@@ -1022,11 +797,11 @@ void PoolCore::run_broker() {
             BrokerWork work(*this, BrokerWork::wait);
             progress = take_submissions();
             // Submitted as the pool broke, before its callers could see it closed.
-            if (broken_) fail_everything(broken_error_);
-            if (terminate_requested_.load()) {
+            if (broken_error_) fail_everything(broken_error_);
+            if (life_.load() == Life::terminating) {
                 broker_finished_.store(true);
                 for (auto& worker : workers_) {
-                    worker->stopped = true;
+                    worker->life = Worker::Life::stopped;
                     worker->process->kill();
                 }
                 fail_everything(std::make_exception_ptr(
@@ -1043,12 +818,12 @@ void PoolCore::run_broker() {
             dispatch();
             tasks_waiting = !pending_.empty();
 
-            if (closed_.load() && pending_.empty() && !has_submissions_.load() &&
+            if (closed() && pending_.empty() && !has_submissions_.load() &&
                 std::all_of(workers_.begin(), workers_.end(),
                             [](const auto& worker) { return worker->in_flight.empty(); })) {
                 const TaskHeader stop{.id = stop_task_id};
                 for (auto& worker : workers_) {
-                    worker->stopped = true;
+                    worker->life = Worker::Life::stopped;
                     worker->tasks->write(std::as_bytes(std::span(&stop, 1)));
                 }
                 for (auto& worker : workers_) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "crew/detail/code_address.hpp"
+#include "crew/detail/futex.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
 #include "foundation/library_lock.hpp"
@@ -81,18 +82,14 @@ int exitcode_of(int wait_status) {
 }
 
 // Waits until the child's pidfd is readable, at most timeout (forever if empty).
-bool wait_readable(int fd, std::optional<std::chrono::nanoseconds> timeout) {
-    using Clock = std::chrono::steady_clock;
-    const auto deadline = timeout ? Clock::now() + *timeout : Clock::time_point::max();
+bool wait_readable(int fd, Timeout timeout) {
+    const Deadline deadline = deadline_for(timeout);
     while (true) {
         pollfd watched{fd, POLLIN, 0};
         timespec wait{};
         timespec* limit = nullptr;
-        if (timeout) {
-            auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
-            auto seconds = std::chrono::duration_cast<std::chrono::seconds>(left);
-            wait.tv_sec = seconds.count();
-            wait.tv_nsec = std::chrono::nanoseconds(left - seconds).count();
+        if (deadline) {
+            wait = to_timespec(std::max(*deadline - Clock::now(), Clock::duration::zero()));
             limit = &wait;
         }
         int ready = ::ppoll(&watched, 1, limit, nullptr);
@@ -144,7 +141,7 @@ std::optional<ProcessInfo>& parent_identity() {
     return *parent;
 }
 
-bool wait_for_end(ProcessState& state, std::optional<std::chrono::nanoseconds> timeout) {
+bool wait_for_end(ProcessState& state, Timeout timeout) {
     {
         std::lock_guard lock(state.mutex);
         refuse_if_closed(state);

@@ -6,9 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 
 #include "crew/detail/spin.hpp"
 #include "crew/serialization.hpp"
@@ -43,12 +41,6 @@ UniqueFd duplicate(int fd) {
 bool peer_closed(int socket) {
     pollfd watched{socket, POLLIN, 0};
     return ::poll(&watched, 1, 0) > 0;
-}
-
-int milliseconds_until(const Deadline& deadline) {
-    if (!deadline) return -1;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
-    return static_cast<int>(std::clamp<long long>(left.count(), 0, INT_MAX));
 }
 
 }  // namespace
@@ -165,7 +157,7 @@ void PipeChannel::end_sleep(std::span<const pollfd, 2> watched) {
     if (watched[1].revents != 0) other_end_gone_ = true;
 }
 
-bool PipeChannel::poll(std::optional<std::chrono::nanoseconds> timeout) {
+bool PipeChannel::poll(Timeout timeout) {
     check_open();
     if (!in_) return true;  // recv() throws at once
     const Deadline deadline = deadline_for(timeout);

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -22,12 +21,6 @@
 namespace crew::detail {
 
 namespace {
-
-int milliseconds_until(const Deadline& until) {
-    if (!until) return -1;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*until - Clock::now());
-    return static_cast<int>(std::clamp<long long>(left.count(), 0, INT_MAX));
-}
 
 // poll(2) that an interrupting signal merely cuts short: the caller looks again.
 int poll_descriptors(std::vector<pollfd>& watched, int milliseconds) {

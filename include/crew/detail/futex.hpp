@@ -14,6 +14,8 @@
 #include <ctime>
 #include <optional>
 
+#include "crew/timeout.hpp"
+
 namespace crew::detail {
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -50,15 +52,6 @@ inline void futex_wait_private(std::atomic<std::uint32_t>& word, std::uint32_t e
 inline void futex_wake_private(std::atomic<std::uint32_t>& word, int count) {
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, count,
               nullptr, nullptr, 0);
-}
-
-using Clock = std::chrono::steady_clock;
-// When a wait must give up; none: never.
-using Deadline = std::optional<Clock::time_point>;
-
-inline Deadline deadline_for(const std::optional<std::chrono::nanoseconds>& timeout) {
-    if (!timeout) return std::nullopt;
-    return Clock::now() + std::max(*timeout, std::chrono::nanoseconds(0));
 }
 
 inline timespec to_timespec(std::chrono::nanoseconds duration) {

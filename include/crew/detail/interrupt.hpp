@@ -15,6 +15,8 @@
 #include <mutex>
 #include <optional>
 
+#include "crew/timeout.hpp"
+
 namespace crew::detail {
 
 // Installs the handler, once (the first pool calls it).
@@ -38,8 +40,7 @@ class InterruptWatch {
     bool interrupted() const;
     void throw_if_interrupted() const;
     // When to look again: deadline, or sooner while crew handles SIGINT.
-    std::optional<std::chrono::steady_clock::time_point> slice(
-        std::optional<std::chrono::steady_clock::time_point> deadline) const;
+    Deadline slice(Deadline deadline) const;
 
   private:
     bool watched_;
@@ -49,14 +50,11 @@ class InterruptWatch {
 // Waits until ready() holds (true) or until deadline passes (false), calling sleep(until) to
 // sleep at most until then (forever when until is empty; it may return early); throws
 // crew::Interrupted, after stopping every pool, if SIGINT arrives meanwhile.
-bool wait_interruptibly(
-    const std::function<bool()>& ready,
-    const std::function<void(std::optional<std::chrono::steady_clock::time_point> until)>& sleep,
-    std::optional<std::chrono::steady_clock::time_point> deadline);
+bool wait_interruptibly(const std::function<bool()>& ready,
+                        const std::function<void(Deadline until)>& sleep, Deadline deadline);
 
 // The same, sleeping on condition with lock held around ready(), as condition_variable::wait_until.
 bool wait_interruptibly(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
-                        std::optional<std::chrono::steady_clock::time_point> deadline,
-                        const std::function<bool()>& ready);
+                        Deadline deadline, const std::function<bool()>& ready);
 
 }  // namespace crew::detail

@@ -25,12 +25,14 @@
 #include <optional>
 #include <span>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "crew/detail/spin.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/start_method.hpp"
+#include "crew/timeout.hpp"
 
 namespace crew {
 class Process;
@@ -118,8 +120,7 @@ class PoolCore {
         // wake-up of the broker nor of this thread (40-70 µs each on the machines measured).
         // A deadline ends it sooner (a caller's timeout).
         template <class Done>
-        void drive_until(Done&& done,
-                         std::optional<std::chrono::steady_clock::time_point> deadline = {}) {
+        void drive_until(Done&& done, Deadline deadline = {}) {
             const auto now = std::chrono::steady_clock::now();
             if (deadline && *deadline <= now) return;
             if (core_.worth_spinning()) {
@@ -153,6 +154,10 @@ class PoolCore {
     void terminate();
 
   private:
+    // Only moves forward: open, closed (close(): no new tasks, those queued run), terminating
+    // (terminate(): the workers are killed and every task fails).
+    enum class Life : std::uint8_t { open, closed, terminating };
+
     // Holds the broker's state (pending tasks, the workers and their rings) for one thread at a
     // time: the broker thread, or a caller doing its work (Driver, submit).
     class BrokerWork {
@@ -191,8 +196,16 @@ class PoolCore {
     void start_worker(std::size_t index);
     bool collect(Worker& worker);
     void handle_reply(Worker& worker, std::span<const std::byte> reply);
-    void complete(Task& task, const TaskResults& results, std::chrono::nanoseconds busy);
-    void fail(Task& task, std::exception_ptr error);
+    struct Completed {
+        const TaskResults& results;
+        std::chrono::nanoseconds busy;
+    };
+    struct Dropped {};  // cancelled before it went to a worker: the sink has heard already
+    using Ending = std::variant<Completed, std::exception_ptr, Dropped>;
+    void finish(Task& task, const Ending& ending);
+    Task split_off(const Task& task, std::uint32_t begin_call, std::uint32_t end_call);
+    void advance(Life to);
+    bool closed() const noexcept { return life_.load() != Life::open; }
     void handle_end(std::size_t index);
     void blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode);
     std::string start_failure(int exitcode) const;
@@ -213,8 +226,7 @@ class PoolCore {
     std::mutex submissions_mutex_;
     std::vector<Task> submissions_;  // from callers, for the broker
     std::atomic<bool> has_submissions_{false};
-    std::atomic<bool> closed_{false};
-    std::atomic<bool> terminate_requested_{false};
+    std::atomic<Life> life_{Life::open};
     std::atomic<bool> broker_sleeping_{false};
     std::atomic<bool> broker_finished_{false};  // set under BrokerWork as the broker thread ends
     std::atomic_flag broker_work_;              // see BrokerWork
@@ -227,29 +239,12 @@ class PoolCore {
     std::uint64_t next_task_id_ = 1;
     std::uint64_t workers_started_ = 0;  // numbers them, as Python does: crew-worker-N in ps
     int failed_starts_in_a_row_ = 0;
-    bool broken_ = false;  // workers could not start: none is replaced any more
-    // Set once, by the broker, before closed_: what every task gets once the pool is broken.
+    // Set once, by the broker, before the pool is closed: what every task gets once the pool is
+    // broken (its workers cannot start, or the broker cannot go on); none is replaced any more.
     std::exception_ptr broken_error_;
     std::exception_ptr last_start_error_;  // the exception the last failed initializer threw
     std::thread broker_;
     std::once_flag joined_;
 };
-
-// What each worker process runs (see pool_core.cpp).
-struct WorkerSetup {
-    SentFd channel;
-    SentFd tasks_wake;  // the worker's end of the socket the pool signals when tasks come
-    SentFd wake;
-    SentFd descriptors;  // a socket on which the descriptors that tasks carry arrive
-    std::uint64_t number = 0;
-    std::int32_t max_tasks = 0;
-    bool timed = false;  // the pool has a task_timeout
-    std::vector<std::byte> initializer;
-    std::vector<SentFd> initializer_fds;
-
-    void encode_into(Writer& writer) const;
-    static WorkerSetup decode_from(Reader& reader);
-};
-void worker_main(WorkerSetup setup);
 
 }  // namespace crew::detail
