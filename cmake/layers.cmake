@@ -18,5 +18,5 @@ set(crew_shared_headers
     detail/message_ring.hpp detail/ring_chain.hpp)
 set(crew_pool_headers
     crew.hpp executor.hpp future.hpp pool.hpp progress.hpp
-    detail/job_queue.hpp detail/pool_core.hpp detail/progress.hpp detail/pull_iterator.hpp
-    detail/task.hpp detail/worker_protocol.hpp)
+    detail/chunking.hpp detail/job_queue.hpp detail/pool_core.hpp detail/progress.hpp
+    detail/pull_iterator.hpp detail/task.hpp detail/worker_protocol.hpp)

@@ -54,6 +54,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/detail/chunking.hpp"
 #include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
 #include "crew/detail/pull_iterator.hpp"
@@ -433,23 +434,6 @@ class ImapSink final : public TaskSink {
     std::optional<std::chrono::nanoseconds> cost_per_call_;
 };
 
-// Chunks sized so that one costs about this much: long enough to make a message's overhead
-// vanish, short enough to balance the load and keep results flowing.
-inline constexpr std::chrono::microseconds chunk_target{200};
-inline constexpr std::uint32_t largest_chunk = 1 << 16;
-// Automatic chunks also stop at about this many bytes of arguments (and of packed results), so
-// that a chunk travels as one message read in place from the ring, in memory that stays warm.
-inline constexpr std::size_t chunk_bytes = 64 << 10;
-
-template <class R>
-constexpr std::uint32_t chunk_limit_for_results() {
-    if constexpr (packable_result<R>) {
-        return static_cast<std::uint32_t>(std::max<std::size_t>(1, chunk_bytes / sizeof(R)));
-    } else {
-        return largest_chunk;
-    }
-}
-
 }  // namespace detail
 
 // The lazy results of imap and imap_unordered: an input range, read once. A call that failed
@@ -460,10 +444,10 @@ constexpr std::uint32_t chunk_limit_for_results() {
 template <class R>
 class [[nodiscard]] ImapResults {
   public:
-    // Submits the next chunk of up to size calls, its first numbered first; returns how many
+    // Submits the next chunk, within limits, its first call numbered first; returns how many
     // calls it holds, or nothing when the input is exhausted.
-    using Feeder =
-        std::function<std::optional<std::uint32_t>(std::uint64_t first, std::uint32_t size)>;
+    using Feeder = std::function<std::optional<std::uint32_t>(std::uint64_t first,
+                                                              detail::ChunkLimits limits)>;
 
     ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
                 std::size_t chunksize, std::size_t window_chunks, detail::Deadline deadline,
@@ -494,19 +478,9 @@ class [[nodiscard]] ImapResults {
     bool at_end() const { return !current_; }
     void fill_window() {
         while (!input_done_ && chunks_out_ < window_chunks_) {
-            std::uint32_t size = static_cast<std::uint32_t>(chunksize_);
-            if (size == 0) {
-                // Automatic: one call a chunk until a result tells what a call costs, so that no
-                // chunk outgrows chunk_target from the first on (a dead worker's chunk is run
-                // again); then towards chunk_target, at most doubling from chunk to chunk.
-                auto cost = sink_->cost_per_call();
-                size = !cost ? 1
-                             : static_cast<std::uint32_t>(std::clamp<std::int64_t>(
-                                   detail::chunk_target / *cost, 1,
-                                   std::min<std::int64_t>(detail::chunk_limit_for_results<R>(),
-                                                          std::int64_t{last_chunk_} * 2 + 1)));
-            }
-            std::optional<std::uint32_t> count = feeder_(submitted_, size);
+            std::optional<std::uint32_t> count = feeder_(
+                submitted_,
+                detail::imap_chunk_limits<R>(chunksize_, sink_->cost_per_call(), last_chunk_));
             if (!count) {
                 input_done_ = true;
                 break;
@@ -755,14 +729,16 @@ class Pool {
         }
     }
 
-    // Adds a chunk of items from the iterator to the batch: up to size calls, fewer at the end
-    // or once its message reaches byte_limit; returns how many.
+    // Adds a chunk of items from the iterator to the batch: up to limits.calls calls, fewer at
+    // the end or once its message reaches limits.bytes; returns how many.
     template <class F, class Call, class Iterator, class Sentinel>
     static std::uint32_t submit_chunk(const F& function, const detail::ChunkCode& code,
                                       Iterator& next, const Sentinel& end, std::uint64_t first,
-                                      std::uint32_t size, std::size_t byte_limit,
+                                      detail::ChunkLimits limits,
                                       std::shared_ptr<detail::TaskSink> sink,
                                       detail::PoolCore::Batch& batch) {
+        const std::uint32_t size = limits.calls;
+        const std::size_t byte_limit = limits.bytes;
         detail::Writer task;
         const std::size_t count_at = detail::begin_task(task, code, function);
         std::uint32_t count = 0;
@@ -868,29 +844,15 @@ class Pool {
                 prepare(*state);
                 auto progress = detail::progress_for(options, items, label);
                 auto sink = std::make_shared<detail::MapSink<R>>(state, count, std::move(progress));
-                const std::size_t chunksize = options.chunksize;
-                // Automatic: four chunks a worker, as Python does, balancing load and overhead,
-                // but no bigger than a message that stays in place in the ring.
-                std::size_t size = chunksize;
-                std::size_t byte_limit = SIZE_MAX;
-                if (chunksize == 0) {
-                    size =
-                        std::max<std::size_t>(1, (count + 4 * processes() - 1) / (4 * processes()));
-                    size = std::min<std::size_t>(size, detail::chunk_limit_for_results<R>());
-                    // A bar that moves a percent at a time, from the first second on, rather
-                    // than sitting at 0 until a first eighth of the work comes back at once.
-                    if (options.progress) size = std::min<std::size_t>(size, count / 100 + 1);
-                    byte_limit = detail::chunk_bytes;
-                }
-                size = std::min<std::size_t>(size, detail::largest_chunk);
+                const auto limits = detail::map_chunk_limits<R>(
+                    count, processes(), options.chunksize, options.progress);
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
                 const auto code = chunk_code<F, C, decltype(next)>(function);
                 detail::PoolCore::Batch batch(*core_);
                 for (std::uint64_t first = 0; first < count;) {
-                    first += submit_chunk<F, C>(function, code, next, end, first,
-                                                static_cast<std::uint32_t>(size), byte_limit, sink,
-                                                batch);
+                    first +=
+                        submit_chunk<F, C>(function, code, next, end, first, limits, sink, batch);
                 }
                 batch.submit();
                 sink->size_results();
@@ -926,23 +888,24 @@ class Pool {
             };
             auto progress = detail::progress_for(options, items, label);
             auto input = std::make_shared<Input>(std::forward<Range>(items));
-            const bool automatic = options.chunksize == 0;
             const auto code = chunk_code<F, C, decltype(input->next)>(function);
             typename ImapResults<R>::Feeder feeder =
-                [this, function = std::move(function), code, input, sink, automatic](
-                    std::uint64_t first, std::uint32_t size) -> std::optional<std::uint32_t> {
+                [this, function = std::move(function), code, input, sink](
+                    std::uint64_t first,
+                    detail::ChunkLimits limits) -> std::optional<std::uint32_t> {
                 detail::PoolCore::Batch batch(*core_);
-                std::uint32_t count = submit_chunk<F, C>(
-                    function, code, input->next, std::ranges::end(input->view), first, size,
-                    automatic ? detail::chunk_bytes : SIZE_MAX, sink, batch);
+                std::uint32_t count =
+                    submit_chunk<F, C>(function, code, input->next, std::ranges::end(input->view),
+                                       first, limits, sink, batch);
                 batch.submit();
                 if (count == 0) return std::nullopt;
                 return count;
             };
             const detail::Deadline deadline = detail::deadline_for(options.timeout);
-            return ImapResults<R>(sink, std::move(feeder), ordered, options.chunksize,
-                                  4 * static_cast<std::size_t>(processes()), deadline,
-                                  std::move(progress));
+            return ImapResults<R>(
+                sink, std::move(feeder), ordered, options.chunksize,
+                detail::imap_chunks_ahead_per_worker * static_cast<std::size_t>(processes()),
+                deadline, std::move(progress));
         }
     }
 
