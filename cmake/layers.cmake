@@ -17,6 +17,7 @@ set(crew_shared_headers
     pipe.hpp queue.hpp shared_memory.hpp shared_value.hpp synchronize.hpp wait.hpp
     detail/message_ring.hpp detail/ring_chain.hpp)
 set(crew_pool_headers
-    crew.hpp executor.hpp future.hpp pool.hpp progress.hpp
-    detail/chunking.hpp detail/job_queue.hpp detail/pool_core.hpp detail/progress.hpp
-    detail/pull_iterator.hpp detail/task.hpp detail/worker_protocol.hpp)
+    crew.hpp executor.hpp future.hpp map_options.hpp pool.hpp progress.hpp
+    detail/chunking.hpp detail/imap_results.hpp detail/job_queue.hpp detail/pool_core.hpp
+    detail/progress.hpp detail/pull_iterator.hpp detail/result_sinks.hpp detail/submitter.hpp
+    detail/task.hpp detail/worker_protocol.hpp)

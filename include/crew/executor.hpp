@@ -86,20 +86,22 @@ class ProcessPoolExecutor {
   public:
     ProcessPoolExecutor() : ProcessPoolExecutor(ProcessPoolExecutorOptions{}) {}
     explicit ProcessPoolExecutor(ProcessPoolExecutorOptions options)
-        : pool_(PoolOptions{.processes = options.max_workers,
-                            .initializer = std::move(options.initializer),
-                            .maxtasksperchild = options.max_tasks_per_child,
-                            .start_method = options.start_method,
-                            .task_timeout = options.task_timeout,
-                            .retries = options.retries}) {}
+        : submitter_(
+              detail::make_pool_core(PoolOptions{.processes = options.max_workers,
+                                                 .initializer = std::move(options.initializer),
+                                                 .maxtasksperchild = options.max_tasks_per_child,
+                                                 .start_method = options.start_method,
+                                                 .task_timeout = options.task_timeout,
+                                                 .retries = options.retries})) {}
     ~ProcessPoolExecutor() { shutdown(); }
     ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
     ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
 
     template <class Function, class... Arguments>
     auto submit(Function&& function, Arguments&&... arguments) {
-        auto state = pool_.submit_call(detail::nothing_to_prepare, std::forward<Function>(function),
-                                       std::forward<Arguments>(arguments)...);
+        auto state =
+            submitter_.submit_call(detail::nothing_to_prepare, std::forward<Function>(function),
+                                   std::forward<Arguments>(arguments)...);
         if constexpr (detail::refused<decltype(state)>) {
             return state;
         } else {
@@ -110,8 +112,8 @@ class ProcessPoolExecutor {
 
     template <class Function, std::ranges::input_range Range>
     auto map(Function&& function, Range&& items, MapOptions options = {}) {
-        return pool_.lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
-                                 std::forward<Range>(items), options, true, "map");
+        return submitter_.lazy<false>(std::decay_t<Function>(std::forward<Function>(function)),
+                                      std::forward<Range>(items), options, true, "map");
     }
     // Python's executor.map(f, xs, ys): f(x, y) for the items side by side, up to the end of the
     // shortest range; crew::MapOptions{...} may follow the ranges.
@@ -120,12 +122,12 @@ class ProcessPoolExecutor {
     auto map(Function&& function, First&& first, Second&& second, Rest&&... rest) {
         auto [items, options] = detail::zip_with_options(
             std::forward<First>(first), std::forward<Second>(second), std::forward<Rest>(rest)...);
-        return pool_.lazy<true>(std::decay_t<Function>(std::forward<Function>(function)),
-                                std::move(items), options, true, "map");
+        return submitter_.lazy<true>(std::decay_t<Function>(std::forward<Function>(function)),
+                                     std::move(items), options, true, "map");
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false) {
-        pool_.close();
+        submitter_.core().close();
         if (cancel_futures) {
             std::lock_guard lock(mutex_);
             for (auto& weak : futures_) {
@@ -133,7 +135,7 @@ class ProcessPoolExecutor {
             }
             futures_.clear();
         }
-        if (wait) pool_.join();
+        if (wait) submitter_.core().join();
     }
 
   private:
@@ -149,7 +151,7 @@ class ProcessPoolExecutor {
         futures_.push_back(std::move(future));
     }
 
-    Pool pool_;
+    detail::Submitter submitter_;
     std::mutex mutex_;
     std::vector<std::weak_ptr<detail::Cancellable>> futures_;
     std::size_t prune_at_ = 64;

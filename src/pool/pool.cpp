@@ -4,8 +4,10 @@
 
 namespace crew {
 
-Pool::Pool(PoolOptions options) {
-    detail::PoolCoreOptions core{
+namespace detail {
+
+std::shared_ptr<PoolCore> make_pool_core(const PoolOptions& options) {
+    PoolCoreOptions core{
         .processes = options.processes == 0 ? cpu_count() : options.processes,
         .initializer = options.initializer.call(),
         .max_tasks_per_child = options.maxtasksperchild,
@@ -16,25 +18,29 @@ Pool::Pool(PoolOptions options) {
     if (options.maxtasksperchild < 0 || options.retries < 0 || options.task_timeout.count() < 0) {
         throw Error("crew: maxtasksperchild, retries and task_timeout cannot be negative");
     }
-    core_ = std::make_shared<detail::PoolCore>(std::move(core));
+    return std::make_shared<PoolCore>(std::move(core));
 }
 
+}  // namespace detail
+
+Pool::Pool(PoolOptions options) : submitter_(detail::make_pool_core(options)) {}
+
 Pool::~Pool() {
-    core_->close();
-    core_->join();
+    submitter_.core().close();
+    submitter_.core().join();
 }
 
 void Pool::close() {
-    core_->close();
+    submitter_.core().close();
 }
 
 void Pool::join() {
-    core_->join();
+    submitter_.core().join();
 }
 
 void Pool::terminate() {
-    core_->terminate();
-    core_->join();
+    submitter_.core().terminate();
+    submitter_.core().join();
 }
 
 }  // namespace crew

@@ -1,0 +1,223 @@
+// crew/detail/result_sinks.hpp: where a pool's results go as its workers' replies arrive.
+//
+// Each submitted task names a TaskSink (pool_core.hpp), which the broker calls, on its thread or a
+// waiting caller's, as the task completes or fails. One sink a call (apply_async, submit), one a
+// map (results straight to their place in the vector map returns), one an imap (results wait by
+// input position until the consumer takes them). A sink must not block.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "crew/detail/pool_core.hpp"
+#include "crew/detail/progress.hpp"
+#include "crew/detail/task.hpp"
+#include "crew/error.hpp"
+#include "crew/future.hpp"
+
+namespace crew::detail {
+
+// apply_async and submit: one call, one result. The future's state is the task's sink itself:
+// one allocation a task, and the thread that finishes it frees nothing (the caller's futures
+// hold the state).
+template <class R>
+class SingleSink final : public FutureState<R>, public TaskSink {
+  public:
+    explicit SingleSink(std::weak_ptr<PoolCore> core) : core_(std::move(core)) {}
+    void completed(std::uint64_t, const TaskResults& results, std::chrono::nanoseconds) override {
+        decode_results<R>(
+            results,
+            [&](std::uint32_t, auto&&... value) {
+                if constexpr (std::is_void_v<R>) {
+                    this->set_value({});
+                } else {
+                    this->set_value(std::forward<decltype(value)>(value)...);
+                }
+            },
+            [&](std::uint32_t, std::exception_ptr error) { this->set_error(std::move(error)); });
+    }
+    void failed(std::uint64_t, std::uint32_t, std::exception_ptr error) override {
+        this->set_error(std::move(error));
+    }
+    bool starting() override { return this->set_running(); }
+
+  private:
+    // A waiter collects the reply itself, as Pool::apply does: no broker wake-up, no futex
+    // wake-up. The pool may be gone (its tasks are then all done or failed).
+    void work_toward_done(detail::Deadline deadline) const override {
+        if (const std::shared_ptr<PoolCore> core = core_.lock()) {
+            PoolCore::Driver driver(*core);
+            driver.drive_until([&] { return this->is_done(); }, deadline);
+        }
+    }
+
+    std::weak_ptr<PoolCore> core_;
+};
+
+// map_async: results in input order once all are in; the error of the first failed input wins.
+// Results go straight to their place in the vector map returns (packed ones in one copy); its
+// memory is first touched when the first arrive, while the caller is still sending input.
+template <class R>
+class MapSink final : public TaskSink {
+  public:
+    MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count,
+            std::shared_ptr<Progress> progress)
+        : state_(std::move(state)),
+          count_(count),
+          remaining_(count),
+          progress_(std::move(progress)) {
+        // Allocated by the caller's thread, as its own loop would (from its malloc arena, often
+        // warm); filled in by the broker.
+        results_.reserve(count);
+        prefer_huge_pages(results_.data(), count * sizeof(results_[0]));
+        if (count == 0) state_->set_value({});
+    }
+    // Sizes the result vector (its first touch): on the caller's thread once every chunk is
+    // submitted, while the workers wake up, or at the first result, whichever comes first.
+    void size_results() {
+        std::call_once(sized_, [&] { results_.resize(count_); });
+    }
+    void completed(std::uint64_t first, const TaskResults& results,
+                   std::chrono::nanoseconds) override {
+        size_results();
+        if constexpr (direct && packable_result<R>) {
+            if (results.packed_as(sizeof(R))) {
+                std::memcpy(static_cast<void*>(results_.data() + first),
+                            results.packed_values().data(), results.packed_values().size());
+                arrived(results.size());
+                return;
+            }
+        }
+        decode_results<R>(
+            results,
+            [&](std::uint32_t i, R&& value) {
+                if constexpr (direct) {
+                    results_[first + i] = std::move(value);
+                } else {
+                    results_[first + i].emplace(std::move(value));
+                }
+            },
+            [&](std::uint32_t i, std::exception_ptr error) {
+                note_error(first + i, std::move(error));
+            });
+        arrived(results.size());
+    }
+    void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
+        note_error(first, std::move(error));
+        arrived(count);
+    }
+
+  private:
+    // Default-constructible results are stored in place; others wait in optionals.
+    static constexpr bool direct =
+        std::is_default_constructible_v<R> && std::is_move_assignable_v<R>;
+
+    void note_error(std::uint64_t index, std::exception_ptr error) {
+        if (index < error_index_) {
+            error_index_ = index;
+            error_ = std::move(error);
+        }
+    }
+    void arrived(std::size_t count) {
+        remaining_ -= count;
+        if (progress_) progress_->advance(count);
+        if (remaining_ != 0) return;
+        if (error_) {
+            state_->set_error(error_);
+            return;
+        }
+        if constexpr (direct) {
+            state_->set_value(std::move(results_));
+        } else {
+            std::vector<R> results;
+            results.reserve(results_.size());
+            for (auto& result : results_) results.push_back(std::move(*result));
+            state_->set_value(std::move(results));
+        }
+    }
+
+    std::shared_ptr<FutureState<std::vector<R>>> state_;
+    std::size_t count_;
+    std::once_flag sized_;
+    std::conditional_t<direct, std::vector<R>, std::vector<std::optional<R>>> results_;
+    std::size_t remaining_;
+    std::uint64_t error_index_ = ~std::uint64_t{0};
+    std::exception_ptr error_;
+    std::shared_ptr<Progress> progress_;  // null without .progress
+};
+
+// imap: results wait here, by input position, until the consumer takes them.
+template <class R>
+class ImapSink final : public TaskSink {
+  public:
+    struct Arrived {
+        std::optional<R> value;
+        std::exception_ptr error;
+    };
+
+    void completed(std::uint64_t first, const TaskResults& results,
+                   std::chrono::nanoseconds busy) override {
+        {
+            std::lock_guard lock(mutex_);
+            decode_results<R>(
+                results,
+                [&](std::uint32_t i, R&& value) {
+                    arrived_[first + i].value.emplace(std::move(value));
+                },
+                [&](std::uint32_t i, std::exception_ptr error) {
+                    arrived_[first + i].error = std::move(error);
+                });
+            if (results.size() != 0) {
+                cost_per_call_ = std::max(busy / results.size(), std::chrono::nanoseconds(1));
+            }
+        }
+        changed_.notify_all();
+    }
+    void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
+        {
+            std::lock_guard lock(mutex_);
+            for (std::uint32_t i = 0; i < count; ++i) arrived_[first + i].error = error;
+        }
+        changed_.notify_all();
+    }
+
+    // Takes the result at index (ordered) or any (unordered), waiting for it until deadline.
+    Arrived take(std::optional<std::uint64_t> index, detail::Deadline deadline) {
+        std::unique_lock lock(mutex_);
+        typename std::map<std::uint64_t, Arrived>::iterator found;
+        auto there = [&] {
+            found = index ? arrived_.find(*index) : arrived_.begin();
+            return found != arrived_.end();
+        };
+        if (!wait_interruptibly(changed_, lock, deadline, there)) {
+            throw TimeoutError("crew: map: a result was not ready within the timeout");
+        }
+        Arrived result = std::move(found->second);
+        arrived_.erase(found);
+        return result;
+    }
+
+    // How long one call kept a worker busy, as last seen; nothing before the first result.
+    std::optional<std::chrono::nanoseconds> cost_per_call() {
+        std::lock_guard lock(mutex_);
+        return cost_per_call_;
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::map<std::uint64_t, Arrived> arrived_;
+
+    std::optional<std::chrono::nanoseconds> cost_per_call_;
+};
+
+}  // namespace crew::detail
