@@ -15,7 +15,7 @@ set(crew_process_headers
     init.hpp process.hpp start_method.hpp)
 set(crew_shared_headers
     pipe.hpp queue.hpp shared_memory.hpp shared_value.hpp synchronize.hpp wait.hpp
-    detail/message_ring.hpp detail/ring_chain.hpp)
+    detail/message_ring.hpp detail/ring_chain.hpp detail/ring_pair.hpp)
 set(crew_pool_headers
     crew.hpp executor.hpp future.hpp map_options.hpp pool.hpp progress.hpp
     detail/chunking.hpp detail/imap_results.hpp detail/job_queue.hpp detail/pool_core.hpp

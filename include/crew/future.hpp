@@ -308,7 +308,7 @@ class Future {
     void wait() const { state_->wait(std::nullopt); }
     template <class Rep, class Period>
     bool wait(std::chrono::duration<Rep, Period> timeout) const {
-        return state_->wait(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+        return state_->wait(detail::timeout_of(timeout));
     }
     bool done() const { return state_->status() == detail::FutureState<T>::Status::done; }
     bool running() const { return state_->status() == detail::FutureState<T>::Status::running; }
@@ -412,8 +412,7 @@ AsCompleted<T> as_completed(const std::vector<Future<T>>& futures,
 template <class T, class Rep, class Period>
 AsCompleted<T> as_completed(const std::vector<Future<T>>& futures,
                             std::chrono::duration<Rep, Period> timeout) {
-    return AsCompleted<T>(
-        futures, {.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout)});
+    return AsCompleted<T>(futures, {.timeout = detail::timeout_of(timeout)});
 }
 
 // Over the keys of a map of futures, as Python's as_completed over {submit(f, x): x for x in xs}.
@@ -495,8 +494,7 @@ WaitResult<T> wait(const std::vector<Future<T>>& futures, ReturnWhen when = ALL_
 template <class T, class Rep, class Period>
 WaitResult<T> wait(const std::vector<Future<T>>& futures, ReturnWhen when,
                    std::chrono::duration<Rep, Period> timeout) {
-    return detail::wait_for_futures(futures, when,
-                                    std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+    return detail::wait_for_futures(futures, when, detail::timeout_of(timeout));
 }
 
 }  // namespace crew

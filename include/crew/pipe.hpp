@@ -38,7 +38,7 @@
 #include "crew/detail/byte_stream.hpp"
 #include "crew/detail/futex.hpp"
 #include "crew/detail/message_ring.hpp"
-#include "crew/detail/shared_mapping.hpp"
+#include "crew/detail/ring_pair.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
 #include "crew/serialization.hpp"
@@ -86,7 +86,7 @@ class PipeChannel {
     bool sleep(const Deadline& deadline);
 
     UniqueFd socket_;
-    SharedMapping rings_;
+    RingPair rings_;
     UniqueFd wake_;           // this end's: written when a message comes while it sleeps
     UniqueFd other_wake_;     // the other end's
     std::uint8_t index_ = 0;  // 0: the first end; its messages come in ring 0

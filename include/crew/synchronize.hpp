@@ -99,7 +99,7 @@ class MutexLock {
     bool try_lock() { return acquire(false); }
     template <class Rep, class Period>
     bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-        return acquire(true, std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+        return acquire(true, detail::timeout_of(timeout));
     }
     void unlock() { release(); }
 

@@ -31,6 +31,13 @@ inline Deadline deadline_for(const Timeout& timeout) {
     return timeout->count() > 0 ? now + *timeout : now;
 }
 
+// What is left of a wait until the deadline, as a Timeout: none without a deadline, zero or less
+// once it has passed.
+inline Timeout time_left(const Deadline& deadline) {
+    if (!deadline) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now());
+}
+
 template <class Rep, class Period>
 Timeout timeout_of(std::chrono::duration<Rep, Period> duration) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(duration);

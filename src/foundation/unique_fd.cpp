@@ -1,11 +1,16 @@
 #include "crew/detail/unique_fd.hpp"
 
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
+#include "crew/error.hpp"
 #include "foundation/library_lock.hpp"
 
 namespace crew::detail {
@@ -83,6 +88,26 @@ void close_library_fds_in_child(pid_t parent, std::span<const int> keep) noexcep
             ::close(fd);
         }
     }
+}
+
+UniqueFd make_eventfd(const char* what) {
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) throw_system_error(std::string("cannot create ") + what);
+    return UniqueFd(fd);
+}
+
+std::pair<UniqueFd, UniqueFd> make_socket_pair(const char* what) {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        throw_system_error(std::string("cannot create ") + what);
+    }
+    return {UniqueFd(pair[0]), UniqueFd(pair[1])};
+}
+
+UniqueFd duplicate(int fd, const char* what) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw_system_error(std::string("cannot duplicate ") + what);
+    return UniqueFd(copy);
 }
 
 }  // namespace crew::detail

@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -16,7 +14,7 @@
 
 #include "crew/detail/interrupt.hpp"
 #include "crew/detail/message_ring.hpp"
-#include "crew/detail/shared_mapping.hpp"
+#include "crew/detail/ring_pair.hpp"
 #include "crew/detail/spin.hpp"
 #include "crew/error.hpp"
 #include "crew/init.hpp"
@@ -111,7 +109,7 @@ struct PoolCore::Task {
 struct PoolCore::Worker {
     std::unique_ptr<Process> process;
     pid_t pid = 0;
-    SharedMapping channel;
+    RingPair channel;
     UniqueFd descriptors;  // our end of the worker's descriptor socket
     UniqueFd tasks_wake;   // our end of the socket on which the worker sleeps for tasks
     std::optional<RingWriter> tasks;
@@ -155,9 +153,7 @@ PoolCore::PoolCore(PoolCoreOptions options)
             fmt::format("crew: a pool needs at least one process, not {}", options_.processes));
     }
     spare_core_ = options_.processes < cpu_count();
-    int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake < 0) throw_system_error("cannot create the pool's eventfd");
-    wake_ = UniqueFd(wake);
+    wake_ = make_eventfd("the pool's eventfd");
     int epoll = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll < 0) throw_system_error("cannot create the pool's epoll");
     epoll_ = UniqueFd(epoll);
@@ -186,30 +182,24 @@ PoolCore::~PoolCore() {
 void PoolCore::start_worker(std::size_t index) {
     workers_[index] = std::make_unique<Worker>();
     Worker& worker = *workers_[index];
-    worker.channel = SharedMapping::create(channel_size, "crew-pool-worker-channel");
-    worker.progress = reinterpret_cast<const WorkerProgress*>(worker.channel.data() + progress_at);
+    worker.channel = RingPair::create(RingPair::pool_worker_capacity, sizeof(WorkerProgress),
+                                      "crew-pool-worker-channel");
+    worker.progress = reinterpret_cast<const WorkerProgress*>(worker.channel.trailer());
     // A worker sleeps on a socket, not on the ring's futex: the kernel may place a socket's (or
     // a pipe's) wake-up on the waker's core. Woken on futexes, the workers of a map often all
     // landed on the core they last ran on while the caller kept its own core busy, and the map
     // ran at one worker's pace (seen with perf sched on the sqrt benchmark). A socket, not a
     // pipe: sending to a worker that died or closed its end must not raise SIGPIPE here.
-    int wake_pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, wake_pair) != 0) {
-        throw_system_error("cannot create a pool worker's wake-up socket");
-    }
-    UniqueFd workers_wake_end(wake_pair[0]);
-    worker.tasks_wake = UniqueFd(wake_pair[1]);
-    worker.tasks.emplace(worker.channel.data(), ring_capacity, worker.tasks_wake.get());
-    worker.replies.emplace(worker.channel.data() + ring_footprint(ring_capacity), ring_capacity);
-    int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-        throw_system_error("cannot create a pool worker's descriptor socket");
-    }
-    worker.descriptors = UniqueFd(pair[0]);
-    if (::fcntl(pair[0], F_SETFL, O_NONBLOCK) != 0) {
+    auto [workers_wake_end, tasks_wake] = make_socket_pair("a pool worker's wake-up socket");
+    worker.tasks_wake = std::move(tasks_wake);
+    worker.tasks.emplace(worker.channel.ring_to(worker_end), worker.channel.capacity(),
+                         worker.tasks_wake.get());
+    worker.replies.emplace(worker.channel.ring_to(pool_end), worker.channel.capacity());
+    auto [descriptors, workers_end] = make_socket_pair("a pool worker's descriptor socket");
+    worker.descriptors = std::move(descriptors);
+    if (::fcntl(worker.descriptors.get(), F_SETFL, O_NONBLOCK) != 0) {
         throw_system_error("cannot make a pool worker's descriptor socket non-blocking");
     }
-    UniqueFd workers_end(pair[1]);
     const std::uint64_t number = ++workers_started_;
     WorkerSetup setup{SentFd{worker.channel.fd()},
                       SentFd{workers_wake_end.get()},

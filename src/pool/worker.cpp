@@ -16,8 +16,8 @@
 #include <fstream>
 
 #include "crew/detail/message_ring.hpp"
+#include "crew/detail/ring_pair.hpp"
 #include "crew/detail/shared_block.hpp"
-#include "crew/detail/shared_mapping.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
 #include "foundation/descriptor_passing.hpp"
@@ -152,16 +152,17 @@ void worker_main(WorkerSetup setup) {
     ::prctl(PR_SET_NAME, name.c_str());  // what ps and top show
     adopt_what_tasks_leave_behind();
     SharedBlock::keep_received(kept_blocks);
-    SharedMapping channel = SharedMapping::attach(UniqueFd(setup.channel.fd));
+    const RingPair channel =
+        RingPair::attach(UniqueFd(setup.channel.fd), RingPair::pool_worker_capacity);
     UniqueFd tasks_wake(setup.tasks_wake.fd);
     UniqueFd wake(setup.wake.fd);
     UniqueFd descriptors(setup.descriptors.fd);
     const WorkerDescriptors needed({tasks_wake.get(), wake.get(), descriptors.get()});
     std::vector<int> task_fds;  // the decoded task's objects own them
-    RingReader tasks(channel.data(), ring_capacity, RingReader::default_pauses_between_looks,
-                     tasks_wake.get());
-    RingWriter replies(channel.data() + ring_footprint(ring_capacity), ring_capacity, wake.get());
-    auto& progress = *reinterpret_cast<WorkerProgress*>(channel.data() + progress_at);
+    RingReader tasks(channel.ring_to(worker_end), channel.capacity(),
+                     RingReader::default_pauses_between_looks, tasks_wake.get());
+    RingWriter replies(channel.ring_to(pool_end), channel.capacity(), wake.get());
+    auto& progress = *reinterpret_cast<WorkerProgress*>(channel.trailer());
     Writer reply;
     auto start_reply = [&] {
         reply.clear();

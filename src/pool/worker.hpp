@@ -10,18 +10,16 @@
 #include <vector>
 
 #include "crew/detail/byte_stream.hpp"
-#include "crew/detail/message_ring.hpp"
+#include "crew/detail/ring_pair.hpp"
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/serialization.hpp"
 
 namespace crew::detail {
 
-// Each direction of a worker's channel: big enough that a map's chunks rarely wait for space,
-// small enough to stay warm (it is touched once, when the worker starts).
-constexpr std::size_t ring_capacity = std::size_t{1} << 20;
-// A worker's channel: the ring of tasks, the ring of replies, then its progress.
-constexpr std::size_t progress_at = 2 * ring_footprint(ring_capacity);
-constexpr std::size_t channel_size = progress_at + sizeof(WorkerProgress);
+// A worker's channel is a RingPair of RingPair::pool_worker_capacity: tasks go to the worker's
+// end, replies to the pool's, and the trailer holds the worker's WorkerProgress.
+constexpr int worker_end = 0;
+constexpr int pool_end = 1;
 
 // What a worker needs from its pool: its descriptors, its number and its initializer.
 struct WorkerSetup {

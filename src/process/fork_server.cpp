@@ -5,7 +5,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -235,12 +234,7 @@ void start_server(Handle& h) {
         h.socket.reset();
         ::waitpid(h.server, nullptr, 0);  // the old server ends once its socket closes
     }
-    int pair[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-        throw_system_error("cannot create the fork server's socket");
-    }
-    UniqueFd ours(pair[0]);
-    UniqueFd theirs(pair[1]);
+    auto [ours, theirs] = make_socket_pair("the fork server's socket");
     flush_standard_streams();
     pid_t parent = ::getpid();
     // Started from the main thread, the server may also follow the parent-death signal; started

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 
-#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -234,9 +233,7 @@ DeathLog*& DeathLog::instance() {
 }
 
 DeathLog::DeathLog() {
-    const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake < 0) throw_system_error("cannot create an eventfd to log children's ends");
-    wake_ = UniqueFd(wake);
+    wake_ = make_eventfd("an eventfd to log children's ends");
     sigset_t all, previous;
     ::sigfillset(&all);
     ::pthread_sigmask(SIG_BLOCK, &all, &previous);  // the program's handlers run on its threads

@@ -1,40 +1,24 @@
 #include "crew/pipe.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <tuple>
 
 #include "crew/detail/spin.hpp"
+#include "crew/detail/unique_fd.hpp"
 #include "crew/serialization.hpp"
 
 namespace crew::detail {
 namespace {
 
-// Each direction's ring: small, as pipes carry small messages mostly (larger ones pass in
-// pieces), and touched once, when the pipe is made.
-constexpr std::size_t ring_capacity = 64 << 10;
 // A reader asks without sleeping for this long: a reply that comes within it costs no wake-up.
 constexpr auto spin_time = std::chrono::microseconds(50);
 
 const char* const cut_short =
     "crew: a connection's other end closed in the middle of a message (its process died while "
     "sending?); the part that came was dropped";
-
-UniqueFd make_eventfd() {
-    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0) throw_system_error("cannot create a pipe's eventfd");
-    return UniqueFd(fd);
-}
-
-UniqueFd duplicate(int fd) {
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) throw_system_error("cannot duplicate a pipe's descriptor");
-    return UniqueFd(copy);
-}
 
 // Whether the other end of the pipe's socket is gone: closed, or its process ended, as the
 // socket closes with the last copy of that end. It carries nothing, so anything to read is the end.
@@ -46,19 +30,15 @@ bool peer_closed(int socket) {
 }  // namespace
 
 std::pair<PipeChannel, PipeChannel> PipeChannel::pair(bool duplex) {
-    int sockets[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
-        throw_system_error("cannot create a pipe (socketpair)");
-    }
     PipeChannel first, second;
-    first.socket_ = UniqueFd(sockets[0]);
-    second.socket_ = UniqueFd(sockets[1]);
-    first.rings_ = SharedMapping::create(2 * ring_footprint(ring_capacity), "crew-pipe");
-    second.rings_ = SharedMapping::attach(duplicate(first.rings_.fd()));
-    first.wake_ = make_eventfd();
-    second.wake_ = make_eventfd();
-    first.other_wake_ = duplicate(second.wake_.get());
-    second.other_wake_ = duplicate(first.wake_.get());
+    std::tie(first.socket_, second.socket_) = make_socket_pair("a pipe (socketpair)");
+    first.rings_ = RingPair::create(RingPair::pipe_capacity, 0, "crew-pipe");
+    second.rings_ = RingPair::attach(duplicate(first.rings_.fd(), "a pipe's shared memory"),
+                                     RingPair::pipe_capacity);
+    first.wake_ = make_eventfd("a pipe's eventfd");
+    second.wake_ = make_eventfd("a pipe's eventfd");
+    first.other_wake_ = duplicate(second.wake_.get(), "a pipe's eventfd");
+    second.other_wake_ = duplicate(first.wake_.get(), "a pipe's eventfd");
     first.index_ = 0;
     second.index_ = 1;
     first.can_receive_ = second.can_send_ = true;
@@ -70,10 +50,11 @@ std::pair<PipeChannel, PipeChannel> PipeChannel::pair(bool duplex) {
 
 // Ring i carries messages to end i.
 void PipeChannel::open_rings() {
-    auto ring = [&](int i) { return rings_.data() + i * ring_footprint(ring_capacity); };
-    if (can_receive_) in_ = std::make_unique<RingReader>(ring(index_), ring_capacity);
+    const std::size_t capacity = rings_.capacity();
+    if (can_receive_) in_ = std::make_unique<RingReader>(rings_.ring_to(index_), capacity);
     if (can_send_) {
-        out_ = std::make_unique<RingWriter>(ring(1 - index_), ring_capacity, other_wake_.get());
+        out_ =
+            std::make_unique<RingWriter>(rings_.ring_to(1 - index_), capacity, other_wake_.get());
         // Not this: the channel moves. The socket's number does not.
         out_->check_while_waiting([socket = socket_.get()] {
             if (peer_closed(socket)) {
@@ -175,7 +156,7 @@ void PipeChannel::close() noexcept {
     socket_.reset();
     wake_.reset();
     other_wake_.reset();
-    rings_ = SharedMapping();
+    rings_ = RingPair();
 }
 
 void PipeChannel::encode_into(Writer& writer) const {
@@ -191,7 +172,7 @@ void PipeChannel::encode_into(Writer& writer) const {
 PipeChannel PipeChannel::decode_from(Reader& reader) {
     PipeChannel channel;
     channel.socket_ = UniqueFd(decode<SentFd>(reader).fd);
-    channel.rings_ = SharedMapping::attach(UniqueFd(decode<SentFd>(reader).fd));
+    channel.rings_ = RingPair::attach(UniqueFd(decode<SentFd>(reader).fd), RingPair::pipe_capacity);
     channel.wake_ = UniqueFd(decode<SentFd>(reader).fd);
     channel.other_wake_ = UniqueFd(decode<SentFd>(reader).fd);
     channel.index_ = decode<std::uint8_t>(reader);

@@ -21,11 +21,6 @@ std::size_t messages_between(std::uint32_t got, std::uint32_t put) {
     return count > 0 ? static_cast<std::size_t>(count) : 0;
 }
 
-Timeout time_left(const Deadline& deadline) {
-    if (!deadline) return std::nullopt;
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now());
-}
-
 bool passed(const Deadline& deadline) {
     return deadline && Clock::now() >= *deadline;
 }

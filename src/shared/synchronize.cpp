@@ -263,11 +263,8 @@ bool Condition::wait_for(const std::function<bool()>& predicate, const Timeout& 
     const auto deadline = detail::deadline_for(timeout);
     bool result = predicate();
     while (!result) {
-        Timeout left;
-        if (deadline) {
-            left = *deadline - Clock::now();
-            if (*left <= std::chrono::nanoseconds(0)) break;
-        }
+        const Timeout left = detail::time_left(deadline);
+        if (left && left->count() <= 0) break;
         wait(left);
         result = predicate();
     }

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,9 +68,7 @@ Sleeper::Sleeper(std::span<const Waitable> objects) : objects_(objects) {
         watchers_.back()->queue = object.queue_;
     }
     if (watchers_.empty()) return;
-    const int signal = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (signal < 0) throw_system_error("crew::wait: cannot create an eventfd");
-    signal_ = UniqueFd(signal);
+    signal_ = make_eventfd("crew::wait's eventfd");
 }
 
 void Sleeper::start_watchers() {

@@ -184,7 +184,7 @@ class Submitter {
                 state = submit();
                 driver.drive_until([&] { return state->is_done(); }, deadline);
             }
-            if (deadline && !state->wait(*deadline - detail::Clock::now())) {
+            if (deadline && !state->wait(time_left(deadline))) {
                 throw TimeoutError("crew: the results were not ready within the timeout");
             }
             return state->take_value();

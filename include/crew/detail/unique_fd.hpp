@@ -36,6 +36,12 @@ class UniqueFd {
     std::uint64_t serial_ = 0;  // tells this handle's record from a later one for a reused number
 };
 
+// New descriptors, close-on-exec, held from the start; on failure each throws crew::SystemError
+// naming what (say, "a pipe's eventfd") with errno's text.
+UniqueFd make_eventfd(const char* what);                           // non-blocking
+std::pair<UniqueFd, UniqueFd> make_socket_pair(const char* what);  // a Unix stream socket pair
+UniqueFd duplicate(int fd, const char* what);
+
 // In a child just forked: closes every descriptor crew opened in the parent, except those in keep
 // (passed to this child). Handles the child inherited then close nothing, instead of closing
 // reused numbers later.
