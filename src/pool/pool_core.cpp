@@ -647,7 +647,7 @@ void PoolCore::give(Worker& worker) {
         // handled, as it never began.
     }
     task.id = header.id;
-    std::memcpy(task.message.data(), &header, sizeof header);
+    write_header(std::span(task.message.data(), task.message.size()), header);
     worker.tasks->write(task.message.bytes(), RingWriter::later);  // dispatch wakes it
     worker.in_flight.push_back(std::move(task));
 }
@@ -811,7 +811,7 @@ void PoolCore::run_broker() {
             if (closed() && pending_.empty() && !has_submissions_.load() &&
                 std::all_of(workers_.begin(), workers_.end(),
                             [](const auto& worker) { return worker->in_flight.empty(); })) {
-                const TaskHeader stop{.id = stop_task_id};
+                const TaskHeader stop{.kind = TaskKind::stop};
                 for (auto& worker : workers_) {
                     worker->life = Worker::Life::stopped;
                     worker->tasks->write(std::as_bytes(std::span(&stop, 1)));

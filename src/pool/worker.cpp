@@ -201,7 +201,7 @@ void worker_main(WorkerSetup setup) {
         // now, when this is the last task queued, and gives this worker more while it runs.
         if (!tasks.more_waiting()) replies.wake_reader();
         const auto header = read_header<TaskHeader>(message);
-        if (header.id == stop_task_id) {
+        if (header.kind == TaskKind::stop) {
             end_children();
             return;
         }

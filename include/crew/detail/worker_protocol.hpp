@@ -17,16 +17,22 @@
 
 namespace crew::detail {
 
+enum class TaskKind : std::uint32_t {
+    run,   // a chunk of calls follows
+    stop,  // nothing follows: the worker ends its tasks' children and exits
+};
+
+// Written in place at the start of a task message once the pool sends it (the submitter leaves
+// room for it): the id and the calls are known only then.
 struct TaskHeader {
     std::uint64_t id = 0;  // never 0: the pool numbers tasks from 1 as it sends them
+    TaskKind kind = TaskKind::run;
     // The calls of the chunk to make, [begin_call, end_call): all of them at first, fewer when
     // the task runs again after its worker died in the middle of it.
     std::uint32_t begin_call = 0;
     std::uint32_t end_call = 0;
     std::uint32_t descriptors = 0;  // how many wait on the worker's descriptor socket
 };
-// The id of the message that asks a worker to end.
-inline constexpr std::uint64_t stop_task_id = ~std::uint64_t{0};
 
 enum class ReplyKind : std::uint32_t {
     ran,       // the task's results follow
@@ -48,6 +54,10 @@ Header read_header(std::span<const std::byte> message) {
     Header header;
     std::memcpy(&header, message.data(), sizeof header);
     return header;
+}
+template <class Header>
+void write_header(std::span<std::byte> message, const Header& header) {
+    std::memcpy(message.data(), &header, sizeof header);
 }
 
 // Written by the worker only, read by the pool: what the worker is running.
