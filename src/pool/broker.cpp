@@ -405,6 +405,36 @@ void PoolCore::break_down(const std::exception_ptr& cause) {
     fail_late_tasks();  // with broken_error_, also what was submitted before closed_ was seen
 }
 
+// terminate(): the workers are killed, every task fails.
+void PoolCore::end_terminated() {
+    broker_finished_.store(true);
+    for (auto& worker : workers_) {
+        worker->life = Worker::Life::stopped;
+        worker->process->kill();
+    }
+    fail_everything(
+        std::make_exception_ptr(Error("crew: the pool was terminated before this task finished")));
+    for (auto& worker : workers_) {
+        worker->process->join();
+        end_left_behind(*worker);
+    }
+}
+
+// Closed, and every task done: the workers are asked to end, and waited for.
+void PoolCore::end_closed() {
+    const TaskHeader stop{.kind = TaskKind::stop};
+    for (auto& worker : workers_) {
+        worker->life = Worker::Life::stopped;
+        worker->tasks->write(std::as_bytes(std::span(&stop, 1)));
+    }
+    for (auto& worker : workers_) {
+        worker->process->join();
+        end_left_behind(*worker);
+    }
+    broker_finished_.store(true);
+    fail_late_tasks();
+}
+
 void PoolCore::run_broker() {
     int idle = 0;
     bool woke = false;
@@ -417,17 +447,7 @@ void PoolCore::run_broker() {
             // Submitted as the pool broke, before its callers could see it closed.
             if (broken_error_) fail_everything(broken_error_);
             if (life_.load() == Life::terminating) {
-                broker_finished_.store(true);
-                for (auto& worker : workers_) {
-                    worker->life = Worker::Life::stopped;
-                    worker->process->kill();
-                }
-                fail_everything(std::make_exception_ptr(
-                    Error("crew: the pool was terminated before this task finished")));
-                for (auto& worker : workers_) {
-                    worker->process->join();
-                    end_left_behind(*worker);
-                }
+                end_terminated();
                 return;
             }
             for (auto& worker : workers_) progress |= collect(*worker);
@@ -439,17 +459,7 @@ void PoolCore::run_broker() {
             if (closed() && pending_.empty() && !has_submissions_.load() &&
                 std::all_of(workers_.begin(), workers_.end(),
                             [](const auto& worker) { return worker->in_flight.empty(); })) {
-                const TaskHeader stop{.kind = TaskKind::stop};
-                for (auto& worker : workers_) {
-                    worker->life = Worker::Life::stopped;
-                    worker->tasks->write(std::as_bytes(std::span(&stop, 1)));
-                }
-                for (auto& worker : workers_) {
-                    worker->process->join();
-                    end_left_behind(*worker);
-                }
-                broker_finished_.store(true);
-                fail_late_tasks();
+                end_closed();
                 return;
             }
         }

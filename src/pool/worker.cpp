@@ -145,6 +145,141 @@ void end_children() {
 
 }  // namespace
 
+namespace {
+
+// A worker's side of its channel, and its life from its initializer to its last task.
+class WorkerLoop {
+  public:
+    explicit WorkerLoop(const WorkerSetup& setup)
+        : channel_(RingPair::attach(UniqueFd(setup.channel.fd), RingPair::pool_worker_capacity)),
+          tasks_wake_(setup.tasks_wake.fd),
+          wake_(setup.wake.fd),
+          descriptors_(setup.descriptors.fd),
+          needed_({tasks_wake_.get(), wake_.get(), descriptors_.get()}),
+          tasks_(channel_.ring_to(worker_end), channel_.capacity(),
+                 RingReader::default_pauses_between_looks, tasks_wake_.get()),
+          replies_(channel_.ring_to(pool_end), channel_.capacity(), wake_.get()),
+          progress_(*reinterpret_cast<WorkerProgress*>(channel_.trailer())),
+          timed_(setup.timed) {}
+
+    // Runs the initializer, if any, then says the worker is ready. An initializer that throws
+    // is said to the broker, for the error its tasks get should every start fail; the exception
+    // then ends the worker, which the pool sees die unready.
+    void start(const WorkerSetup& setup) {
+        if (!setup.initializer.empty()) {
+            // The initializer's objects own the descriptors its arguments carried.
+            std::vector<int> initializer_fds;
+            for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
+            Reader call(setup.initializer, initializer_fds);
+            Writer ignored;
+            try {
+                invoke_call(call, ignored);
+            } catch (...) {
+                start_reply();
+                encode_current_exception(reply_);
+                send({.kind = ReplyKind::initializer_failed});
+                throw;
+            }
+        }
+        start_reply();
+        send({.kind = ReplyKind::ready});
+    }
+
+    // Runs tasks until the pool asks this worker to stop, or max_tasks of them (0: no limit).
+    void run(std::int32_t max_tasks) {
+        call_returned = timed_ ? note_call_returned : nullptr;
+        for (std::int32_t done = 0; max_tasks == 0 || done < max_tasks; ++done) {
+            std::span<const std::byte> message = tasks_.read();
+            // Replies to the tasks before this one woke nobody (see below): the broker gets them
+            // now, when this is the last task queued, and gives this worker more while it runs.
+            if (!tasks_.more_waiting()) replies_.wake_reader();
+            const auto header = read_header<TaskHeader>(message);
+            if (header.kind == TaskKind::stop) return;
+            const ReplyHeader reply = run_task(header, message.subspan(sizeof header));
+            // While more tasks are queued, a reply need not wake a sleeping broker: it is
+            // collected with the others, one wake-up for many (a wake-up takes a core from the
+            // workers).
+            send(reply, tasks_.more_waiting() ? RingWriter::later : RingWriter::now);
+        }
+        start_reply();
+        send({.kind = ReplyKind::retiring});
+    }
+
+  private:
+    // Runs one task and writes its results (or what kept it from running) as the reply.
+    ReplyHeader run_task(const TaskHeader& header, std::span<const std::byte> calls) {
+        task_fds_.clear();
+        if (header.descriptors != 0) {
+            task_fds_ = receive_task_fds(descriptors_.get(), header.descriptors);
+        }
+        // Begun: from here on, this worker's death fails (or retries) the call running.
+        progress_.call.store(header.begin_call, std::memory_order_relaxed);
+        if (timed_) progress_.call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
+        progress_.task.store(header.id, std::memory_order_release);
+        running_task = {header.begin_call, header.end_call, &progress_, timed_};
+        start_reply();
+        ReplyKind kind = ReplyKind::ran;
+        const auto started = std::chrono::steady_clock::now();
+        try {
+            Reader task(calls, task_fds_);
+            invoke_call(task, reply_);
+        } catch (...) {
+            start_reply();
+            encode_current_exception(reply_);
+            kind = ReplyKind::failed;
+        }
+        const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::steady_clock::now() - started);
+        // Sending a large result takes time that no task_timeout counts.
+        progress_.call.store(WorkerProgress::sending, std::memory_order_release);
+        tasks_.release();
+        if (!needed_.intact_after(busy)) end_for_closed_descriptors(header.id);
+        return {.task_id = header.id,
+                .busy_ns = static_cast<std::uint64_t>(busy.count()),
+                .kind = kind};
+    }
+
+    // The task closed what this worker needs to take tasks and answer them. The broker may not
+    // even be woken by the reply: it learns of it when this worker ends.
+    [[noreturn]] void end_for_closed_descriptors(std::uint64_t task_id) {
+        start_reply();
+        try {
+            throw Error(fmt::format(
+                "crew: the task closed file descriptors its pool worker (pid {}) needs; its "
+                "result was dropped and the worker replaced",
+                ::getpid()));
+        } catch (const Error&) {
+            encode_current_exception(reply_);
+        }
+        send({.task_id = task_id, .kind = ReplyKind::failed});
+        std::_Exit(1);
+    }
+
+    void start_reply() {
+        reply_.clear();
+        const ReplyHeader header;
+        reply_.write_bytes(&header, sizeof header);
+    }
+    void send(const ReplyHeader& header, RingWriter::Wake wake = RingWriter::now) {
+        reply_.overwrite(0, &header, sizeof header);
+        replies_.write(reply_.bytes(), wake);
+    }
+
+    const RingPair channel_;
+    UniqueFd tasks_wake_;
+    UniqueFd wake_;
+    UniqueFd descriptors_;
+    const WorkerDescriptors needed_;
+    RingReader tasks_;
+    RingWriter replies_;
+    WorkerProgress& progress_;
+    const bool timed_;
+    std::vector<int> task_fds_;  // the decoded task's objects own them
+    Writer reply_;
+};
+
+}  // namespace
+
 void worker_main(WorkerSetup setup) {
     // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
     std::signal(SIGINT, SIG_IGN);
@@ -152,107 +287,9 @@ void worker_main(WorkerSetup setup) {
     ::prctl(PR_SET_NAME, name.c_str());  // what ps and top show
     adopt_what_tasks_leave_behind();
     SharedBlock::keep_received(kept_blocks);
-    const RingPair channel =
-        RingPair::attach(UniqueFd(setup.channel.fd), RingPair::pool_worker_capacity);
-    UniqueFd tasks_wake(setup.tasks_wake.fd);
-    UniqueFd wake(setup.wake.fd);
-    UniqueFd descriptors(setup.descriptors.fd);
-    const WorkerDescriptors needed({tasks_wake.get(), wake.get(), descriptors.get()});
-    std::vector<int> task_fds;  // the decoded task's objects own them
-    RingReader tasks(channel.ring_to(worker_end), channel.capacity(),
-                     RingReader::default_pauses_between_looks, tasks_wake.get());
-    RingWriter replies(channel.ring_to(pool_end), channel.capacity(), wake.get());
-    auto& progress = *reinterpret_cast<WorkerProgress*>(channel.trailer());
-    Writer reply;
-    auto start_reply = [&] {
-        reply.clear();
-        const ReplyHeader header;
-        reply.write_bytes(&header, sizeof header);
-    };
-    auto send = [&](const ReplyHeader& header, RingWriter::Wake wake = RingWriter::now) {
-        reply.overwrite(0, &header, sizeof header);
-        replies.write(reply.bytes(), wake);
-    };
-
-    if (!setup.initializer.empty()) {
-        // The initializer's objects own the descriptors its arguments carried.
-        std::vector<int> initializer_fds;
-        for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
-        Reader call(setup.initializer, initializer_fds);
-        Writer ignored;
-        try {
-            invoke_call(call, ignored);
-        } catch (...) {
-            // Said to the broker, for the error its tasks get should every start fail; the
-            // exception then ends the worker, which the pool sees die unready.
-            start_reply();
-            encode_current_exception(reply);
-            send({.kind = ReplyKind::initializer_failed});
-            throw;
-        }
-    }
-    start_reply();
-    send({.kind = ReplyKind::ready});
-
-    call_returned = setup.timed ? note_call_returned : nullptr;
-    for (std::int32_t done = 0; setup.max_tasks == 0 || done < setup.max_tasks; ++done) {
-        std::span<const std::byte> message = tasks.read();
-        // Replies to the tasks before this one woke nobody (see below): the broker gets them
-        // now, when this is the last task queued, and gives this worker more while it runs.
-        if (!tasks.more_waiting()) replies.wake_reader();
-        const auto header = read_header<TaskHeader>(message);
-        if (header.kind == TaskKind::stop) {
-            end_children();
-            return;
-        }
-        task_fds.clear();
-        if (header.descriptors != 0) {
-            task_fds = receive_task_fds(descriptors.get(), header.descriptors);
-        }
-        // Begun: from here on, this worker's death fails (or retries) the call running.
-        progress.call.store(header.begin_call, std::memory_order_relaxed);
-        if (setup.timed) progress.call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
-        progress.task.store(header.id, std::memory_order_release);
-        running_task = {header.begin_call, header.end_call, &progress, setup.timed};
-        start_reply();
-        ReplyKind kind = ReplyKind::ran;
-        const auto started = std::chrono::steady_clock::now();
-        try {
-            Reader task(message.subspan(sizeof header), task_fds);
-            invoke_call(task, reply);
-        } catch (...) {
-            start_reply();
-            encode_current_exception(reply);
-            kind = ReplyKind::failed;
-        }
-        const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::steady_clock::now() - started);
-        // Sending a large result takes time that no task_timeout counts.
-        progress.call.store(WorkerProgress::sending, std::memory_order_release);
-        tasks.release();
-        if (!needed.intact_after(busy)) {
-            // The broker may not even be woken: it learns of the reply when this worker ends.
-            start_reply();
-            try {
-                throw Error(fmt::format(
-                    "crew: the task closed file descriptors its pool worker (pid {}) needs; its "
-                    "result was dropped and the worker replaced",
-                    ::getpid()));
-            } catch (const Error&) {
-                encode_current_exception(reply);
-            }
-            send({.task_id = header.id, .kind = ReplyKind::failed});
-            std::_Exit(1);
-        }
-        // While more tasks are queued, a reply need not wake a sleeping broker: it is collected
-        // with the others, one wake-up for many (a wake-up takes a core from the workers).
-        send({.task_id = header.id,
-              .busy_ns = static_cast<std::uint64_t>(busy.count()),
-              .kind = kind},
-             tasks.more_waiting() ? RingWriter::later : RingWriter::now);
-    }
-    start_reply();
-    send({.kind = ReplyKind::retiring});
+    WorkerLoop worker(setup);
+    worker.start(setup);
+    worker.run(setup.max_tasks);
     end_children();
 }
 

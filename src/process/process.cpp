@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <system_error>
@@ -356,101 +357,111 @@ void Process::run() {
     detail::invoke_call(call, result);
 }
 
-void Process::start() {
-    detail::ProcessState& state = *state_;
-    StartMethod method;
-    {
-        std::lock_guard lock(state.mutex);
-        detail::refuse_if_closed(state);
-        if (state.started || state.starting) {
+namespace {
+
+// Checks that the process may start now, and how, and marks it starting.
+StartMethod claim_start(detail::ProcessState& state) {
+    std::lock_guard lock(state.mutex);
+    detail::refuse_if_closed(state);
+    if (state.started || state.starting) {
+        throw Error(
+            fmt::format("crew: start() called twice on {}; a process can be started "
+                        "only once: make a new Process to run it again",
+                        state.name));
+    }
+    StartMethod method = state.requested_method.value_or(get_start_method());
+    if (!state.has_target) {
+        if (state.requested_method && method != StartMethod::fork) {
             throw Error(
-                fmt::format("crew: start() called twice on {}; a process can be started "
-                            "only once: make a new Process to run it again",
+                fmt::format("crew: {} is a Process subclass and can only start with "
+                            "fork: its members cannot be rebuilt in a fresh process",
                             state.name));
         }
-        method = state.requested_method.value_or(get_start_method());
-        if (!state.has_target) {
-            if (state.requested_method && method != StartMethod::fork) {
-                throw Error(
-                    fmt::format("crew: {} is a Process subclass and can only start with "
-                                "fork: its members cannot be rebuilt in a fresh process",
-                                state.name));
-            }
-            method = StartMethod::fork;
-        }
-        if (method == StartMethod::spawn && !detail::initialized()) {
-            throw Error(
-                "crew: the spawn start method needs crew::init(argc, argv) as the first "
-                "line of main: the spawned program runs main again and init turns it into "
-                "the child");
-        }
-        state.starting = true;
+        method = StartMethod::fork;
     }
+    if (method == StartMethod::spawn && !detail::initialized()) {
+        throw Error(
+            "crew: the spawn start method needs crew::init(argc, argv) as the first "
+            "line of main: the spawned program runs main again and init turns it into "
+            "the child");
+    }
+    state.starting = true;
+    return method;
+}
 
-    // The state lock is not held from here on: a fork child inherits it free, and its run() may
-    // ask its own Process for its pid or name.
+struct StartedChild {
     pid_t pid = 0;
     detail::UniqueFd pidfd;
-    detail::UniqueFd status;
+    detail::UniqueFd status;  // from the fork server; none for a forked child
+};
+
+// Forks; the child runs run and never returns here.
+StartedChild start_by_fork(detail::ProcessState& state, const std::function<void()>& run) {
+    // Read here once, the symbol table that fork children check targets against is inherited
+    // instead of read by each.
+    detail::preload_executable_symbols();
+    detail::flush_standard_streams();
+    pid_t parent = ::getpid();
+    std::string parent_name = detail::current_process_name();
+    const pid_t pid = ::fork();
+    if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
+    if (pid == 0) {
+        detail::become_child(parent, false, state.call_fd_numbers);
+        detail::set_parent_process(std::move(parent_name), parent);
+        state.started = true;  // as Python's self.pid in the child: its own pid
+        state.pid = ::getpid();
+        detail::run_child(state.name, detail::log_level(), run);
+    }
+    const int opened = detail::open_pidfd(pid);
+    if (opened < 0) {
+        const int error = errno;
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        throw SystemError("cannot open a pidfd for " + state.name, error);
+    }
+    return {pid, detail::UniqueFd(opened), {}};
+}
+
+// Has the fork server start the child (forkserver and spawn): it runs the target it is sent.
+StartedChild start_through_server(detail::ProcessState& state, StartMethod method) {
+    detail::ChildRequest request{
+        state.name, detail::log_level(), detail::current_process_name(), ::getpid(), {}, state.call,
+        {}};
+    if (method == StartMethod::spawn) request.argv = detail::program_arguments();
+    detail::ServedChild child = detail::start_through_fork_server(
+        method == StartMethod::spawn, detail::encode_child_request(request), state.call_fd_numbers);
+    return {child.pid, std::move(child.pidfd), std::move(child.status)};
+}
+
+}  // namespace
+
+void Process::start() {
+    detail::ProcessState& state = *state_;
+    const StartMethod method = claim_start(state);
+    // The state lock is not held from here on: a fork child inherits it free, and its run() may
+    // ask its own Process for its pid or name.
+    StartedChild child;
     try {
-        if (method == StartMethod::fork) {
-            // Read here once, the symbol table that fork children check targets against is
-            // inherited instead of read by each.
-            detail::preload_executable_symbols();
-            detail::flush_standard_streams();
-            pid_t parent = ::getpid();
-            std::string parent_name = detail::current_process_name();
-            pid = ::fork();
-            if (pid < 0) detail::throw_system_error("cannot fork " + state.name);
-            if (pid == 0) {
-                detail::become_child(parent, false, state.call_fd_numbers);
-                detail::set_parent_process(std::move(parent_name), parent);
-                state.started = true;  // as Python's self.pid in the child: its own pid
-                state.pid = ::getpid();
-                detail::run_child(state.name, detail::log_level(), [this] { run(); });
-            }
-            int opened = detail::open_pidfd(pid);
-            if (opened < 0) {
-                int error = errno;
-                ::kill(pid, SIGKILL);
-                ::waitpid(pid, nullptr, 0);
-                throw SystemError("cannot open a pidfd for " + state.name, error);
-            }
-            pidfd = detail::UniqueFd(opened);
-        } else {
-            detail::ChildRequest request{state.name,
-                                         detail::log_level(),
-                                         detail::current_process_name(),
-                                         ::getpid(),
-                                         {},
-                                         state.call,
-                                         {}};
-            if (method == StartMethod::spawn) request.argv = detail::program_arguments();
-            detail::ServedChild child = detail::start_through_fork_server(
-                method == StartMethod::spawn, detail::encode_child_request(request),
-                state.call_fd_numbers);
-            pid = child.pid;
-            pidfd = std::move(child.pidfd);
-            status = std::move(child.status);
-        }
+        child = method == StartMethod::fork ? start_by_fork(state, [this] { run(); })
+                                            : start_through_server(state, method);
     } catch (...) {
         std::lock_guard lock(state.mutex);
         state.starting = false;
         throw;
     }
-
     {
         std::lock_guard lock(state.mutex);
-        state.pid = pid;
-        state.pidfd = std::move(pidfd);
-        state.status = std::move(status);
+        state.pid = child.pid;
+        state.pidfd = std::move(child.pidfd);
+        state.status = std::move(child.status);
         state.method = method;
         state.started = true;
         // The child has its copies now; the parent's would keep pipes from seeing their end.
         state.call_fds.clear();
     }
     detail::add_live_child(state);
-    detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, pid, to_string(method));
+    detail::log(LogLevel::info, "{} started with pid {} ({})", state.name, child.pid,
+                to_string(method));
 }
 
 namespace {

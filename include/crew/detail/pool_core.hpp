@@ -210,6 +210,8 @@ class PoolCore {
     void blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode);
     std::string start_failure(int exitcode) const;
     void run_broker();
+    void end_terminated();
+    void end_closed();
     void break_down(const std::exception_ptr& cause);
     void end_left_behind(const Worker& worker);
     int milliseconds_to_next_timeout() const;
