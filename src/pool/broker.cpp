@@ -400,14 +400,13 @@ void PoolCore::break_down(const std::exception_ptr& cause) {
         worker->process->join();
         end_left_behind(*worker);
     }
-    advance(Life::closed);  // after broken_error_, which callers read once they see it
-    broker_finished_.store(true);
-    fail_late_tasks();  // with broken_error_, also what was submitted before closed_ was seen
+    advance(Life::ended);  // after broken_error_, which callers read once they see it
+    fail_late_tasks();     // with broken_error_, also what came before callers saw it closed
 }
 
 // terminate(): the workers are killed, every task fails.
 void PoolCore::end_terminated() {
-    broker_finished_.store(true);
+    advance(Life::ended);
     for (auto& worker : workers_) {
         worker->life = Worker::Life::stopped;
         worker->process->kill();
@@ -431,7 +430,7 @@ void PoolCore::end_closed() {
         worker->process->join();
         end_left_behind(*worker);
     }
-    broker_finished_.store(true);
+    advance(Life::ended);
     fail_late_tasks();
 }
 

@@ -134,7 +134,7 @@ void PoolCore::hand_over(std::span<Task> tasks) {
         // The caller does the broker's work itself: no hand-over to another thread.
         take_submissions();
         for (Task& task : tasks) pending_.push_back(std::move(task));
-        if (broker_finished_.load()) {
+        if (life_.load() == Life::ended) {
             fail_late_tasks();
             return;
         }
@@ -147,7 +147,7 @@ void PoolCore::hand_over(std::span<Task> tasks) {
         for (Task& task : tasks) submissions_.push_back(std::move(task));
         has_submissions_.store(true);
     }
-    if (broker_finished_.load()) {
+    if (life_.load() == Life::ended) {
         BrokerWork work(*this, BrokerWork::wait);
         fail_late_tasks();
         return;
@@ -238,7 +238,7 @@ bool PoolCore::worth_spinning() const {
 bool PoolCore::Driver::step() {
     BrokerWork work(core_);
     if (!work.held()) return false;
-    if (core_.broker_finished_.load()) {
+    if (core_.life_.load() == Life::ended) {
         core_.fail_late_tasks();
         return true;
     }

@@ -15,7 +15,6 @@
 #include <functional>
 #include <mutex>
 #include <set>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -25,6 +24,7 @@
 #include "crew/error.hpp"
 #include "foundation/library_lock.hpp"
 #include "foundation/log.hpp"
+#include "foundation/signal_free_thread.hpp"
 #include "process/child.hpp"
 #include "process/fork_server.hpp"
 #include "process/pidfd.hpp"
@@ -235,16 +235,7 @@ DeathLog*& DeathLog::instance() {
 
 DeathLog::DeathLog() {
     wake_ = make_eventfd("an eventfd to log children's ends");
-    sigset_t all, previous;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_BLOCK, &all, &previous);  // the program's handlers run on its threads
-    try {
-        std::thread([this] { run(); }).detach();
-    } catch (const std::system_error& error) {
-        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-        throw SystemError("cannot start a thread to log children's ends", error.code().value());
-    }
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    start_signal_free_thread([this] { run(); }, "a thread to log children's ends").detach();
 }
 
 // Called with library_mutex() held, after state was added to the live children.

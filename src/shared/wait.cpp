@@ -2,20 +2,19 @@
 
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <memory>
-#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "crew/detail/interrupt.hpp"
 #include "crew/detail/spin.hpp"
+#include "foundation/signal_free_thread.hpp"
 
 namespace crew::detail {
 
@@ -72,25 +71,15 @@ Sleeper::Sleeper(std::span<const Waitable> objects) : objects_(objects) {
 }
 
 void Sleeper::start_watchers() {
-    // The watchers take no signals: the program's handlers run on its own threads, as before.
-    sigset_t all, previous;
-    ::sigfillset(&all);
-    ::pthread_sigmask(SIG_BLOCK, &all, &previous);
-    try {
-        for (auto& watcher : watchers_) {
-            if (watcher->thread.joinable()) {
-                if (!watcher->ended.load()) continue;
-                watcher->thread.join();
-            }
-            watcher->ended.store(false);
-            watcher->thread = std::thread([this, &watcher = *watcher] { watch(watcher); });
+    for (auto& watcher : watchers_) {
+        if (watcher->thread.joinable()) {
+            if (!watcher->ended.load()) continue;
+            watcher->thread.join();
         }
-    } catch (const std::system_error& error) {
-        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-        throw SystemError("crew::wait: cannot start a thread to watch a queue",
-                          error.code().value());
+        watcher->ended.store(false);
+        watcher->thread = start_signal_free_thread([this, &watcher = *watcher] { watch(watcher); },
+                                                   "crew::wait's thread to watch a queue");
     }
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 void Sleeper::watch(Watcher& watcher) {

@@ -155,8 +155,9 @@ class PoolCore {
 
   private:
     // Only moves forward: open, closed (close(): no new tasks, those queued run), terminating
-    // (terminate(): the workers are killed and every task fails).
-    enum class Life : std::uint8_t { open, closed, terminating };
+    // (terminate(): the workers are killed and every task fails), ended (the broker has stopped
+    // the workers and is gone, under BrokerWork: a task that comes now fails at once).
+    enum class Life : std::uint8_t { open, closed, terminating, ended };
 
     // Holds the broker's state (pending tasks, the workers and their rings) for one thread at a
     // time: the broker thread, or a caller doing its work (Driver, submit).
@@ -230,11 +231,10 @@ class PoolCore {
     std::atomic<bool> has_submissions_{false};
     std::atomic<Life> life_{Life::open};
     std::atomic<bool> broker_sleeping_{false};
-    std::atomic<bool> broker_finished_{false};  // set under BrokerWork as the broker thread ends
-    std::atomic_flag broker_work_;              // see BrokerWork
-    std::atomic<int> drivers_{0};               // threads inside a Driver
-    std::atomic<std::int64_t> tasks_out_{0};    // submitted, not yet handed to their sink
-    std::atomic<std::int64_t> task_cost_ns_;    // how long a task kept a worker busy, recently
+    std::atomic_flag broker_work_;            // see BrokerWork
+    std::atomic<int> drivers_{0};             // threads inside a Driver
+    std::atomic<std::int64_t> tasks_out_{0};  // submitted, not yet handed to their sink
+    std::atomic<std::int64_t> task_cost_ns_;  // how long a task kept a worker busy, recently
     bool spare_core_ = false;  // fewer workers than cores: spinning takes no core from them
     UniqueFd wake_;            // eventfd: wakes the broker from epoll
     UniqueFd epoll_;           // the wake eventfd and the workers' pidfds
