@@ -3,7 +3,7 @@
 # builds each layer's sources against only the headers allowed to it, and the test
 # crew.include_rules (tests/layers/) checks every file under include/ and src/ against this list.
 # A new header goes in the list of the layer it belongs to; a new layer gets a folder under src/.
-set(crew_layers foundation process shared pool)
+set(crew_layers foundation process shared pool parallel)
 
 # Headers under include/crew/, by layer. Private headers live in src/<layer>/ and need no entry.
 set(crew_foundation_headers
@@ -17,7 +17,9 @@ set(crew_shared_headers
     pipe.hpp queue.hpp shared_memory.hpp shared_value.hpp synchronize.hpp wait.hpp
     detail/message_ring.hpp detail/ring_chain.hpp detail/ring_pair.hpp)
 set(crew_pool_headers
-    crew.hpp executor.hpp future.hpp map_options.hpp pool.hpp progress.hpp
+    executor.hpp future.hpp map_options.hpp pool.hpp progress.hpp
     detail/chunking.hpp detail/imap_results.hpp detail/job_queue.hpp detail/pool_core.hpp
     detail/progress.hpp detail/pull_iterator.hpp detail/result_sinks.hpp detail/submitter.hpp
     detail/task.hpp detail/worker_protocol.hpp)
+set(crew_parallel_headers
+    crew.hpp parallel.hpp)

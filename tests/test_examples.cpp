@@ -38,6 +38,13 @@ TEST(Examples, PoolMapSquare) {
     EXPECT_EQ(run.output, "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n");
 }
 
+TEST(Examples, ParallelRoots) {
+    auto run = run_example("parallel_roots");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    const std::string roots = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n";
+    EXPECT_EQ(run.output, roots + roots);
+}
+
 TEST(Examples, ExecutorAsCompleted) {
     auto run = run_example("executor_as_completed");
     ASSERT_EQ(run.exit_status, 0) << run.output;

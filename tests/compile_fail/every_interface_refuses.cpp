@@ -1,6 +1,7 @@
 // Every interface that sends a call refuses a lambda with captures with crew's message alone:
 // built once for each INTERFACE (see CMakeLists.txt).
 #include <crew/crew.hpp>
+#include <ranges>
 #include <vector>
 
 int main() {
@@ -28,5 +29,11 @@ int main() {
     crew::Process process(add_offset, 1);
 #elif INTERFACE == 8
     pool.imap_unordered(add_offset, items, 4);
+#elif INTERFACE == 9
+    crew::Parallel parallel({.n_jobs = 2});
+    parallel(crew::delayed(add_offset), items);
+#elif INTERFACE == 10
+    crew::Parallel parallel({.n_jobs = 2});
+    parallel(items | std::views::transform([&](int x) { return crew::delayed(add_offset)(x); }));
 #endif
 }
