@@ -1,4 +1,5 @@
-"""CPU-bound tasks: 400 tasks of about 5 ms each, serially and on multiprocessing.Pool(2).
+"""CPU-bound tasks: 400 tasks of about 5 ms each, serially, on multiprocessing.Pool(2) and, when
+joblib is there, through joblib.Parallel(n_jobs=2).
 
 Usage: python3 python_cpu_bound.py [REPEATS]
 """
@@ -35,6 +36,17 @@ def main():
     s, p = statistics.median(serial), statistics.median(parallel)
     print(f"python serial        {s:8.3f} s")
     print(f"python Pool(2)       {p:8.3f} s  speedup {s / p:.3f}")
+    try:
+        from joblib import Parallel, delayed
+    except ImportError:
+        print("joblib not found (apt-get install python3-joblib): its figures are absent")
+        return
+    with Parallel(n_jobs=2) as joblib_parallel:
+        joblib_parallel(delayed(work)(1) for _ in range(4))  # starts the workers
+        times = [seconds(lambda: joblib_parallel(delayed(work)(t) for t in inputs))
+                 for _ in range(repeats)]
+    j = statistics.median(times)
+    print(f"joblib Parallel(2)   {j:8.3f} s  speedup {s / j:.3f}")
 
 
 if __name__ == "__main__":

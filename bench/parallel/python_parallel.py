@@ -1,5 +1,5 @@
 """joblib beside bench/parallel/crew_parallel.cpp: 100,000 trivial calls with the default options
-(n_jobs=None: sequential) and with n_jobs=2 (loky), and 400 calls of about 5 ms on 2 workers.
+(n_jobs=None: sequential) and with n_jobs=2 (loky). Calls of 5 ms: bench/cpu_bound.
 Usage: python_parallel.py [REPEATS]"""
 import statistics
 import sys
@@ -10,13 +10,6 @@ from joblib import Parallel, delayed
 
 def trivial(x):
     return x + 1
-
-
-def work(rounds):
-    x = rounds
-    for _ in range(rounds):
-        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
-    return x
 
 
 def seconds(run):
@@ -39,17 +32,6 @@ def main():
           f"{calls / statistics.median(default_times):12.0f} calls/s")
     print(f"joblib Parallel(n_jobs=2) {calls} trivial calls "
           f"{calls / statistics.median(two_times):11.0f} calls/s")
-    rounds = 1000
-    per_round = seconds(lambda: work(rounds)) / rounds
-    rounds = int(0.005 / per_round)
-    per_round = seconds(lambda: work(rounds)) / rounds
-    rounds = int(0.005 / per_round)
-    serial = [seconds(lambda: [work(rounds) for _ in range(400)]) for _ in range(repeats)]
-    parallel = [seconds(lambda: two(delayed(work)(rounds) for _ in range(400)))
-                for _ in range(repeats)]
-    s, p = statistics.median(serial), statistics.median(parallel)
-    print(f"400 calls of 5 ms: serial {s:.3f} s  joblib Parallel(n_jobs=2) {p:.3f} s "
-          f"(speedup {s / p:.3f})")
 
 
 if __name__ == "__main__":
