@@ -124,6 +124,29 @@ const Setting settings[] = {
 INSTANTIATE_TEST_SUITE_P(EveryBackend, ParallelTest, ::testing::ValuesIn(settings),
                          [](const auto& info) { return name_of(info.param); });
 
+// A function object with state, comparable: joblib's form tells calls of two of them apart.
+struct Scale {
+    int factor = 1;
+    int operator()(int x) const { return x * factor; }
+    bool operator==(const Scale&) const = default;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(factor);
+    }
+};
+
+TEST(ParallelJobs, DelayedCallsOfAComparableFunctionObjectAreToldApart) {
+    crew::Parallel parallel({.n_jobs = 2});
+    EXPECT_EQ(parallel(crew::range(4) |
+                       std::views::transform([](int i) { return crew::delayed(Scale{3})(i); })),
+              (std::vector<int>{0, 3, 6, 9}));
+    EXPECT_THROW((void)parallel(crew::range(4) | std::views::transform([](int i) {
+                                    return crew::delayed(Scale{i % 2 + 1})(i);
+                                })),
+                 crew::Error);
+    EXPECT_EQ(parallel(crew::delayed(Scale{5}), std::vector<int>{1, 2}), (std::vector<int>{5, 10}));
+}
+
 TEST(ParallelJobs, NJobsIsReadAsJoblibReadsIt) {
     const int cores = crew::cpu_count();
     EXPECT_EQ(crew::Parallel().n_jobs(), 1);  // joblib's n_jobs=None

@@ -21,8 +21,9 @@
 // runs them on a crew::ThreadPoolExecutor. The same code runs on every backend.
 //
 // The calls of one Parallel call are calls of one function (joblib allows several; crew sends the
-// function once for a chunk of calls): a delayed call of another function throws crew::Error,
-// where the functions can be compared. The shortcut parallel(crew::delayed(f), xs, ys, ...) calls
+// function once for a chunk of calls): a delayed call of another function throws crew::Error.
+// A function object with state must then be comparable (operator==) to be delayed in joblib's
+// form; the shortcut takes any. The shortcut parallel(crew::delayed(f), xs, ys, ...) calls
 // f(x, y, ...) for the items side by side, up to the end of the shortest range.
 //
 // Blocking: a call returns once every result is in; a failed call throws what it threw (its own
@@ -32,6 +33,7 @@
 // one thread at a time.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -106,28 +108,19 @@ inline constexpr bool is_delayed_call<DelayedCall<F, Arguments...>> = true;
 // n_jobs as joblib reads it, against this machine's cores; throws crew::Error for 0.
 int resolve_n_jobs(std::optional<int> n_jobs);
 
-// Whether two delayed calls call the same function, where that can be told.
+// Whether the delayed calls of one Parallel call can be checked to call one function: function
+// pointers and comparable objects are compared, copies of a stateless object are all the same.
+template <class F>
+inline constexpr bool comparable_function = std::equality_comparable<F> || std::is_empty_v<F>;
+
 template <class F>
 bool same_function(const F& first, const F& other) {
     if constexpr (std::equality_comparable<F>) {
         return first == other;
     } else {
-        return true;  // a stateless function object: every copy is the same
+        return true;  // stateless: every copy is the same
     }
 }
-
-// What one call of a Parallel carries and returns, its item being its argument or, Star, a tuple of
-// its arguments; valid when it may cross to a worker (else check_call's static_assert says why).
-template <bool Star, class F, class Item>
-struct ParallelCall {
-    static constexpr bool valid = check_call<F, Item>();
-    using Carried = carried_arguments_t<F, Item>;
-};
-template <class F, class... Elements>
-struct ParallelCall<true, F, std::tuple<Elements...>> {
-    static constexpr bool valid = check_call<F, Elements...>();
-    using Carried = carried_arguments_t<F, Elements...>;
-};
 
 }  // namespace detail
 
@@ -166,6 +159,12 @@ class Parallel {
     auto run_calls(DelayedCall<F, Arguments...>*, Calls&& calls) {
         if constexpr (!detail::check_call<F, Arguments...>()) {
             return detail::Refused{};
+        } else if constexpr (!detail::comparable_function<F>) {
+            static_assert(detail::comparable_function<F>,
+                          "crew::Parallel: delayed calls of a function object with state must be "
+                          "told apart: give it an operator==, or use the shortcut "
+                          "parallel(crew::delayed(f), items)");
+            return detail::Refused{};
         } else {
             std::optional<F> function;
             std::vector<std::tuple<Arguments...>> arguments;
@@ -192,8 +191,7 @@ class Parallel {
     // of its call's arguments.
     template <bool Star, class F, class Range>
     auto run(F function, Range&& items) {
-        using Item = std::remove_cvref_t<std::ranges::range_reference_t<Range>>;
-        using Call = detail::ParallelCall<Star, F, Item>;
+        using Call = detail::MapCall<F, std::ranges::range_reference_t<Range>, Star>;
         if constexpr (!Call::valid) {
             return detail::Refused{};
         } else {

@@ -49,6 +49,53 @@ struct NothingToPrepare {
 };
 inline constexpr NothingToPrepare nothing_to_prepare;
 
+// The call a map makes of one input item: what it carries (the item itself or, Star, a tuple's
+// elements), whether that may cross to a worker (valid; else check_call's static_assert said why),
+// and how the item is written into a task. Shared by the Submitter and crew::Parallel, so that
+// both agree on what a call returns.
+template <class F, class Item, bool Star>
+struct MapCall;
+template <class F, class Item>
+struct MapCall<F, Item, false> {
+    static constexpr bool valid = detail::check_call<F, Item>();
+    using Carried = detail::carried_arguments_t<F, Item>;
+    static void encode(detail::Writer& task, Item&& item) {
+        detail::encode_arguments_as<Carried>(task, std::forward<Item>(item));
+    }
+    // One argument sent as its raw bytes: a chunk's arguments are those bytes back to back.
+    static constexpr bool raw_argument = [] {
+        if constexpr (std::tuple_size_v<Carried> == 1) {
+            return detail::raw_bytes_value<std::tuple_element_t<0, Carried>>;
+        } else {
+            return false;
+        }
+    }();
+};
+template <class F, class Item>
+struct MapCall<F, Item, true> {
+    template <class Tuple>
+    struct from_tuple;
+    template <class... Elements>
+    struct from_tuple<std::tuple<Elements...>> {
+        static constexpr bool valid = detail::check_call<F, Elements...>();
+        using Carried = detail::carried_arguments_t<F, Elements...>;
+    };
+    template <class A, class B>
+    struct from_tuple<std::pair<A, B>> : from_tuple<std::tuple<A, B>> {};
+    using Unpacked = from_tuple<std::remove_cvref_t<Item>>;
+    static constexpr bool valid = Unpacked::valid;
+    static constexpr bool raw_argument = false;
+    using Carried = typename Unpacked::Carried;
+    static void encode(detail::Writer& task, Item&& item) {
+        std::apply(
+            [&](auto&&... elements) {
+                detail::encode_arguments_as<Carried>(task,
+                                                     std::forward<decltype(elements)>(elements)...);
+            },
+            std::forward<Item>(item));
+    }
+};
+
 class Submitter {
   public:
     explicit Submitter(std::shared_ptr<PoolCore> core) : core_(std::move(core)) {}
@@ -84,7 +131,7 @@ class Submitter {
     auto submit_all(F function, Range&& items, const MapOptions& options, const char* label,
                     Prepare&& prepare = {}) {
         using Item = std::ranges::range_reference_t<Range>;
-        using C = Call<F, Item, Star>;
+        using C = MapCall<F, Item, Star>;
         if constexpr (!C::valid) {
             return detail::Refused{};
         } else if constexpr (std::is_void_v<detail::call_result_t<F, typename C::Carried>>) {
@@ -127,7 +174,7 @@ class Submitter {
     auto lazy(F function, Range&& items, const MapOptions& options, bool ordered,
               const char* label) {
         using Item = std::ranges::range_reference_t<Range>;
-        using C = Call<F, Item, Star>;
+        using C = MapCall<F, Item, Star>;
         if constexpr (!C::valid) {
             return detail::Refused{};
         } else if constexpr (std::is_void_v<detail::call_result_t<F, typename C::Carried>>) {
@@ -192,50 +239,6 @@ class Submitter {
     }
 
   private:
-    // The carried argument types of one input item: the item itself, or a tuple's elements.
-    template <class F, class Item, bool Star>
-    struct Call;
-    template <class F, class Item>
-    struct Call<F, Item, false> {
-        static constexpr bool valid = detail::check_call<F, Item>();
-        using Carried = detail::carried_arguments_t<F, Item>;
-        static void encode(detail::Writer& task, Item&& item) {
-            detail::encode_arguments_as<Carried>(task, std::forward<Item>(item));
-        }
-        // One argument sent as its raw bytes: a chunk's arguments are those bytes back to back.
-        static constexpr bool raw_argument = [] {
-            if constexpr (std::tuple_size_v<Carried> == 1) {
-                return detail::raw_bytes_value<std::tuple_element_t<0, Carried>>;
-            } else {
-                return false;
-            }
-        }();
-    };
-    template <class F, class Item>
-    struct Call<F, Item, true> {
-        template <class Tuple>
-        struct from_tuple;
-        template <class... Elements>
-        struct from_tuple<std::tuple<Elements...>> {
-            static constexpr bool valid = detail::check_call<F, Elements...>();
-            using Carried = detail::carried_arguments_t<F, Elements...>;
-        };
-        template <class A, class B>
-        struct from_tuple<std::pair<A, B>> : from_tuple<std::tuple<A, B>> {};
-        using Unpacked = from_tuple<std::remove_cvref_t<Item>>;
-        static constexpr bool valid = Unpacked::valid;
-        static constexpr bool raw_argument = false;
-        using Carried = typename Unpacked::Carried;
-        static void encode(detail::Writer& task, Item&& item) {
-            std::apply(
-                [&](auto&&... elements) {
-                    detail::encode_arguments_as<Carried>(
-                        task, std::forward<decltype(elements)>(elements)...);
-                },
-                std::forward<Item>(item));
-        }
-    };
-
     // The iterator of a counting range of integers (crew::range, std::views::iota).
     template <class Iterator>
     static constexpr bool counting_iterator = [] {
