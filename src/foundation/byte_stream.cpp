@@ -1,7 +1,5 @@
 #include "crew/detail/byte_stream.hpp"
 
-#include <fcntl.h>
-
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -149,10 +147,8 @@ void Writer::overwrite(std::size_t offset, const void* data, std::size_t size) {
 }
 
 std::size_t Writer::attach_fd(int fd) {
-    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) throw_system_error("cannot attach a file descriptor to a message");
-    owned_fds_.emplace_back(copy);
-    attached_fds_.push_back(copy);
+    owned_fds_.push_back(duplicate(fd, "a file descriptor to attach to a message"));
+    attached_fds_.push_back(owned_fds_.back().get());
     return attached_fds_.size() - 1;
 }
 

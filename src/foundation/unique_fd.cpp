@@ -90,23 +90,23 @@ void close_library_fds_in_child(pid_t parent, std::span<const int> keep) noexcep
     }
 }
 
-UniqueFd make_eventfd(const char* what) {
+UniqueFd make_eventfd(std::string_view what) {
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0) throw_system_error(std::string("cannot create ") + what);
+    if (fd < 0) throw_system_error(std::string("cannot create ").append(what));
     return UniqueFd(fd);
 }
 
-std::pair<UniqueFd, UniqueFd> make_socket_pair(const char* what) {
+std::pair<UniqueFd, UniqueFd> make_socket_pair(std::string_view what) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-        throw_system_error(std::string("cannot create ") + what);
+        throw_system_error(std::string("cannot create ").append(what));
     }
     return {UniqueFd(pair[0]), UniqueFd(pair[1])};
 }
 
-UniqueFd duplicate(int fd, const char* what) {
+UniqueFd duplicate(int fd, std::string_view what) {
     const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) throw_system_error(std::string("cannot duplicate ") + what);
+    if (copy < 0) throw_system_error(std::string("cannot duplicate ").append(what));
     return UniqueFd(copy);
 }
 

@@ -1,6 +1,5 @@
 #include "crew/process.hpp"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 
@@ -241,13 +240,12 @@ DeathLog::DeathLog() {
 // Called with library_mutex() held, after state was added to the live children.
 void DeathLog::watch(ProcessState& state) {
     if (log_level() > LogLevel::info) return;
-    const int pidfd = ::fcntl(state.pidfd.get(), F_DUPFD_CLOEXEC, 0);
-    if (pidfd < 0) throw_system_error("cannot duplicate a pidfd to log " + state.name + "'s end");
+    UniqueFd pidfd = duplicate(state.pidfd.get(), "a pidfd to log " + state.name + "'s end");
     if (instance() == nullptr) instance() = new DeathLog;
     DeathLog& log = *instance();
     {
         std::lock_guard lock(log.mutex_);
-        log.added_.push_back({&state, state.pid, UniqueFd(pidfd)});
+        log.added_.push_back({&state, state.pid, std::move(pidfd)});
     }
     const std::uint64_t one = 1;
     (void)!::write(log.wake_.get(), &one, sizeof one);  // a full counter wakes it as well
@@ -334,10 +332,8 @@ void Process::set_target(std::span<const std::byte> call, std::span<const int> f
     state_->has_target = true;
     // Copies, so that the caller may close its own descriptors before start().
     for (int fd : fds) {
-        int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (copy < 0) detail::throw_system_error("cannot keep a descriptor for " + state_->name);
-        state_->call_fds.emplace_back(copy);
-        state_->call_fd_numbers.push_back(copy);
+        state_->call_fds.push_back(detail::duplicate(fd, "a descriptor for " + state_->name));
+        state_->call_fd_numbers.push_back(state_->call_fds.back().get());
     }
 }
 

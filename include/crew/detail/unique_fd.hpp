@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <utility>
 
 namespace crew::detail {
@@ -38,9 +39,9 @@ class UniqueFd {
 
 // New descriptors, close-on-exec, held from the start; on failure each throws crew::SystemError
 // naming what (say, "a pipe's eventfd") with errno's text.
-UniqueFd make_eventfd(const char* what);                           // non-blocking
-std::pair<UniqueFd, UniqueFd> make_socket_pair(const char* what);  // a Unix stream socket pair
-UniqueFd duplicate(int fd, const char* what);
+UniqueFd make_eventfd(std::string_view what);                           // non-blocking
+std::pair<UniqueFd, UniqueFd> make_socket_pair(std::string_view what);  // a Unix stream socket pair
+UniqueFd duplicate(int fd, std::string_view what);
 
 // In a child just forked: closes every descriptor crew opened in the parent, except those in keep
 // (passed to this child). Handles the child inherited then close nothing, instead of closing
