@@ -61,8 +61,9 @@ class RemoteError : public Error {
 // replaced the worker; other tasks were not affected.
 class WorkerDied : public Error {
   public:
-    // exitcode as Process::exitcode(): -N for signal N, else the exit status.
-    WorkerDied(int exitcode, int pid);
+    // exitcode as Process::exitcode(): -N for signal N, else the exit status. context, if any,
+    // opens what() (crew::Parallel names the input whose call was running).
+    WorkerDied(int exitcode, int pid, const std::string& context = {});
     int exitcode() const noexcept { return exitcode_; }
     // The signal that ended the worker, or 0 if it exited.
     int signal() const noexcept { return exitcode_ < 0 ? -exitcode_ : 0; }

@@ -253,7 +253,7 @@ class ThreadPoolExecutor {
     class [[nodiscard]] ThreadMapResults {
       public:
         ThreadMapResults(ThreadPoolExecutor& executor, F function, View view, Timeout timeout,
-                         std::shared_ptr<detail::Progress> progress)
+                         std::shared_ptr<detail::ProgressReport> progress)
             : executor_(&executor),
               function_(std::move(function)),
               view_(std::move(view)),
@@ -306,7 +306,7 @@ class ThreadPoolExecutor {
         std::ranges::iterator_t<View> next_;
         std::deque<Future<R>> in_flight_;
         detail::Deadline deadline_;
-        std::shared_ptr<detail::Progress> progress_;  // null without .progress
+        std::shared_ptr<detail::ProgressReport> progress_;  // null without .progress
     };
 
     void enqueue(std::shared_ptr<detail::ThreadJob> job);

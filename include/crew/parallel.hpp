@@ -10,15 +10,20 @@
 //             return crew::delayed(root)(i * i);
 //         }));                                                    // 0, 1, 2, ..., 9
 //         std::vector<double> same = parallel(crew::delayed(root), squares);  // the shortcut
+//         for (double r : parallel.generator_unordered(crew::delayed(root), squares)) ...
 //     }
 //
 // A Parallel runs calls on n_jobs workers and returns their results in input order, as a
-// std::vector. joblib's n_jobs: none is 1, -1 every core, -2 all but one, n < -1 cpu_count + 1 + n;
-// 0 throws crew::Error. With n_jobs 1 (or the serial backend) the calls run one by one in the
-// calling thread, with no worker, which is what a debugger wants. The processes backend (the
-// default) runs them in a crew pool, as Pool::map does, with the same chunking and the same rules
-// for what may cross to a worker (compile-time errors name what may not); the threads backend
-// runs them on a crew::ThreadPoolExecutor. The same code runs on every backend.
+// std::vector, or lazily (generator, generator_unordered: joblib's return_as), with at most
+// pre_dispatch batches in flight. joblib's n_jobs: none is 1, -1 every core, -2 all but one,
+// n < -1 cpu_count + 1 + n; 0 throws crew::Error. With n_jobs 1 (or the serial backend) the calls
+// run one by one in the calling thread, with no worker, which is what a debugger wants. The
+// processes backend (the default) runs them in a crew pool, as Pool::map does, with the same
+// chunking and the same rules for what may cross to a worker (compile-time errors name what may
+// not); the threads backend runs them on a crew::ThreadPoolExecutor, a call at a time. The same
+// code runs on every backend. Inside a pool worker the processes backend runs serially, so that
+// nested Parallels never multiply processes (joblib's rule). crew::parallel_config sets defaults
+// for the Parallels the current thread makes.
 //
 // The calls of one Parallel call are calls of one function (joblib allows several; crew sends the
 // function once for a chunk of calls): a delayed call of another function throws crew::Error.
@@ -26,17 +31,26 @@
 // form; the shortcut takes any. The shortcut parallel(crew::delayed(f), xs, ys, ...) calls
 // f(x, y, ...) for the items side by side, up to the end of the shortest range.
 //
-// Blocking: a call returns once every result is in; a failed call throws what it threw (its own
-// type where crew can rebuild it, crew/remote_exception.hpp), a crashed worker crew::WorkerDied,
-// and options.timeout crew::TimeoutError. Workers are started at the first call and kept for the
-// next calls of the same Parallel, which ends them when it is destroyed. One Parallel is used by
-// one thread at a time.
+// Errors, as joblib's: the first call to fail stops the dispatch, the calls not begun are
+// dropped, and the Parallel call (or the generator, where it is read) throws at once what the
+// call threw, its own type where crew can rebuild it (crew/remote_exception.hpp), its what()
+// opened by "crew::Parallel input N". A crashed worker fails its call with crew::WorkerDied, and
+// is replaced; options.timeout fails a call running longer with crew::TimeoutError (a worker
+// process is killed and replaced; a thread cannot be, and runs on). The workers stay for the next
+// calls. Workers are started at the first call and kept for the next calls of the same Parallel,
+// which ends them when it is destroyed. One Parallel, and its generators, are used by one thread
+// at a time, and a generator is read before its Parallel goes.
 #pragma once
 
+#include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <tuple>
@@ -45,13 +59,17 @@
 #include <vector>
 
 #include "crew/detail/callable.hpp"
+#include "crew/detail/interrupt.hpp"
+#include "crew/detail/progress.hpp"
+#include "crew/detail/pull_iterator.hpp"
+#include "crew/detail/result_sinks.hpp"
 #include "crew/detail/submitter.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/detail/zip.hpp"
 #include "crew/error.hpp"
 #include "crew/executor.hpp"
 #include "crew/map_options.hpp"
-#include "crew/pool.hpp"
+#include "crew/remote_exception.hpp"
 #include "crew/timeout.hpp"
 
 namespace crew {
@@ -59,15 +77,35 @@ namespace crew {
 // Where a Parallel runs its calls: joblib's "loky" (processes), "threading" and "sequential".
 enum class ParallelBackend { processes, threads, serial };
 
-// joblib's options, by its names. Every member has an initializer, so designated initializers may
-// leave any out.
+// joblib's options, by its names. A member left out takes crew::parallel_config's value, or its
+// default (in the comment).
 struct ParallelOptions {
-    std::optional<int> n_jobs = {};  // none: 1; -1: every core; -2: all but one; 0 is an error
-    ParallelBackend backend = ParallelBackend::processes;
-    std::size_t batch_size = 0;  // calls a worker is sent at a time; 0: automatic
-    Timeout timeout = {};        // for all the results, from the call: crew::TimeoutError past it
-    bool progress = false;       // the pools' progress bar on stderr
+    std::optional<int> n_jobs = {};  // 1; -1: every core; -2: all but one; 0 is an error
+    std::optional<ParallelBackend> backend = {};    // processes
+    std::optional<std::size_t> batch_size = {};     // calls sent to a worker at a time; automatic
+    std::optional<std::size_t> max_batch_size = {};  // the most an automatic batch holds; 65,536
+    std::optional<std::size_t> pre_dispatch = {};    // batches a generator keeps in flight; 2 * n_jobs
+    Timeout timeout = {};                            // for each call: longer fails with TimeoutError
+    std::optional<int> verbose = {};                 // 0; joblib's progress lines on stderr above
+    std::optional<bool> progress = {};               // false; the pools' progress bar on stderr
 };
+
+// joblib's parallel_config: until it is destroyed, the options it was given are the defaults of
+// the Parallels made by this thread. Scopes nest; options given to a Parallel win.
+class [[nodiscard]] ParallelConfig {
+  public:
+    explicit ParallelConfig(const ParallelOptions& options);
+    ~ParallelConfig();
+    ParallelConfig(const ParallelConfig&) = delete;
+    ParallelConfig& operator=(const ParallelConfig&) = delete;
+
+  private:
+    ParallelOptions outer_;
+};
+
+inline ParallelConfig parallel_config(const ParallelOptions& options) {
+    return ParallelConfig(options);
+}
 
 // function(arguments...), to be run by a Parallel: what crew::delayed(function)(arguments...)
 // makes. The arguments are kept as values, as they will travel.
@@ -100,13 +138,60 @@ Delayed<std::decay_t<Function>> delayed(Function&& function) {
 
 namespace detail {
 
+// Where a generator's results come from, on each backend.
+template <class R>
+class GeneratorSource {
+  public:
+    virtual ~GeneratorSource() = default;
+    // The next result; nothing at the end. Throws the error of a failed call.
+    virtual std::optional<R> next() = 0;
+};
+
+}  // namespace detail
+
+// The lazy results of Parallel::generator and generator_unordered: an input range, read once.
+// A failed call's error is thrown where the iterator reaches it (begin() or ++it), and ends the
+// range. Destroying it before the end drops the calls not begun.
+template <class R>
+class [[nodiscard]] ParallelGenerator {
+  public:
+    explicit ParallelGenerator(std::unique_ptr<detail::GeneratorSource<R>> source)
+        : source_(std::move(source)) {}
+
+    using iterator = detail::PullIterator<ParallelGenerator, R&>;
+    // Starts the iteration: the first result is waited for here.
+    iterator begin() {
+        advance();
+        return iterator(this);
+    }
+    std::default_sentinel_t end() const { return {}; }
+
+  private:
+    friend iterator;
+    R& current() { return *current_; }
+    bool at_end() const { return !current_; }
+    void advance() {
+        current_.reset();
+        if (!source_) return;
+        try {
+            current_ = source_->next();
+        } catch (...) {
+            source_.reset();
+            throw;
+        }
+        if (!current_) source_.reset();
+    }
+
+    std::unique_ptr<detail::GeneratorSource<R>> source_;  // null once ended
+    std::optional<R> current_;
+};
+
+namespace detail {
+
 template <class T>
 inline constexpr bool is_delayed_call = false;
 template <class F, class... Arguments>
 inline constexpr bool is_delayed_call<DelayedCall<F, Arguments...>> = true;
-
-// n_jobs as joblib reads it, against this machine's cores; throws crew::Error for 0.
-int resolve_n_jobs(std::optional<int> n_jobs);
 
 // Whether the delayed calls of one Parallel call can be checked to call one function: function
 // pointers and comparable objects are compared, copies of a stateless object are all the same.
@@ -122,42 +207,306 @@ bool same_function(const F& first, const F& other) {
     }
 }
 
+[[noreturn]] void throw_another_function();
+
+// The options a Parallel runs with: the ones it was given, else the thread's parallel_config,
+// else joblib's defaults; n_jobs resolved against this machine's cores. Throws crew::Error for
+// n_jobs 0 and a negative timeout.
+struct ParallelSettings {
+    int n_jobs = 1;
+    ParallelBackend backend = ParallelBackend::processes;
+    std::size_t batch_size = 0;  // automatic
+    std::uint32_t max_batch_size = largest_chunk;
+    std::size_t pre_dispatch = 2;
+    Timeout timeout = {};
+    int verbose = 0;
+    bool progress = false;
+};
+ParallelSettings resolve_parallel_options(const ParallelOptions& given);
+
+// joblib's lines, "[Parallel(n_jobs=2)]: Done   4 tasks      | elapsed:    0.8s", or the bar, or
+// nothing, as settings ask; total: the calls, when known.
+std::shared_ptr<ProgressReport> parallel_report(const ParallelSettings& settings,
+                                                std::optional<std::uint64_t> total);
+
+template <bool Star, class F, class Item>
+decltype(auto) call_item(const F& function, Item&& item) {
+    if constexpr (Star) {
+        return std::apply(function, std::forward<Item>(item));
+    } else {
+        return std::invoke(function, std::forward<Item>(item));
+    }
+}
+
+[[noreturn]] void throw_call_past_timeout(std::uint64_t index, std::chrono::nanoseconds timeout,
+                                          const char* what_happens);
+
+// The calls made in the calling thread, one at a time as results are asked for.
+template <bool Star, class R, class F, class View>
+class SerialSource final : public GeneratorSource<R> {
+  public:
+    SerialSource(F function, View view, const ParallelSettings& settings,
+                 std::shared_ptr<ProgressReport> report)
+        : function_(std::move(function)),
+          view_(std::move(view)),
+          next_(std::ranges::begin(view_)),
+          timeout_(settings.timeout),
+          report_(std::move(report)) {}
+
+    std::optional<R> next() override {
+        if (next_ == std::ranges::end(view_)) {
+            if (report_) report_->finish();
+            return std::nullopt;
+        }
+        const std::uint64_t index = index_++;
+        const auto started = std::chrono::steady_clock::now();
+        std::optional<R> result;
+        try {
+            result.emplace(call_item<Star>(function_, *next_));
+        } catch (...) {
+            std::rethrow_exception(
+                with_context(std::current_exception(), input_context("Parallel", index)));
+        }
+        ++next_;
+        if (timeout_ && std::chrono::steady_clock::now() - started > *timeout_) {
+            throw_call_past_timeout(index, *timeout_, "the calling thread ran it to its end");
+        }
+        if (report_) report_->advance(1);
+        return result;
+    }
+
+  private:
+    F function_;
+    View view_;
+    std::ranges::iterator_t<View> next_;
+    Timeout timeout_;
+    std::uint64_t index_ = 0;
+    std::shared_ptr<ProgressReport> report_;
+};
+
+// The calls on a ThreadPoolExecutor, each a task of its own with a window of window calls in
+// flight, the results taken in input order or as they come.
+template <bool Star, class R, class F, class View>
+class ThreadSource final : public GeneratorSource<R> {
+    using Item = std::remove_cvref_t<std::ranges::range_reference_t<View>>;
+
+    // What the tasks share with the source; they may outlive it (a call running on when the
+    // source is dropped after another's failure).
+    struct Shared {
+        explicit Shared(F function) : function(std::move(function)) {}
+        const F function;
+        std::mutex mutex;
+        std::condition_variable changed;
+        std::map<std::uint64_t, R> arrived;
+        std::map<std::uint64_t, std::chrono::steady_clock::time_point> running;  // when timed
+        std::exception_ptr failure;
+        std::atomic<bool> stopped{false};  // the calls not begun are skipped
+    };
+
+  public:
+    ThreadSource(ThreadPoolExecutor& executor, F function, View view, bool ordered,
+                 std::size_t window, const ParallelSettings& settings,
+                 std::shared_ptr<ProgressReport> report)
+        : executor_(executor),
+          shared_(std::make_shared<Shared>(std::move(function))),
+          view_(std::move(view)),
+          next_(std::ranges::begin(view_)),
+          ordered_(ordered),
+          window_(std::max<std::size_t>(window, 1)),
+          timeout_(settings.timeout),
+          report_(std::move(report)) {}
+    ~ThreadSource() override { shared_->stopped = true; }
+    ThreadSource(const ThreadSource&) = delete;
+    ThreadSource& operator=(const ThreadSource&) = delete;
+
+    std::optional<R> next() override {
+        fill_window();
+        if (yielded_ == submitted_) {
+            if (report_) report_->finish();
+            return std::nullopt;
+        }
+        std::unique_lock lock(shared_->mutex);
+        typename std::map<std::uint64_t, R>::iterator found;
+        auto there = [&] {
+            if (shared_->failure) return true;
+            found = ordered_ ? shared_->arrived.find(yielded_) : shared_->arrived.begin();
+            return found != shared_->arrived.end();
+        };
+        while (!wait_interruptibly(shared_->changed, lock, overdue_at(), there)) {
+            for (const auto& [index, started] : shared_->running) {
+                if (std::chrono::steady_clock::now() - started > *timeout_) {
+                    shared_->stopped = true;
+                    throw_call_past_timeout(index, *timeout_,
+                                            "its thread cannot be stopped and runs on");
+                }
+            }
+        }
+        if (shared_->failure) std::rethrow_exception(shared_->failure);
+        std::optional<R> result(std::move(found->second));
+        shared_->arrived.erase(found);
+        ++yielded_;
+        if (report_) report_->advance(1);
+        return result;
+    }
+
+  private:
+    // When the earliest running call passes the timeout: then the wait looks again.
+    Deadline overdue_at() const {
+        if (!timeout_ || shared_->running.empty()) return timeout_ ? deadline_for(timeout_) : Deadline{};
+        auto earliest = shared_->running.begin()->second;
+        for (const auto& entry : shared_->running) earliest = std::min(earliest, entry.second);
+        return earliest + *timeout_ + std::chrono::milliseconds(1);
+    }
+
+    void fill_window() {
+        for (; next_ != std::ranges::end(view_) && submitted_ - yielded_ < window_; ++next_) {
+            const std::uint64_t index = submitted_++;
+            const bool timed = timeout_.has_value();
+            executor_.submit([shared = shared_, index, timed, item = Item(*next_)]() mutable {
+                run_call(*shared, index, timed, item);
+            });
+        }
+    }
+
+    static void run_call(Shared& shared, std::uint64_t index, bool timed, Item& item) {
+        if (shared.stopped.load(std::memory_order_relaxed)) return;
+        if (timed) {
+            std::lock_guard lock(shared.mutex);
+            shared.running.emplace(index, std::chrono::steady_clock::now());
+        }
+        std::optional<R> result;
+        std::exception_ptr error;
+        try {
+            result.emplace(call_item<Star>(shared.function, std::move(item)));
+        } catch (...) {
+            error = with_context(std::current_exception(), input_context("Parallel", index));
+        }
+        {
+            std::lock_guard lock(shared.mutex);
+            if (timed) shared.running.erase(index);
+            if (result) {
+                shared.arrived.emplace(index, std::move(*result));
+            } else if (!shared.failure) {
+                shared.failure = std::move(error);
+                shared.stopped = true;
+            }
+        }
+        shared.changed.notify_all();
+    }
+
+    ThreadPoolExecutor& executor_;
+    std::shared_ptr<Shared> shared_;
+    View view_;
+    std::ranges::iterator_t<View> next_;
+    bool ordered_;
+    std::size_t window_;
+    Timeout timeout_;
+    std::uint64_t submitted_ = 0;
+    std::uint64_t yielded_ = 0;
+    std::shared_ptr<ProgressReport> report_;
+};
+
+// The calls on the pool's workers, as imap and imap_unordered make them.
+template <class R>
+class PoolSource final : public GeneratorSource<R> {
+  public:
+    explicit PoolSource(ImapResults<R> results) : results_(std::move(results)) {}
+    std::optional<R> next() override {
+        if (!at_) {
+            at_.emplace(results_.begin());
+        } else {
+            ++*at_;
+        }
+        if (*at_ == std::default_sentinel) return std::nullopt;
+        return std::move(**at_);
+    }
+
+  private:
+    ImapResults<R> results_;
+    std::optional<typename ImapResults<R>::iterator> at_;
+};
+
+template <class R>
+std::vector<R> drain(GeneratorSource<R>& source) {
+    std::vector<R> results;
+    while (std::optional<R> result = source.next()) results.push_back(std::move(*result));
+    return results;
+}
+
 }  // namespace detail
 
 class Parallel {
   public:
     Parallel() : Parallel(ParallelOptions{}) {}
-    explicit Parallel(ParallelOptions options);
+    explicit Parallel(const ParallelOptions& options);
     ~Parallel();
     Parallel(const Parallel&) = delete;
     Parallel& operator=(const Parallel&) = delete;
 
     // The workers it runs calls on: n_jobs as resolved.
-    int n_jobs() const noexcept { return n_jobs_; }
+    int n_jobs() const noexcept { return settings_.n_jobs; }
+    // The backend it runs calls on: serial with one job, or inside a pool worker.
+    ParallelBackend backend() const noexcept { return settings_.backend; }
 
     // joblib's form: the results of a range of delayed calls, in input order.
     template <std::ranges::input_range Calls>
     requires detail::is_delayed_call<std::remove_cvref_t<std::ranges::range_reference_t<Calls>>>
     auto operator()(Calls&& calls) {
-        using Call = std::remove_cvref_t<std::ranges::range_reference_t<Calls>>;
-        return run_calls(static_cast<Call*>(nullptr), std::forward<Calls>(calls));
+        return call<ReturnAs::list>(std::forward<Calls>(calls));
     }
 
     // The shortcut: function(item, ...) for the items of the ranges side by side.
     template <class F, std::ranges::input_range First, std::ranges::input_range... Rest>
     auto operator()(const Delayed<F>& function, First&& first, Rest&&... rest) {
-        if constexpr (sizeof...(Rest) == 0) {
-            return run<false>(function.function(), std::forward<First>(first));
-        } else {
-            return run<true>(function.function(),
-                             detail::zip(std::forward<First>(first), std::forward<Rest>(rest)...));
-        }
+        return call<ReturnAs::list>(function, std::forward<First>(first),
+                                    std::forward<Rest>(rest)...);
+    }
+
+    // joblib's return_as="generator": the results in input order, lazily; either form.
+    template <class... Arguments>
+    auto generator(Arguments&&... arguments) {
+        return call<ReturnAs::generator>(std::forward<Arguments>(arguments)...);
+    }
+    // joblib's return_as="generator_unordered": the results as they come.
+    template <class... Arguments>
+    auto generator_unordered(Arguments&&... arguments) {
+        return call<ReturnAs::generator_unordered>(std::forward<Arguments>(arguments)...);
     }
 
   private:
-    template <class F, class... Arguments, class Calls>
-    auto run_calls(DelayedCall<F, Arguments...>*, Calls&& calls) {
-        if constexpr (!detail::check_call<F, Arguments...>()) {
+    enum class ReturnAs { list, generator, generator_unordered };
+
+    template <ReturnAs As, std::ranges::input_range Calls>
+    requires detail::is_delayed_call<std::remove_cvref_t<std::ranges::range_reference_t<Calls>>>
+    auto call(Calls&& calls) {
+        using Call = std::remove_cvref_t<std::ranges::range_reference_t<Calls>>;
+        if constexpr (!std::ranges::forward_range<Calls>) {
+            // Read into a vector first, to learn the function before the calls are sent.
+            std::vector<Call> all;
+            for (auto&& one : calls) all.push_back(std::forward<decltype(one)>(one));
+            return call<As>(std::move(all));
+        } else {
+            return call_forward<As>(static_cast<Call*>(nullptr), std::forward<Calls>(calls));
+        }
+    }
+
+    template <ReturnAs As, class F, std::ranges::input_range First,
+              std::ranges::input_range... Rest>
+    auto call(const Delayed<F>& function, First&& first, Rest&&... rest) {
+        if constexpr (sizeof...(Rest) == 0) {
+            return dispatch<As, false>(function.function(),
+                                       std::views::all(std::forward<First>(first)));
+        } else {
+            return dispatch<As, true>(
+                function.function(),
+                detail::zip(std::forward<First>(first), std::forward<Rest>(rest)...));
+        }
+    }
+
+    template <ReturnAs As, class F, class... Arguments, class Calls>
+    auto call_forward(DelayedCall<F, Arguments...>*, Calls&& calls) {
+        using Checked = detail::MapCall<F, std::tuple<Arguments...>, true>;
+        if constexpr (!Checked::valid) {
             return detail::Refused{};
         } else if constexpr (!detail::comparable_function<F>) {
             static_assert(detail::comparable_function<F>,
@@ -166,32 +515,34 @@ class Parallel {
                           "parallel(crew::delayed(f), items)");
             return detail::Refused{};
         } else {
-            std::optional<F> function;
-            std::vector<std::tuple<Arguments...>> arguments;
-            if constexpr (std::ranges::sized_range<Calls>) {
-                arguments.reserve(static_cast<std::size_t>(std::ranges::size(calls)));
-            }
-            for (auto&& call : calls) {
-                if (!function) {
-                    function.emplace(call.function);
-                } else if (!detail::same_function(*function, call.function)) {
-                    throw Error(
-                        "crew::Parallel: the delayed calls of one call must call one function; "
-                        "make a Parallel call for each function");
+            using R = detail::call_result_t<F, typename Checked::Carried>;
+            auto first = std::ranges::begin(calls);
+            if (first == std::ranges::end(calls)) {
+                if constexpr (As == ReturnAs::list) {
+                    return std::vector<R>{};
+                } else {
+                    return ParallelGenerator<R>(nullptr);
                 }
-                arguments.push_back(std::forward<decltype(call)>(call).arguments);
+            } else {
+                F function = (*first).function;
+                auto arguments =
+                    std::views::all(std::forward<Calls>(calls)) |
+                    std::views::transform([function](auto&& one) -> std::tuple<Arguments...> {
+                        if (!detail::same_function(function, one.function)) {
+                            detail::throw_another_function();
+                        }
+                        return std::forward<decltype(one)>(one).arguments;
+                    });
+                return dispatch<As, true>(std::move(function), std::move(arguments));
             }
-            using R = detail::call_result_t<F, detail::carried_arguments_t<F, Arguments...>>;
-            if (!function) return std::vector<R>{};
-            return run<true>(std::move(*function), std::move(arguments));
         }
     }
 
-    // Every item's call on the backend, the results in input order; Star: each item is a tuple
-    // of its call's arguments.
-    template <bool Star, class F, class Range>
-    auto run(F function, Range&& items) {
-        using Call = detail::MapCall<F, std::ranges::range_reference_t<Range>, Star>;
+    // Every item's call on the backend, the results as As says; Star: each item is a tuple of
+    // its call's arguments.
+    template <ReturnAs As, bool Star, class F, class View>
+    auto dispatch(F function, View&& items) {
+        using Call = detail::MapCall<F, std::ranges::range_reference_t<View>, Star>;
         if constexpr (!Call::valid) {
             return detail::Refused{};
         } else {
@@ -201,74 +552,68 @@ class Parallel {
                               "crew::Parallel collects results, and this function returns void; "
                               "return a value");
                 return detail::Refused{};
-            } else if (n_jobs_ == 1 || options_.backend == ParallelBackend::serial) {
-                return run_here<Star, R>(function, items);
-            } else if (options_.backend == ParallelBackend::threads) {
-                return run_on_threads<Star, R>(function, items);
             } else {
-                detail::Submitter& pool = processes();
-                const MapOptions map_options{.chunksize = options_.batch_size,
-                                             .timeout = options_.timeout,
-                                             .progress = options_.progress,
-                                             .label = "Parallel"};
-                return pool.wait_for(
-                    [&] {
-                        return pool.submit_all<Star>(std::move(function),
-                                                     std::forward<Range>(items), map_options,
-                                                     "Parallel");
-                    },
-                    options_.timeout);
+                std::optional<std::uint64_t> total;
+                if constexpr (std::ranges::sized_range<View>) total = std::ranges::size(items);
+                const detail::MapPolicy policy{
+                    .report = detail::parallel_report(settings_, total),
+                    .stop_at_first_failure = true,
+                    .chunks_ahead = settings_.pre_dispatch,
+                    .most_calls_a_chunk = settings_.max_batch_size};
+                if constexpr (As == ReturnAs::list) {
+                    if (settings_.backend == ParallelBackend::processes) {
+                        detail::Submitter& pool = processes();
+                        return pool.wait_for(
+                            [&] {
+                                return pool.submit_all<Star>(
+                                    std::move(function), std::forward<View>(items), map_options(),
+                                    "Parallel", detail::nothing_to_prepare, policy);
+                            },
+                            {});
+                    }
+                    auto source = local_source<Star, R>(std::move(function),
+                                                        std::forward<View>(items), true, SIZE_MAX,
+                                                        policy.report);
+                    return detail::drain(*source);
+                } else {
+                    constexpr bool ordered = As == ReturnAs::generator;
+                    if (settings_.backend == ParallelBackend::processes) {
+                        return ParallelGenerator<R>(std::make_unique<detail::PoolSource<R>>(
+                            processes().lazy<Star>(std::move(function), std::forward<View>(items),
+                                                   map_options(), ordered, "Parallel", policy)));
+                    }
+                    return ParallelGenerator<R>(local_source<Star, R>(
+                        std::move(function), std::forward<View>(items), ordered,
+                        settings_.pre_dispatch, policy.report));
+                }
             }
         }
     }
 
-    template <bool Star, class F, class Item>
-    static auto call(const F& function, Item&& item) {
-        if constexpr (Star) {
-            return std::apply(function, std::forward<Item>(item));
-        } else {
-            return std::invoke(function, std::forward<Item>(item));
+    template <bool Star, class R, class F, class View>
+    std::unique_ptr<detail::GeneratorSource<R>> local_source(
+        F function, View&& items, bool ordered, std::size_t window,
+        std::shared_ptr<detail::ProgressReport> report) {
+        using Owned = std::remove_cvref_t<View>;
+        if (settings_.backend == ParallelBackend::serial) {
+            return std::make_unique<detail::SerialSource<Star, R, F, Owned>>(
+                std::move(function), Owned(std::forward<View>(items)), settings_,
+                std::move(report));
         }
+        return std::make_unique<detail::ThreadSource<Star, R, F, Owned>>(
+            threads(), std::move(function), Owned(std::forward<View>(items)), ordered, window,
+            settings_, std::move(report));
     }
 
-    template <bool Star, class R, class F, class Range>
-    std::vector<R> run_here(const F& function, Range& items) {
-        std::vector<R> results;
-        if constexpr (std::ranges::sized_range<Range>) {
-            results.reserve(static_cast<std::size_t>(std::ranges::size(items)));
-        }
-        for (auto&& item : items) results.push_back(R(call<Star>(function, item)));
-        return results;
-    }
-
-    // Each call a task of its own, with its own copy of the function: a call still running when
-    // an earlier one's error is thrown must not use this frame's.
-    template <bool Star, class R, class F, class Range>
-    std::vector<R> run_on_threads(const F& function, Range& items) {
-        using Item = std::remove_cvref_t<std::ranges::range_reference_t<Range>>;
-        ThreadPoolExecutor& executor = threads();
-        std::vector<Future<R>> futures;
-        for (auto&& item : items) {
-            futures.push_back(
-                executor.submit([function](Item item) { return R(call<Star>(function, item)); },
-                                Item(std::forward<decltype(item)>(item))));
-        }
-        const detail::Deadline deadline = detail::deadline_for(options_.timeout);
-        std::vector<R> results;
-        results.reserve(futures.size());
-        for (const Future<R>& future : futures) {
-            results.push_back(deadline ? future.result(std::max(*detail::time_left(deadline),
-                                                                std::chrono::nanoseconds(0)))
-                                       : future.result());
-        }
-        return results;
+    // For the pool: the bar is drawn by the report, when asked for.
+    MapOptions map_options() const {
+        return {.chunksize = settings_.batch_size, .label = "Parallel"};
     }
 
     detail::Submitter& processes();
     ThreadPoolExecutor& threads();
 
-    ParallelOptions options_;
-    int n_jobs_;
+    detail::ParallelSettings settings_;
     std::unique_ptr<detail::Submitter> processes_;  // started at the first call, then kept
     std::unique_ptr<ThreadPoolExecutor> threads_;
 };

@@ -56,6 +56,11 @@ void encode_current_exception(Writer& out);
 // rebuilt, else a crew::RemoteError.
 std::exception_ptr decode_exception(Reader& in);
 
+// The error with context opening its what(), as "context: what()", where its type can be rebuilt
+// with a new message (the types above, crew::RemoteError, WorkerDied, TimeoutError); any other
+// error is returned as it is.
+std::exception_ptr with_context(const std::exception_ptr& error, const std::string& context);
+
 template <class E>
 std::exception_ptr rebuilt_from_message(const std::string& message) {
     return std::make_exception_ptr(E(message));

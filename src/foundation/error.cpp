@@ -32,8 +32,11 @@ std::string describe_death(int exitcode, int pid) {
 }
 }  // namespace
 
-WorkerDied::WorkerDied(int exitcode, int pid)
-    : Error(describe_death(exitcode, pid)), exitcode_(exitcode), pid_(pid) {}
+WorkerDied::WorkerDied(int exitcode, int pid, const std::string& context)
+    : Error(context.empty() ? describe_death(exitcode, pid)
+                            : context + ": " + describe_death(exitcode, pid)),
+      exitcode_(exitcode),
+      pid_(pid) {}
 
 std::string detail::current_exception_type_name() {
     const std::type_info* type = abi::__cxa_current_exception_type();

@@ -127,6 +127,25 @@ void encode_current_exception(Writer& out) {
     }
 }
 
+std::exception_ptr with_context(const std::exception_ptr& error, const std::string& context) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const RemoteError& remote) {
+        return std::make_exception_ptr(
+            RemoteError(remote.type_name(), context + ": " + remote.message(), remote.pid()));
+    } catch (const WorkerDied& died) {
+        return std::make_exception_ptr(WorkerDied(died.exitcode(), died.pid(), context));
+    } catch (const TimeoutError& timeout) {
+        return std::make_exception_ptr(TimeoutError(context + ": " + timeout.what()));
+    } catch (const std::exception& other) {
+        // The exact type only: a subclass rebuilt as its base would lose what it is.
+        const auto how = find(demangled_name(typeid(other)));
+        if (how && how->from_message) return how->from_message(context + ": " + other.what());
+    } catch (...) {
+    }
+    return error;
+}
+
 std::exception_ptr decode_exception(Reader& in) {
     std::string type = decode<std::string>(in);
     std::string what = decode<std::string>(in);

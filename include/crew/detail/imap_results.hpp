@@ -4,6 +4,7 @@
 // reads its input only as results are consumed (see crew/pool.hpp for the contract).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -36,12 +37,13 @@ class [[nodiscard]] ImapResults {
                                                               detail::ChunkLimits limits)>;
 
     ImapResults(std::shared_ptr<detail::ImapSink<R>> sink, Feeder feeder, bool ordered,
-                std::size_t chunksize, std::size_t window_chunks, detail::Deadline deadline,
-                std::shared_ptr<detail::Progress> progress)
+                std::size_t chunksize, std::uint32_t most_calls_a_chunk, std::size_t window_chunks,
+                detail::Deadline deadline, std::shared_ptr<detail::ProgressReport> progress)
         : sink_(std::move(sink)),
           feeder_(std::move(feeder)),
           ordered_(ordered),
           chunksize_(chunksize),
+          most_calls_a_chunk_(most_calls_a_chunk),
           window_chunks_(window_chunks),
           deadline_(deadline),
           progress_(std::move(progress)) {}
@@ -64,9 +66,10 @@ class [[nodiscard]] ImapResults {
     bool at_end() const { return !current_; }
     void fill_window() {
         while (!input_done_ && chunks_out_ < window_chunks_) {
-            std::optional<std::uint32_t> count = feeder_(
-                submitted_,
-                detail::imap_chunk_limits<R>(chunksize_, sink_->cost_per_call(), last_chunk_));
+            detail::ChunkLimits limits =
+                detail::imap_chunk_limits<R>(chunksize_, sink_->cost_per_call(), last_chunk_);
+            if (chunksize_ == 0) limits.calls = std::min(limits.calls, most_calls_a_chunk_);
+            std::optional<std::uint32_t> count = feeder_(submitted_, limits);
             if (!count) {
                 input_done_ = true;
                 break;
@@ -100,6 +103,7 @@ class [[nodiscard]] ImapResults {
     Feeder feeder_;
     bool ordered_;
     std::size_t chunksize_;
+    std::uint32_t most_calls_a_chunk_;  // automatic chunks
     std::size_t window_chunks_;
     detail::Deadline deadline_;  // for every result
     std::uint64_t submitted_ = 0;
@@ -109,7 +113,7 @@ class [[nodiscard]] ImapResults {
     std::uint32_t last_chunk_ = 0;
     bool input_done_ = false;
     std::optional<typename detail::ImapSink<R>::Arrived> current_;
-    std::shared_ptr<detail::Progress> progress_;  // null without .progress
+    std::shared_ptr<detail::ProgressReport> progress_;  // null without .progress
 };
 
 }  // namespace crew

@@ -17,7 +17,16 @@
 
 namespace crew::detail {
 
-class Progress {
+// What a map tells as its calls complete: the bar below, or crew::Parallel's verbose lines.
+// advance() may be called from any thread; finish() says the work is done.
+class ProgressReport {
+  public:
+    virtual ~ProgressReport() = default;
+    virtual void advance(std::uint64_t count) = 0;
+    virtual void finish() = 0;
+};
+
+class Progress final : public ProgressReport {
   public:
     struct Output {
         int fd;
@@ -29,13 +38,13 @@ class Progress {
     // On stderr, as a bar if stderr is a terminal.
     Progress(std::string label, std::optional<std::uint64_t> total);
     Progress(std::string label, std::optional<std::uint64_t> total, Output output);
-    ~Progress();
+    ~Progress() override;
     Progress(const Progress&) = delete;
     Progress& operator=(const Progress&) = delete;
 
-    void advance(std::uint64_t count);
+    void advance(std::uint64_t count) override;
     // Draws the last state and ends the line; later calls do nothing.
-    void finish();
+    void finish() override;
 
   private:
     void draw(bool last);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -16,12 +17,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
+#include "crew/remote_exception.hpp"
 #include "crew/future.hpp"
 
 namespace crew::detail {
@@ -63,18 +66,26 @@ class SingleSink final : public FutureState<R>, public TaskSink {
     std::weak_ptr<PoolCore> core_;
 };
 
+// The context crew::Parallel gives a failed call's error: which input it was called on.
+inline std::string input_context(const char* label, std::uint64_t index) {
+    return std::string("crew::") + label + " input " + std::to_string(index);
+}
+
 // map_async: results in input order once all are in; the error of the first failed input wins.
 // Results go straight to their place in the vector map returns (packed ones in one copy); its
 // memory is first touched when the first arrive, while the caller is still sending input.
+// Given a stop_label, the first failure to arrive fails the map at once instead, its error opened
+// by input_context, and the chunks not yet begun are dropped (joblib's rule).
 template <class R>
 class MapSink final : public TaskSink {
   public:
     MapSink(std::shared_ptr<FutureState<std::vector<R>>> state, std::size_t count,
-            std::shared_ptr<Progress> progress)
+            std::shared_ptr<ProgressReport> progress, const char* stop_label = nullptr)
         : state_(std::move(state)),
           count_(count),
           remaining_(count),
-          progress_(std::move(progress)) {
+          progress_(std::move(progress)),
+          stop_label_(stop_label) {
         // Allocated by the caller's thread, as its own loop would (from its malloc arena, often
         // warm); filled in by the broker.
         results_.reserve(count);
@@ -115,6 +126,7 @@ class MapSink final : public TaskSink {
         note_error(first, std::move(error));
         arrived(count);
     }
+    bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
 
   private:
     // Default-constructible results are stored in place; others wait in optionals.
@@ -122,7 +134,11 @@ class MapSink final : public TaskSink {
         std::is_default_constructible_v<R> && std::is_move_assignable_v<R>;
 
     void note_error(std::uint64_t index, std::exception_ptr error) {
-        if (index < error_index_) {
+        if (stop_label_ != nullptr) {
+            if (!stopped_.exchange(true)) {
+                state_->set_error(with_context(error, input_context(stop_label_, index)));
+            }
+        } else if (index < error_index_) {
             error_index_ = index;
             error_ = std::move(error);
         }
@@ -130,7 +146,7 @@ class MapSink final : public TaskSink {
     void arrived(std::size_t count) {
         remaining_ -= count;
         if (progress_) progress_->advance(count);
-        if (remaining_ != 0) return;
+        if (remaining_ != 0 || stopped_) return;
         if (error_) {
             state_->set_error(error_);
             return;
@@ -152,7 +168,9 @@ class MapSink final : public TaskSink {
     std::size_t remaining_;
     std::uint64_t error_index_ = ~std::uint64_t{0};
     std::exception_ptr error_;
-    std::shared_ptr<Progress> progress_;  // null without .progress
+    std::shared_ptr<ProgressReport> progress_;  // null without .progress
+    const char* stop_label_;
+    std::atomic<bool> stopped_{false};  // the map failed at once: what has not begun is dropped
 };
 
 // imap: results wait here, by input position, until the consumer takes them.
@@ -174,6 +192,7 @@ class ImapSink final : public TaskSink {
                     arrived_[first + i].value.emplace(std::move(value));
                 },
                 [&](std::uint32_t i, std::exception_ptr error) {
+                    note_failure(first + i, error);
                     arrived_[first + i].error = std::move(error);
                 });
             if (results.size() != 0) {
@@ -185,22 +204,30 @@ class ImapSink final : public TaskSink {
     void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) override {
         {
             std::lock_guard lock(mutex_);
+            note_failure(first, error);
             for (std::uint32_t i = 0; i < count; ++i) arrived_[first + i].error = error;
         }
         changed_.notify_all();
     }
+    bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
+
+    // From now on the first failure to arrive is what every take() returns, its error opened by
+    // input_context, and the chunks not yet begun are dropped (crew::Parallel's generators).
+    void stop_at_first_failure(const char* label) { stop_label_ = label; }
 
     // Takes the result at index (ordered) or any (unordered), waiting for it until deadline.
     Arrived take(std::optional<std::uint64_t> index, detail::Deadline deadline) {
         std::unique_lock lock(mutex_);
         typename std::map<std::uint64_t, Arrived>::iterator found;
         auto there = [&] {
+            if (failure_) return true;
             found = index ? arrived_.find(*index) : arrived_.begin();
             return found != arrived_.end();
         };
         if (!wait_interruptibly(changed_, lock, deadline, there)) {
             throw TimeoutError("crew: map: a result was not ready within the timeout");
         }
+        if (failure_) return {{}, failure_};
         Arrived result = std::move(found->second);
         arrived_.erase(found);
         return result;
@@ -213,9 +240,18 @@ class ImapSink final : public TaskSink {
     }
 
   private:
+    void note_failure(std::uint64_t index, const std::exception_ptr& error) {
+        if (stop_label_ == nullptr || failure_) return;
+        failure_ = with_context(error, input_context(stop_label_, index));
+        stopped_.store(true, std::memory_order_relaxed);
+    }
+
     std::mutex mutex_;
     std::condition_variable changed_;
     std::map<std::uint64_t, Arrived> arrived_;
+    const char* stop_label_ = nullptr;
+    std::exception_ptr failure_;  // under stop_at_first_failure
+    std::atomic<bool> stopped_{false};
 
     std::optional<std::chrono::nanoseconds> cost_per_call_;
 };

@@ -37,12 +37,22 @@ namespace crew::detail {
 
 // The progress bar options ask for, if any, counting to the size of items when it is known.
 template <class Range>
-std::shared_ptr<Progress> progress_for(const MapOptions& options, Range& items, const char* label) {
+std::shared_ptr<ProgressReport> progress_for(const MapOptions& options, Range& items, const char* label) {
     if (!options.progress) return nullptr;
     std::optional<std::uint64_t> total;
     if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
     return std::make_shared<Progress>(options.label.empty() ? label : options.label, total);
 }
+
+// What crew::Parallel asks of a map beyond its MapOptions.
+struct MapPolicy {
+    std::shared_ptr<ProgressReport> report = {};  // replaces the bar of options.progress
+    // The first failure fails the map at once, naming its input, and what has not begun is
+    // dropped (result_sinks.hpp); else a map waits for every call, as Python's does.
+    bool stop_at_first_failure = false;
+    std::size_t chunks_ahead = 0;                   // lazy: chunks in flight; 0: imap's
+    std::uint32_t most_calls_a_chunk = largest_chunk;  // automatic chunks
+};
 
 struct NothingToPrepare {
     void operator()(const auto&) const noexcept {}
@@ -129,7 +139,7 @@ class Submitter {
     // Every item's call; prepare(state) sees the result's state before the first is submitted.
     template <bool Star, class F, class Range, class Prepare = detail::NothingToPrepare>
     auto submit_all(F function, Range&& items, const MapOptions& options, const char* label,
-                    Prepare&& prepare = {}) {
+                    Prepare&& prepare = {}, const MapPolicy& policy = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = MapCall<F, Item, Star>;
         if constexpr (!C::valid) {
@@ -146,15 +156,21 @@ class Submitter {
                 std::vector<std::ranges::range_value_t<Range>> all;
                 for (auto&& item : items) all.push_back(std::forward<decltype(item)>(item));
                 return submit_all<Star>(std::move(function), std::move(all), options, label,
-                                        std::forward<Prepare>(prepare));
+                                        std::forward<Prepare>(prepare), policy);
             } else {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
                 prepare(*state);
-                auto progress = detail::progress_for(options, items, label);
-                auto sink = std::make_shared<detail::MapSink<R>>(state, count, std::move(progress));
-                const auto limits = detail::map_chunk_limits<R>(
-                    count, processes(), options.chunksize, options.progress);
+                auto progress = policy.report ? policy.report
+                                              : detail::progress_for(options, items, label);
+                auto sink = std::make_shared<detail::MapSink<R>>(
+                    state, count, std::move(progress),
+                    policy.stop_at_first_failure ? label : nullptr);
+                auto limits = detail::map_chunk_limits<R>(count, processes(), options.chunksize,
+                                                          options.progress || policy.report);
+                if (options.chunksize == 0) {
+                    limits.calls = std::min(limits.calls, policy.most_calls_a_chunk);
+                }
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
                 const auto code = chunk_code<F, C, decltype(next)>(function);
@@ -172,7 +188,7 @@ class Submitter {
 
     template <bool Star, class F, class Range>
     auto lazy(F function, Range&& items, const MapOptions& options, bool ordered,
-              const char* label) {
+              const char* label, const MapPolicy& policy = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = MapCall<F, Item, Star>;
         if constexpr (!C::valid) {
@@ -185,6 +201,7 @@ class Submitter {
         } else {
             using R = detail::call_result_t<F, typename C::Carried>;
             auto sink = std::make_shared<detail::ImapSink<R>>();
+            if (policy.stop_at_first_failure) sink->stop_at_first_failure(label);
             // The input, owned if it was handed over, with where reading has got to.
             struct Input {
                 std::views::all_t<Range> view;
@@ -193,7 +210,8 @@ class Submitter {
                     : view(std::views::all(std::forward<Range>(items))),
                       next(std::ranges::begin(view)) {}
             };
-            auto progress = detail::progress_for(options, items, label);
+            auto progress =
+                policy.report ? policy.report : detail::progress_for(options, items, label);
             auto input = std::make_shared<Input>(std::forward<Range>(items));
             const auto code = chunk_code<F, C, decltype(input->next)>(function);
             typename ImapResults<R>::Feeder feeder =
@@ -209,10 +227,13 @@ class Submitter {
                 return count;
             };
             const detail::Deadline deadline = detail::deadline_for(options.timeout);
-            return ImapResults<R>(
-                sink, std::move(feeder), ordered, options.chunksize,
-                detail::imap_chunks_ahead_per_worker * static_cast<std::size_t>(processes()),
-                deadline, std::move(progress));
+            const std::size_t chunks_ahead =
+                policy.chunks_ahead != 0
+                    ? policy.chunks_ahead
+                    : detail::imap_chunks_ahead_per_worker * static_cast<std::size_t>(processes());
+            return ImapResults<R>(sink, std::move(feeder), ordered, options.chunksize,
+                                  policy.most_calls_a_chunk, chunks_ahead, deadline,
+                                  std::move(progress));
         }
     }
 

@@ -83,6 +83,11 @@ struct RunningTask {
 };
 inline RunningTask running_task;
 
+// Whether this process is a pool worker (or was started by one's task): set with its first task.
+inline bool in_pool_worker() noexcept {
+    return running_task.progress != nullptr;
+}
+
 inline std::int64_t steady_now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
