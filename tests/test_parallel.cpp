@@ -1,13 +1,20 @@
 // crew::Parallel and crew::delayed (joblib's Parallel(n_jobs)(delayed(f)(x) for x in xs)):
-// results in input order on every backend and n_jobs, both call forms, zipped ranges, n_jobs as
-// joblib reads it, one worker set kept across calls, a failure's own type.
+// results in input order on every backend and n_jobs, both call forms, zipped ranges, generators
+// (ordered, unordered, dropped early, long ones in bounded memory), n_jobs as joblib reads it,
+// one worker set kept across calls, the failure path (prompt, typed, its input named, workers
+// kept), per-call timeouts, nesting, parallel_config's scopes and joblib's verbose lines.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <algorithm>
 #include <cmath>
+#include <regex>
+#include <thread>
 #include <crew/crew.hpp>
 #include <ranges>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -32,6 +39,16 @@ int worker_pid(int) {
 int fail_at_three(int x) {
     if (x == 3) throw std::invalid_argument("three is not allowed");
     return x;
+}
+
+int sleep_ms(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    return milliseconds;
+}
+// Input 1 fails at once; every other call takes 300 ms.
+int fail_one_others_slow(int x) {
+    if (x == 1) throw std::runtime_error("one fails");
+    return sleep_ms(300);
 }
 
 std::vector<double> roots_of_squares(int count) {
@@ -99,8 +116,93 @@ TEST_P(ParallelTest, AFailedCallThrowsItsOwnTypeAndTheNextCallWorks) {
         ADD_FAILURE() << "a call that throws must fail the Parallel call";
     } catch (const std::invalid_argument& error) {
         EXPECT_NE(std::string(error.what()).find("three is not allowed"), std::string::npos);
+        EXPECT_NE(std::string(error.what()).find("crew::Parallel input 3"), std::string::npos)
+            << error.what();
     }
     EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+}
+
+TEST_P(ParallelTest, TheFirstFailureStopsTheCallAtOnce) {
+    if (GetParam().backend == crew::ParallelBackend::serial || GetParam().n_jobs == 1) {
+        GTEST_SKIP() << "one call at a time: nothing runs beside the failure";
+    }
+    crew::Parallel parallel(options());
+    (void)parallel(crew::delayed(negate), crew::range(4));  // workers up
+    // 40 calls of 300 ms would take 6 s on two workers: the failure must not wait for them.
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_THROW((void)parallel(crew::delayed(fail_one_others_slow), crew::range(40)),
+                 std::runtime_error);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+    EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+}
+
+TEST_P(ParallelTest, GeneratorsGiveEveryResultInOrderOrAsTheyCome) {
+    crew::Parallel parallel(options());
+    std::vector<int> ordered;
+    for (int r : parallel.generator(crew::delayed(negate), crew::range(1000))) ordered.push_back(r);
+    ASSERT_EQ(ordered.size(), 1000u);
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(ordered[static_cast<std::size_t>(i)], -i);
+    std::multiset<int> unordered;
+    for (int r : parallel.generator_unordered(crew::range(1000) | std::views::transform([](int i) {
+                                                  return crew::delayed(negate)(i);
+                                              }))) {
+        unordered.insert(r);
+    }
+    EXPECT_EQ(unordered, std::multiset<int>(ordered.begin(), ordered.end()));
+    const std::vector<int> xs{1, 2, 3};
+    const std::vector<int> ys{10, 20, 30, 40};
+    std::vector<int> sums;
+    for (int r : parallel.generator(crew::delayed(add), xs, ys)) sums.push_back(r);
+    EXPECT_EQ(sums, (std::vector<int>{11, 22, 33}));
+    auto empty = parallel.generator(crew::delayed(negate), std::vector<int>{});
+    EXPECT_EQ(empty.begin(), empty.end());
+}
+
+TEST_P(ParallelTest, AGeneratorThrowsTheFailureWhereItIsReadAndEnds) {
+    crew::Parallel parallel(options());
+    auto results = parallel.generator(crew::delayed(fail_at_three), crew::range(8));
+    int read = 0;
+    try {
+        for (int r : results) {
+            EXPECT_EQ(r, read);
+            ++read;
+        }
+        ADD_FAILURE() << "the generator must throw the failure";
+    } catch (const std::invalid_argument& error) {
+        EXPECT_NE(std::string(error.what()).find("crew::Parallel input 3"), std::string::npos)
+            << error.what();
+    }
+    EXPECT_LE(read, 3);
+    EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+}
+
+TEST_P(ParallelTest, DroppingAGeneratorEarlyCancelsTheRest) {
+    crew::Parallel parallel(options());
+    const auto started = std::chrono::steady_clock::now();
+    {
+        // 1,000 calls of 20 ms: 10 s on two workers, were they all made.
+        auto results = parallel.generator(crew::delayed(sleep_ms), std::vector<int>(1000, 20));
+        int read = 0;
+        for (int r : results) {
+            EXPECT_EQ(r, 20);
+            if (++read == 3) break;
+        }
+    }
+    EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
+}
+
+TEST_P(ParallelTest, ACallPastTheTimeoutFails) {
+    crew::ParallelOptions timed = options();
+    timed.timeout = std::chrono::milliseconds(200);
+    crew::Parallel parallel(timed);
+    try {
+        (void)parallel(crew::delayed(sleep_ms), std::vector<int>{0, 1500, 0});
+        ADD_FAILURE() << "a call past the timeout must fail the Parallel call";
+    } catch (const crew::TimeoutError& error) {
+        EXPECT_NE(std::string(error.what()).find("input 1"), std::string::npos) << error.what();
+    }
+    EXPECT_EQ(parallel(crew::delayed(sleep_ms), std::vector<int>{1, 2}), (std::vector<int>{1, 2}));
 }
 
 TEST_P(ParallelTest, DelayedCallsOfAnotherFunctionAreRefused) {
@@ -162,6 +264,14 @@ TEST(ParallelJobs, NJobsIsReadAsJoblibReadsIt) {
     }
 }
 
+TEST(ParallelJobs, ZeroSizesAreRefused) {
+    EXPECT_THROW(crew::Parallel({.batch_size = 0}), crew::Error);
+    EXPECT_THROW(crew::Parallel({.max_batch_size = 0}), crew::Error);
+    EXPECT_THROW(crew::Parallel({.pre_dispatch = 0}), crew::Error);
+    EXPECT_THROW(crew::Parallel({.timeout = std::chrono::seconds(-1)}), crew::Error);
+    EXPECT_THROW(crew::Parallel({.verbose = -1}), crew::Error);
+}
+
 TEST(ParallelJobs, OneJobRunsInTheCallingProcess) {
     crew::Parallel parallel({.n_jobs = 1});
     const std::vector<int> pids = parallel(crew::delayed(worker_pid), crew::range(4));
@@ -177,6 +287,118 @@ TEST(ParallelJobs, OneParallelKeepsItsWorkersForItsNextCalls) {
     EXPECT_FALSE(first_pids.contains(static_cast<int>(::getpid())));
     EXPECT_LE(first_pids.size(), 2u);
     for (int pid : second_pids) EXPECT_TRUE(first_pids.contains(pid)) << pid;
+}
+
+// Inside a pool worker a Parallel of processes runs serially: the inner calls all run in the
+// worker itself, and no process is started.
+int inner_calls_ran_here(int) {
+    crew::Parallel inner({.n_jobs = 2});
+    const std::vector<int> pids = inner(crew::delayed(worker_pid), crew::range(8));
+    const bool here =
+        std::ranges::all_of(pids, [](int pid) { return pid == static_cast<int>(::getpid()); });
+    return here && inner.backend() == crew::ParallelBackend::serial &&
+                   crew::testing::child_pids().empty()
+               ? 1
+               : 0;
+}
+
+TEST(ParallelJobs, AParallelInsideAWorkerRunsSerially) {
+    crew::Parallel parallel({.n_jobs = 2});
+    EXPECT_EQ(parallel(crew::delayed(inner_calls_ran_here), crew::range(4)),
+              (std::vector<int>{1, 1, 1, 1}));
+}
+
+TEST(ParallelJobs, ParallelConfigSetsTheDefaultsOfItsScope) {
+    EXPECT_EQ(crew::Parallel().n_jobs(), 1);
+    {
+        auto config =
+            crew::parallel_config({.n_jobs = 3, .backend = crew::ParallelBackend::threads});
+        crew::Parallel defaults;
+        EXPECT_EQ(defaults.n_jobs(), 3);
+        EXPECT_EQ(defaults.backend(), crew::ParallelBackend::threads);
+        crew::Parallel given({.n_jobs = 2});  // what a Parallel is given wins
+        EXPECT_EQ(given.n_jobs(), 2);
+        EXPECT_EQ(given.backend(), crew::ParallelBackend::threads);
+        {
+            auto inner = crew::parallel_config({.backend = crew::ParallelBackend::processes});
+            crew::Parallel nested;
+            EXPECT_EQ(nested.n_jobs(), 3);
+            EXPECT_EQ(nested.backend(), crew::ParallelBackend::processes);
+        }
+        EXPECT_EQ(crew::Parallel().backend(), crew::ParallelBackend::threads);
+        int other_thread_jobs = 0;
+        std::thread([&] { other_thread_jobs = crew::Parallel().n_jobs(); }).join();
+        EXPECT_EQ(other_thread_jobs, 1) << "a config is its thread's";
+    }
+    EXPECT_EQ(crew::Parallel().n_jobs(), 1);
+}
+
+// The lines with their times masked, as a test of joblib's would.
+std::vector<std::string> masked_lines(const std::string& output) {
+    static const std::regex time(R"((elapsed|remaining): +[0-9.]+(s|min))");
+    std::vector<std::string> lines;
+    std::istringstream in(output);
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(std::regex_replace(line, time, "$1: T"));
+    }
+    return lines;
+}
+
+TEST(ParallelJobs, VerboseWritesJoblibsLines) {
+    crew::Parallel parallel({.n_jobs = 2, .backend = crew::ParallelBackend::threads, .verbose = 10});
+    ::testing::internal::CaptureStderr();
+    (void)parallel(crew::delayed(negate), crew::range(10));
+    const std::vector<std::string> lines = masked_lines(::testing::internal::GetCapturedStderr());
+    EXPECT_EQ(lines, (std::vector<std::string>{
+                         "[Parallel(n_jobs=2)]: Using backend threads with 2 concurrent workers.",
+                         "[Parallel(n_jobs=2)]: Done   1 out of  10 | elapsed: T remaining: T",
+                         "[Parallel(n_jobs=2)]: Done   3 out of  10 | elapsed: T remaining: T",
+                         "[Parallel(n_jobs=2)]: Done   5 out of  10 | elapsed: T remaining: T",
+                         "[Parallel(n_jobs=2)]: Done   7 out of  10 | elapsed: T remaining: T",
+                         "[Parallel(n_jobs=2)]: Done  10 out of  10 | elapsed: T finished",
+                     }));
+    crew::Parallel pool({.n_jobs = 2, .verbose = 5});
+    ::testing::internal::CaptureStderr();
+    (void)pool(crew::delayed(negate), crew::range(1000));
+    const std::vector<std::string> pool_lines =
+        masked_lines(::testing::internal::GetCapturedStderr());
+    ASSERT_GE(pool_lines.size(), 2u);
+    EXPECT_EQ(pool_lines.front(),
+              "[Parallel(n_jobs=2)]: Using backend processes with 2 concurrent workers.");
+    EXPECT_EQ(pool_lines.back(), "[Parallel(n_jobs=2)]: Done 1000 out of 1000 | elapsed: T finished");
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing there, and
+// everything runs ten times slower: the bound is checked in the optimised build.
+constexpr long kGeneratedItems = 300'000;
+constexpr bool kMeasureGeneratorMemory = false;
+#else
+constexpr long kGeneratedItems = 100'000'000;
+constexpr bool kMeasureGeneratorMemory = true;
+#endif
+
+TEST(ParallelJobs, AGeneratorOfAHundredMillionItemsRunsInBoundedMemory) {
+    crew::Parallel parallel({.n_jobs = 2});
+    auto rss_kib = [] {
+        const std::string status = crew::testing::read_file("/proc/self/status");
+        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
+    };
+    const long rss_before = rss_kib();
+    long rss_peak = rss_before;
+    long count = 0;
+    long sum = 0;
+    auto seventh = [](long x) { return static_cast<int>(x % 7); };
+    for (int r : parallel.generator(crew::delayed(seventh), crew::range(kGeneratedItems))) {
+        sum += r;
+        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
+    }
+    EXPECT_EQ(count, kGeneratedItems);
+    EXPECT_EQ(sum, (kGeneratedItems / 7) * 21 + (kGeneratedItems % 7) * (kGeneratedItems % 7 - 1) / 2);
+    // The items would be 800 MB as longs, the results 400 MB: only a window is ever held.
+    if (kMeasureGeneratorMemory) {
+        EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while generating";
+    }
 }
 
 }  // namespace

@@ -259,7 +259,8 @@ void PoolCore::give(Worker& worker) {
     TaskHeader header{.id = next_task_id_++,
                       .begin_call = task.begin_call,
                       .end_call = task.end_call,
-                      .descriptors = 0};
+                      .descriptors = 0,
+                      .stop_at_failure = task.sink->stops_at_first_failure()};
     if (task.fds) {
         if (send_task_fds(worker.descriptors.get(), *task.fds)) {
             header.descriptors = static_cast<std::uint32_t>(task.fds->size());

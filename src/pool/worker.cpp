@@ -216,7 +216,8 @@ class WorkerLoop {
         progress_.call.store(header.begin_call, std::memory_order_relaxed);
         if (timed_) progress_.call_began_ns.store(steady_now_ns(), std::memory_order_relaxed);
         progress_.task.store(header.id, std::memory_order_release);
-        running_task = {header.begin_call, header.end_call, &progress_, timed_};
+        running_task = {header.begin_call, header.end_call, &progress_, timed_,
+                        header.stop_at_failure};
         start_reply();
         ReplyKind kind = ReplyKind::ran;
         const auto started = std::chrono::steady_clock::now();

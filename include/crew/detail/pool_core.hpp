@@ -51,6 +51,9 @@ class TaskSink {
     virtual void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) = 0;
     // The task is about to go to a worker; false drops it instead (it was cancelled).
     virtual bool starting() { return true; }
+    // Whether the calls after a failed one are to fail unmade, so that the failure comes back
+    // at once (crew::Parallel's rule).
+    virtual bool stops_at_first_failure() const { return false; }
 };
 
 struct PoolCoreOptions {

@@ -127,6 +127,7 @@ class MapSink final : public TaskSink {
         arrived(count);
     }
     bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
+    bool stops_at_first_failure() const override { return stop_label_ != nullptr; }
 
   private:
     // Default-constructible results are stored in place; others wait in optionals.
@@ -210,6 +211,7 @@ class ImapSink final : public TaskSink {
         changed_.notify_all();
     }
     bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
+    bool stops_at_first_failure() const override { return stop_label_ != nullptr; }
 
     // From now on the first failure to arrive is what every take() returns, its error opened by
     // input_context, and the chunks not yet begun are dropped (crew::Parallel's generators).

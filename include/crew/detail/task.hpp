@@ -182,6 +182,7 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
                     unpack(results, layout_at, i - begin);
                     encode_outcome(results, [] { throw; });
                     ++i;
+                    if (task.stop_at_failure) return fail_unmade(results, i, end);
                     break;
                 }
             }
@@ -191,17 +192,29 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
         for (; i < end; ++i) {
             std::tuple<Carried...> arguments = arguments_of(i);
             note_call_began(task, i);
-            encode_outcome(results, [&] {
+            const bool threw = encode_outcome(results, [&] {
                 std::apply(
                     [&](Carried&... argument) { Single::call(function, results, argument...); },
                     arguments);
+            });
+            if (threw && task.stop_at_failure) return fail_unmade(results, i + 1, end);
+        }
+    }
+
+    // The calls [from, end) of a chunk whose call before failed, under stop_at_failure: their
+    // failures say so, and are not what the caller sees (the first failure is).
+    static void fail_unmade(Writer& results, std::uint32_t from, std::uint32_t end) {
+        for (std::uint32_t i = from; i < end; ++i) {
+            encode_outcome(results, [] {
+                throw Error("crew: not made: an earlier call of its chunk failed");
             });
         }
     }
 
     // Writes the outcome of call(): what it appends to results, or the exception it throws.
+    // Whether it threw.
     template <class Call>
-    static void encode_outcome(Writer& results, Call&& call) {
+    static bool encode_outcome(Writer& results, Call&& call) {
         // Room for the outcome and its length, filled in once the call has ended.
         const std::size_t start = results.size();
         const std::uint64_t unknown = 0;
@@ -218,6 +231,7 @@ struct ChunkEntry<F, std::tuple<Carried...>> {
         const std::uint64_t length = results.size() - start - sizeof(Outcome) - sizeof unknown;
         results.overwrite(start, &outcome, sizeof outcome);
         results.overwrite(start + sizeof outcome, &length, sizeof length);
+        return outcome == Outcome::threw;
     }
 
     // A call failed after returned values were packed: rewrites them one by one.

@@ -32,6 +32,7 @@ struct TaskHeader {
     std::uint32_t begin_call = 0;
     std::uint32_t end_call = 0;
     std::uint32_t descriptors = 0;  // how many wait on the worker's descriptor socket
+    bool stop_at_failure = false;   // the calls after a failed one fail unmade (crew::Parallel)
 };
 
 enum class ReplyKind : std::uint32_t {
@@ -80,6 +81,7 @@ struct RunningTask {
     std::uint32_t end_call = 0;
     WorkerProgress* progress = nullptr;  // null outside a pool worker
     bool timed = false;                  // the pool has a task_timeout: calls are timed
+    bool stop_at_failure = false;        // as the task's header says
 };
 inline RunningTask running_task;
 
