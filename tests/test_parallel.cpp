@@ -6,17 +6,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-#include <regex>
-#include <thread>
 #include <crew/crew.hpp>
 #include <ranges>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -345,7 +345,8 @@ std::vector<std::string> masked_lines(const std::string& output) {
 }
 
 TEST(ParallelJobs, VerboseWritesJoblibsLines) {
-    crew::Parallel parallel({.n_jobs = 2, .backend = crew::ParallelBackend::threads, .verbose = 10});
+    crew::Parallel parallel(
+        {.n_jobs = 2, .backend = crew::ParallelBackend::threads, .verbose = 10});
     ::testing::internal::CaptureStderr();
     (void)parallel(crew::delayed(negate), crew::range(10));
     const std::vector<std::string> lines = masked_lines(::testing::internal::GetCapturedStderr());
@@ -365,7 +366,8 @@ TEST(ParallelJobs, VerboseWritesJoblibsLines) {
     ASSERT_GE(pool_lines.size(), 2u);
     EXPECT_EQ(pool_lines.front(),
               "[Parallel(n_jobs=2)]: Using backend processes with 2 concurrent workers.");
-    EXPECT_EQ(pool_lines.back(), "[Parallel(n_jobs=2)]: Done 1000 out of 1000 | elapsed: T finished");
+    EXPECT_EQ(pool_lines.back(),
+              "[Parallel(n_jobs=2)]: Done 1000 out of 1000 | elapsed: T finished");
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -394,7 +396,8 @@ TEST(ParallelJobs, AGeneratorOfAHundredMillionItemsRunsInBoundedMemory) {
         if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
     }
     EXPECT_EQ(count, kGeneratedItems);
-    EXPECT_EQ(sum, (kGeneratedItems / 7) * 21 + (kGeneratedItems % 7) * (kGeneratedItems % 7 - 1) / 2);
+    EXPECT_EQ(sum,
+              (kGeneratedItems / 7) * 21 + (kGeneratedItems % 7) * (kGeneratedItems % 7 - 1) / 2);
     // The items would be 800 MB as longs, the results 400 MB: only a window is ever held.
     if (kMeasureGeneratorMemory) {
         EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while generating";

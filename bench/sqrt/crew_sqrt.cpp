@@ -85,23 +85,31 @@ int main(int argc, char** argv) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
     crew::Pool pool(2);
+    crew::Parallel parallel({.n_jobs = 2});
+    (void)parallel(crew::delayed(root), crew::range(10L, 1000L));  // its workers up, as the pool's
     bool same = true;
 
     for (long n : {5'000'000L, 100'000L}) {
-        std::vector<double> serial_times, huge_times, pool_times;
+        std::vector<double> serial_times, huge_times, pool_times, parallel_times;
         for (int r = 0; r < repeats; ++r) {
-            std::vector<double> expected, huge, got;
+            std::vector<double> expected, huge, got, through_parallel;
             serial_times.push_back(seconds([&] { expected = serial(root, n); }));
             huge_times.push_back(seconds([&] { huge = serial(root, n, true); }));
             pool_times.push_back(seconds([&] { got = pool.map(root, crew::range(10L, n)); }));
-            same = same && got == expected && huge == expected;
+            parallel_times.push_back(seconds(
+                [&] { through_parallel = parallel(crew::delayed(root), crew::range(10L, n)); }));
+            same = same && got == expected && huge == expected && through_parallel == expected;
         }
         double s = summarize(serial_times).median, h = summarize(huge_times).median,
-               p = summarize(pool_times).median;
+               p = summarize(pool_times).median, j = summarize(parallel_times).median;
         std::printf(
             "sqrt N=%-9ld serial %8.4f s  crew Pool(2).map %8.4f s  = %.2fx serial  "
             "(serial into huge pages: %.4f s)\n",
             n, s, p, p / s, h);
+        std::printf(
+            "sqrt N=%-9ld crew Parallel(n_jobs=2) %9.1f us, Pool::map %9.1f us: %.2fx (goal "
+            "<= 1.10x)\n",
+            n, 1e6 * j, 1e6 * p, j / p);
     }
 
     constexpr long kHeavy = 200'000;

@@ -81,13 +81,14 @@ enum class ParallelBackend { processes, threads, serial };
 // default (in the comment).
 struct ParallelOptions {
     std::optional<int> n_jobs = {};  // 1; -1: every core; -2: all but one; 0 is an error
-    std::optional<ParallelBackend> backend = {};    // processes
-    std::optional<std::size_t> batch_size = {};     // calls sent to a worker at a time; automatic
+    std::optional<ParallelBackend> backend = {};     // processes
+    std::optional<std::size_t> batch_size = {};      // calls sent to a worker at a time; automatic
     std::optional<std::size_t> max_batch_size = {};  // the most an automatic batch holds; 65,536
-    std::optional<std::size_t> pre_dispatch = {};    // batches a generator keeps in flight; 2 * n_jobs
-    Timeout timeout = {};                            // for each call: longer fails with TimeoutError
-    std::optional<int> verbose = {};                 // 0; joblib's progress lines on stderr above
-    std::optional<bool> progress = {};               // false; the pools' progress bar on stderr
+    std::optional<std::size_t> pre_dispatch =
+        {};                             // batches a generator keeps in flight; 2 * n_jobs
+    Timeout timeout = {};               // for each call: longer fails with TimeoutError
+    std::optional<int> verbose = {};    // 0; joblib's progress lines on stderr above
+    std::optional<bool> progress = {};  // false; the pools' progress bar on stderr
 };
 
 // joblib's parallel_config: until it is destroyed, the options it was given are the defaults of
@@ -352,7 +353,8 @@ class ThreadSource final : public GeneratorSource<R> {
   private:
     // When the earliest running call passes the timeout: then the wait looks again.
     Deadline overdue_at() const {
-        if (!timeout_ || shared_->running.empty()) return timeout_ ? deadline_for(timeout_) : Deadline{};
+        if (!timeout_ || shared_->running.empty())
+            return timeout_ ? deadline_for(timeout_) : Deadline{};
         auto earliest = shared_->running.begin()->second;
         for (const auto& entry : shared_->running) earliest = std::min(earliest, entry.second);
         return earliest + *timeout_ + std::chrono::milliseconds(1);
@@ -451,9 +453,7 @@ class Parallel {
     // joblib's form: the results of a range of delayed calls, in input order.
     template <std::ranges::input_range Calls>
     requires detail::is_delayed_call<std::remove_cvref_t<std::ranges::range_reference_t<Calls>>>
-    auto operator()(Calls&& calls) {
-        return call<ReturnAs::list>(std::forward<Calls>(calls));
-    }
+    auto operator()(Calls&& calls) { return call<ReturnAs::list>(std::forward<Calls>(calls)); }
 
     // The shortcut: function(item, ...) for the items of the ranges side by side.
     template <class F, std::ranges::input_range First, std::ranges::input_range... Rest>
@@ -555,25 +555,19 @@ class Parallel {
             } else {
                 std::optional<std::uint64_t> total;
                 if constexpr (std::ranges::sized_range<View>) total = std::ranges::size(items);
-                const detail::MapPolicy policy{
-                    .report = detail::parallel_report(settings_, total),
-                    .stop_at_first_failure = true,
-                    .chunks_ahead = settings_.pre_dispatch,
-                    .most_calls_a_chunk = settings_.max_batch_size};
+                const detail::MapPolicy policy{.report = detail::parallel_report(settings_, total),
+                                               .stop_at_first_failure = true,
+                                               .chunks_ahead = settings_.pre_dispatch,
+                                               .most_calls_a_chunk = settings_.max_batch_size};
                 if constexpr (As == ReturnAs::list) {
                     if (settings_.backend == ParallelBackend::processes) {
-                        detail::Submitter& pool = processes();
-                        return pool.wait_for(
-                            [&] {
-                                return pool.submit_all<Star>(
-                                    std::move(function), std::forward<View>(items), map_options(),
-                                    "Parallel", detail::nothing_to_prepare, policy);
-                            },
-                            {});
+                        return processes().map_adaptively<Star>(
+                            std::move(function), std::forward<View>(items), map_options(),
+                            "Parallel", policy, call_costs_);
                     }
-                    auto source = local_source<Star, R>(std::move(function),
-                                                        std::forward<View>(items), true, SIZE_MAX,
-                                                        policy.report);
+                    auto source =
+                        local_source<Star, R>(std::move(function), std::forward<View>(items), true,
+                                              SIZE_MAX, policy.report);
                     return detail::drain(*source);
                 } else {
                     constexpr bool ordered = As == ReturnAs::generator;
@@ -582,9 +576,9 @@ class Parallel {
                             processes().lazy<Star>(std::move(function), std::forward<View>(items),
                                                    map_options(), ordered, "Parallel", policy)));
                     }
-                    return ParallelGenerator<R>(local_source<Star, R>(
-                        std::move(function), std::forward<View>(items), ordered,
-                        settings_.pre_dispatch, policy.report));
+                    return ParallelGenerator<R>(
+                        local_source<Star, R>(std::move(function), std::forward<View>(items),
+                                              ordered, settings_.pre_dispatch, policy.report));
                 }
             }
         }
@@ -616,6 +610,7 @@ class Parallel {
     detail::ParallelSettings settings_;
     std::unique_ptr<detail::Submitter> processes_;  // started at the first call, then kept
     std::unique_ptr<ThreadPoolExecutor> threads_;
+    detail::CallCosts call_costs_;  // for its processes' chunks
 };
 
 }  // namespace crew

@@ -40,7 +40,8 @@ int resolve_n_jobs(std::optional<int> n_jobs) {
     return std::max(cpu_count() + 1 + *n_jobs, 1);
 }
 
-std::size_t at_least_one(std::optional<std::size_t> given, const char* name, std::size_t otherwise) {
+std::size_t at_least_one(std::optional<std::size_t> given, const char* name,
+                         std::size_t otherwise) {
     if (!given) return otherwise;
     if (*given == 0) {
         throw Error(fmt::format(
@@ -86,9 +87,8 @@ ParallelSettings resolve_parallel_options(const ParallelOptions& given) {
         settings.backend = ParallelBackend::serial;
     }
     settings.batch_size = at_least_one(options.batch_size, "batch_size", 0);
-    settings.max_batch_size = static_cast<std::uint32_t>(
-        std::min<std::size_t>(at_least_one(options.max_batch_size, "max_batch_size", largest_chunk),
-                              largest_chunk));
+    settings.max_batch_size = static_cast<std::uint32_t>(std::min<std::size_t>(
+        at_least_one(options.max_batch_size, "max_batch_size", largest_chunk), largest_chunk));
     settings.pre_dispatch = at_least_one(options.pre_dispatch, "pre_dispatch",
                                          2 * static_cast<std::size_t>(settings.n_jobs));
     if (options.timeout && options.timeout->count() <= 0) {
@@ -99,8 +99,8 @@ ParallelSettings resolve_parallel_options(const ParallelOptions& given) {
     settings.timeout = options.timeout;
     settings.verbose = options.verbose.value_or(0);
     if (settings.verbose < 0) {
-        throw Error(fmt::format("crew::Parallel: verbose cannot be negative (it is {})",
-                                settings.verbose));
+        throw Error(
+            fmt::format("crew::Parallel: verbose cannot be negative (it is {})", settings.verbose));
     }
     settings.progress = options.progress.value_or(false);
     return settings;

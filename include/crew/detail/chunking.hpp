@@ -6,6 +6,10 @@
 // - map knows its input's length and cuts it as Python does, four chunks a worker;
 // - imap does not: its chunks start at one call and grow, once results tell what a call costs,
 //   towards costing chunk_target each.
+// - crew::Parallel's map does what joblib's automatic batching does at crew's scale: one call a
+//   chunk until a result tells what a call costs, then chunks of a share of what is left
+//   (guided scheduling), so that they shrink towards the end (to tail_chunk_target) and no
+//   worker is left with a long tail, none longer than longest_parallel_chunk.
 // Either way an automatic chunk also stops at chunk_bytes of arguments (and of packed results), so
 // that it travels as one message read in place from the ring.
 #pragma once
@@ -21,6 +25,11 @@
 namespace crew::detail {
 
 inline constexpr std::chrono::microseconds chunk_target{200};
+// crew::Parallel's chunks: the least a last chunk costs (a round trip costs more than the balance
+// a smaller one buys), and the most any costs (what a failure elsewhere, or the next call, may
+// have to wait for).
+inline constexpr std::chrono::microseconds tail_chunk_target{25};
+inline constexpr std::chrono::milliseconds longest_parallel_chunk{10};
 inline constexpr std::uint32_t largest_chunk = 1 << 16;
 inline constexpr std::size_t chunk_bytes = 64 << 10;
 // imap keeps this many chunks a worker submitted ahead of the result being read.
@@ -72,6 +81,26 @@ ChunkLimits imap_chunk_limits(std::size_t chunksize, std::optional<std::chrono::
         std::min<std::int64_t>(chunk_limit_for_results<R>(), std::int64_t{last_chunk} * 2 + 1);
     const std::int64_t calls = std::clamp<std::int64_t>(
         chunk_target / std::max(*cost, std::chrono::nanoseconds(1)), 1, most);
+    return {static_cast<std::uint32_t>(calls), chunk_bytes};
+}
+
+// crew::Parallel's next chunk; batch_size 0: automatic, from cost, what a call has cost so far
+// (none before the first result): a 2 * processes-th of the left calls (guided scheduling), no
+// fewer than tail_chunk_target's worth, no more than longest_parallel_chunk's nor most.
+template <class R>
+ChunkLimits parallel_chunk_limits(std::size_t batch_size, std::uint32_t most,
+                                  std::optional<std::chrono::nanoseconds> cost, std::uint64_t left,
+                                  int processes) {
+    if (batch_size != 0) {
+        return {static_cast<std::uint32_t>(std::min<std::size_t>(batch_size, largest_chunk))};
+    }
+    if (!cost) return {1, chunk_bytes};
+    const std::chrono::nanoseconds call = std::max(*cost, std::chrono::nanoseconds(1));
+    const std::int64_t share = std::max<std::int64_t>(
+        static_cast<std::int64_t>(left) / (2 * std::int64_t{processes}), tail_chunk_target / call);
+    const std::int64_t calls =
+        std::clamp<std::int64_t>(std::min<std::int64_t>(longest_parallel_chunk / call, share), 1,
+                                 std::min<std::int64_t>(most, chunk_limit_for_results<R>()));
     return {static_cast<std::uint32_t>(calls), chunk_bytes};
 }
 

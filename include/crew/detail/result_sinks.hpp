@@ -20,12 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "crew/detail/interrupt.hpp"
 #include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
-#include "crew/remote_exception.hpp"
 #include "crew/future.hpp"
+#include "crew/remote_exception.hpp"
 
 namespace crew::detail {
 
@@ -98,8 +99,12 @@ class MapSink final : public TaskSink {
         std::call_once(sized_, [&] { results_.resize(count_); });
     }
     void completed(std::uint64_t first, const TaskResults& results,
-                   std::chrono::nanoseconds) override {
+                   std::chrono::nanoseconds busy) override {
         size_results();
+        if (results.size() != 0) {
+            cost_per_call_ns_.store(std::max<std::int64_t>(busy.count() / results.size(), 1),
+                                    std::memory_order_relaxed);
+        }
         if constexpr (direct && packable_result<R>) {
             if (results.packed_as(sizeof(R))) {
                 std::memcpy(static_cast<void*>(results_.data() + first),
@@ -129,6 +134,24 @@ class MapSink final : public TaskSink {
     bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
     bool stops_at_first_failure() const override { return stop_label_ != nullptr; }
 
+    // For a map that sends its chunks as results come (Submitter::map_adaptively): the chunks
+    // sent and not yet answered, and what a call cost, as last seen (none before a result).
+    void chunk_sent() { chunks_out_.fetch_add(1); }
+    std::int64_t chunks_out() const { return chunks_out_.load(); }
+    std::optional<std::chrono::nanoseconds> cost_per_call() const {
+        const std::int64_t cost = cost_per_call_ns_.load(std::memory_order_relaxed);
+        if (cost == 0) return std::nullopt;
+        return std::chrono::nanoseconds(cost);
+    }
+    // Sleeps until fewer than most chunks are out (0: never), or the map is done.
+    void wait_for_room(std::int64_t most) {
+        std::unique_lock lock(mutex_);
+        waiting_.store(true);
+        wait_interruptibly(changed_, lock, {},
+                           [&] { return chunks_out_.load() < most || state_->is_done(); });
+        waiting_.store(false);
+    }
+
   private:
     // Default-constructible results are stored in place; others wait in optionals.
     static constexpr bool direct =
@@ -147,6 +170,14 @@ class MapSink final : public TaskSink {
     void arrived(std::size_t count) {
         remaining_ -= count;
         if (progress_) progress_->advance(count);
+        finish_if_done();
+        chunks_out_.fetch_sub(1);
+        if (waiting_.load()) {
+            std::lock_guard lock(mutex_);
+            changed_.notify_all();
+        }
+    }
+    void finish_if_done() {
         if (remaining_ != 0 || stopped_) return;
         if (error_) {
             state_->set_error(error_);
@@ -172,6 +203,11 @@ class MapSink final : public TaskSink {
     std::shared_ptr<ProgressReport> progress_;  // null without .progress
     const char* stop_label_;
     std::atomic<bool> stopped_{false};  // the map failed at once: what has not begun is dropped
+    std::atomic<std::int64_t> chunks_out_{0};
+    std::atomic<std::int64_t> cost_per_call_ns_{0};
+    std::mutex mutex_;  // for the sleep of wait_for_room
+    std::condition_variable changed_;
+    std::atomic<bool> waiting_{false};
 };
 
 // imap: results wait here, by input position, until the consumer takes them.

@@ -8,11 +8,14 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ranges>
@@ -37,7 +40,8 @@ namespace crew::detail {
 
 // The progress bar options ask for, if any, counting to the size of items when it is known.
 template <class Range>
-std::shared_ptr<ProgressReport> progress_for(const MapOptions& options, Range& items, const char* label) {
+std::shared_ptr<ProgressReport> progress_for(const MapOptions& options, Range& items,
+                                             const char* label) {
     if (!options.progress) return nullptr;
     std::optional<std::uint64_t> total;
     if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
@@ -50,8 +54,30 @@ struct MapPolicy {
     // The first failure fails the map at once, naming its input, and what has not begun is
     // dropped (result_sinks.hpp); else a map waits for every call, as Python's does.
     bool stop_at_first_failure = false;
-    std::size_t chunks_ahead = 0;                   // lazy: chunks in flight; 0: imap's
+    std::size_t chunks_ahead = 0;                      // lazy: chunks in flight; 0: imap's
     std::uint32_t most_calls_a_chunk = largest_chunk;  // automatic chunks
+};
+
+// What a call of each function cost as crew::Parallel's last map of it saw, for its next: a
+// Parallel's first chunks are then cut to that cost rather than of one call each (joblib too
+// keeps its batch size from call to call of one Parallel).
+class CallCosts {
+  public:
+    std::optional<std::chrono::nanoseconds> find(const ChunkCode& code) const {
+        const auto found = costs_.find(key(code));
+        if (found == costs_.end()) return std::nullopt;
+        return found->second;
+    }
+    void remember(const ChunkCode& code, std::chrono::nanoseconds cost) {
+        costs_[key(code)] = cost;
+    }
+
+  private:
+    using Key = std::tuple<std::array<std::uint8_t, 32>, std::uint64_t, std::uint64_t>;
+    static Key key(const ChunkCode& code) {
+        return {code.entry.build_id, code.entry.offset, code.function.offset};
+    }
+    std::map<Key, std::chrono::nanoseconds> costs_;
 };
 
 struct NothingToPrepare {
@@ -161,8 +187,8 @@ class Submitter {
                 const auto count = static_cast<std::size_t>(std::ranges::size(items));
                 auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
                 prepare(*state);
-                auto progress = policy.report ? policy.report
-                                              : detail::progress_for(options, items, label);
+                auto progress =
+                    policy.report ? policy.report : detail::progress_for(options, items, label);
                 auto sink = std::make_shared<detail::MapSink<R>>(
                     state, count, std::move(progress),
                     policy.stop_at_first_failure ? label : nullptr);
@@ -186,9 +212,70 @@ class Submitter {
         }
     }
 
+    // crew::Parallel's map, whose calls the caller has checked (Parallel::dispatch): chunks of
+    // one call, at most policy.chunks_ahead of them out, until a result tells what a call costs;
+    // then the rest cut to that cost (parallel_chunk_limits), the caller doing the broker's work
+    // while it waits, as wait_for does. Returns the results in input order, or throws the first
+    // failure.
     template <bool Star, class F, class Range>
-    auto lazy(F function, Range&& items, const MapOptions& options, bool ordered,
-              const char* label, const MapPolicy& policy = {}) {
+    auto map_adaptively(F function, Range&& items, const MapOptions& options, const char* label,
+                        const MapPolicy& policy, CallCosts& costs) {
+        using Item = std::ranges::range_reference_t<Range>;
+        using C = MapCall<F, Item, Star>;
+        using R = detail::call_result_t<F, typename C::Carried>;
+        if constexpr (!std::ranges::sized_range<Range>) {
+            std::vector<std::ranges::range_value_t<Range>> all;
+            for (auto&& item : items) all.push_back(std::forward<decltype(item)>(item));
+            return map_adaptively<Star>(std::move(function), std::move(all), options, label, policy,
+                                        costs);
+        } else {
+            const auto count = static_cast<std::uint64_t>(std::ranges::size(items));
+            auto state = std::make_shared<detail::FutureState<std::vector<R>>>();
+            auto sink = std::make_shared<detail::MapSink<R>>(
+                state, count, policy.report ? policy.report : progress_for(options, items, label),
+                policy.stop_at_first_failure ? label : nullptr);
+            auto next = std::ranges::begin(items);
+            const auto end = std::ranges::end(items);
+            const auto code = chunk_code<F, C, decltype(next)>(function);
+            const auto ahead = static_cast<std::int64_t>(
+                policy.chunks_ahead != 0 ? policy.chunks_ahead : 2 * std::size_t(processes()));
+            // Until a result tells what a call costs, at most ahead chunks out: of one call each,
+            // or cut to what the last map of the function saw. Then the rest at once, cut to
+            // that cost, as map does.
+            const std::optional<std::chrono::nanoseconds> known = costs.find(code);
+            std::uint64_t first = 0;
+            auto room = [&] {
+                return first < count && (sink->chunks_out() < ahead || sink->cost_per_call());
+            };
+            while (!state->is_done()) {
+                if (room()) {
+                    detail::PoolCore::Batch batch(*core_);
+                    const auto cost = sink->cost_per_call() ? sink->cost_per_call() : known;
+                    while (room() && !state->is_done()) {
+                        const auto limits = detail::parallel_chunk_limits<R>(
+                            options.chunksize, policy.most_calls_a_chunk, cost, count - first,
+                            processes());
+                        sink->chunk_sent();
+                        first += submit_chunk<F, C>(function, code, next, end, first, limits, sink,
+                                                    batch);
+                    }
+                    batch.submit();
+                }
+                {
+                    detail::PoolCore::Driver driver(*core_);
+                    driver.drive_until([&] { return state->is_done() || room(); });
+                }
+                // With every chunk out, only the end is waited for.
+                if (!state->is_done() && !room()) sink->wait_for_room(first < count ? ahead : 0);
+            }
+            if (const auto seen = sink->cost_per_call()) costs.remember(code, *seen);
+            return state->take_value();
+        }
+    }
+
+    template <bool Star, class F, class Range>
+    auto lazy(F function, Range&& items, const MapOptions& options, bool ordered, const char* label,
+              const MapPolicy& policy = {}) {
         using Item = std::ranges::range_reference_t<Range>;
         using C = MapCall<F, Item, Star>;
         if constexpr (!C::valid) {
