@@ -19,7 +19,8 @@ set(crew_shared_headers
 set(crew_pool_headers
     executor.hpp future.hpp map_options.hpp pool.hpp progress.hpp
     detail/chunking.hpp detail/imap_results.hpp detail/job_queue.hpp detail/pool_core.hpp
-    detail/progress.hpp detail/pull_iterator.hpp detail/result_sinks.hpp detail/submitter.hpp
+    detail/progress.hpp detail/pull_iterator.hpp detail/reduce_task.hpp detail/result_sinks.hpp
+    detail/submitter.hpp
     detail/task.hpp detail/worker_protocol.hpp)
 set(crew_parallel_headers
-    crew.hpp parallel.hpp)
+    crew.hpp map_reduce.hpp parallel.hpp)

@@ -192,6 +192,37 @@ TEST_P(ParallelTest, DroppingAGeneratorEarlyCancelsTheRest) {
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(3));
 }
 
+long square(long x) {
+    return x * x;
+}
+long plus(long a, long b) {
+    return a + b;
+}
+long square_failing_at_seven(long x) {
+    if (x == 7) throw std::domain_error("seven");
+    return x * x;
+}
+
+TEST_P(ParallelTest, MapReduceReducesEveryResult) {
+    crew::Parallel parallel(options());
+    constexpr long n = 100'000;
+    EXPECT_EQ(parallel.map_reduce(square, plus, crew::range(n), 5L),
+              5 + (n - 1) * n * (2 * n - 1) / 6);
+    const std::vector<long> items{1, 2, 3, 4};
+    EXPECT_EQ(parallel.map_reduce(square, plus, items, 0L), 30);
+    EXPECT_EQ(parallel.map_reduce(square, plus, std::vector<long>{}, 42L), 42);
+    auto maximum = [](long a, long b) { return std::max(a, b); };
+    EXPECT_EQ(parallel.map_reduce(square, maximum, crew::range(-50L, 10L), 0L), 2500);
+    try {
+        (void)parallel.map_reduce(square_failing_at_seven, plus, crew::range(1000L), 0L);
+        ADD_FAILURE() << "a failed call must fail the map_reduce";
+    } catch (const std::domain_error& error) {
+        EXPECT_NE(std::string(error.what()).find("crew::map_reduce input 7"), std::string::npos)
+            << error.what();
+    }
+    EXPECT_EQ(crew::map_reduce(square, plus, items, 0L, options()), 30);
+}
+
 TEST_P(ParallelTest, ACallPastTheTimeoutFails) {
     crew::ParallelOptions timed = options();
     timed.timeout = std::chrono::milliseconds(200);
@@ -401,6 +432,25 @@ TEST(ParallelJobs, AGeneratorOfAHundredMillionItemsRunsInBoundedMemory) {
     // The items would be 800 MB as longs, the results 400 MB: only a window is ever held.
     if (kMeasureGeneratorMemory) {
         EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while generating";
+    }
+}
+
+TEST(ParallelJobs, MapReduceOfAHundredMillionItemsRunsInBoundedMemory) {
+    auto rss_kib = [] {
+        const std::string status = crew::testing::read_file("/proc/self/status");
+        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
+    };
+    const long rss_before = rss_kib();
+    // Read lazily: no vector of the items, and none of the results, is ever made.
+    const long sum = crew::map_reduce(square, plus,
+                                      std::views::iota(0L, kGeneratedItems) |
+                                          std::views::transform([](long x) { return x % 1000; }),
+                                      0L, {.n_jobs = 2});
+    const long full = kGeneratedItems / 1000;
+    const long rest = kGeneratedItems % 1000;
+    EXPECT_EQ(sum, full * (999L * 1000 * 1999 / 6) + (rest - 1) * rest * (2 * rest - 1) / 6);
+    if (kMeasureGeneratorMemory) {
+        EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "KiB grown while reducing";
     }
 }
 

@@ -247,12 +247,13 @@ template <bool Star, class R, class F, class View>
 class SerialSource final : public GeneratorSource<R> {
   public:
     SerialSource(F function, View view, const ParallelSettings& settings,
-                 std::shared_ptr<ProgressReport> report)
+                 std::shared_ptr<ProgressReport> report, const char* label)
         : function_(std::move(function)),
           view_(std::move(view)),
           next_(std::ranges::begin(view_)),
           timeout_(settings.timeout),
-          report_(std::move(report)) {}
+          report_(std::move(report)),
+          label_(label) {}
 
     std::optional<R> next() override {
         if (next_ == std::ranges::end(view_)) {
@@ -266,7 +267,7 @@ class SerialSource final : public GeneratorSource<R> {
             result.emplace(call_item<Star>(function_, *next_));
         } catch (...) {
             std::rethrow_exception(
-                with_context(std::current_exception(), input_context("Parallel", index)));
+                with_context(std::current_exception(), input_context(label_, index)));
         }
         ++next_;
         if (timeout_ && std::chrono::steady_clock::now() - started > *timeout_) {
@@ -283,6 +284,7 @@ class SerialSource final : public GeneratorSource<R> {
     Timeout timeout_;
     std::uint64_t index_ = 0;
     std::shared_ptr<ProgressReport> report_;
+    const char* label_;
 };
 
 // The calls on a ThreadPoolExecutor, each a task of its own with a window of window calls in
@@ -294,8 +296,9 @@ class ThreadSource final : public GeneratorSource<R> {
     // What the tasks share with the source; they may outlive it (a call running on when the
     // source is dropped after another's failure).
     struct Shared {
-        explicit Shared(F function) : function(std::move(function)) {}
+        Shared(F function, const char* label) : function(std::move(function)), label(label) {}
         const F function;
+        const char* label;
         std::mutex mutex;
         std::condition_variable changed;
         std::map<std::uint64_t, R> arrived;
@@ -307,9 +310,9 @@ class ThreadSource final : public GeneratorSource<R> {
   public:
     ThreadSource(ThreadPoolExecutor& executor, F function, View view, bool ordered,
                  std::size_t window, const ParallelSettings& settings,
-                 std::shared_ptr<ProgressReport> report)
+                 std::shared_ptr<ProgressReport> report, const char* label)
         : executor_(executor),
-          shared_(std::make_shared<Shared>(std::move(function))),
+          shared_(std::make_shared<Shared>(std::move(function), label)),
           view_(std::move(view)),
           next_(std::ranges::begin(view_)),
           ordered_(ordered),
@@ -381,7 +384,7 @@ class ThreadSource final : public GeneratorSource<R> {
         try {
             result.emplace(call_item<Star>(shared.function, std::move(item)));
         } catch (...) {
-            error = with_context(std::current_exception(), input_context("Parallel", index));
+            error = with_context(std::current_exception(), input_context(shared.label, index));
         }
         {
             std::lock_guard lock(shared.mutex);
@@ -471,6 +474,60 @@ class Parallel {
     template <class... Arguments>
     auto generator_unordered(Arguments&&... arguments) {
         return call<ReturnAs::generator_unordered>(std::forward<Arguments>(arguments)...);
+    }
+
+    // crew::map_reduce (crew/map_reduce.hpp) on this Parallel's backend and workers.
+    template <class Function, class Reduce, std::ranges::input_range Range, class T>
+    auto map_reduce(Function&& function, Reduce&& reduce, Range&& items, T init) {
+        using F = std::decay_t<Function>;
+        using Call = detail::MapCall<F, std::ranges::range_reference_t<Range>, false>;
+        if constexpr (!Call::valid) {
+            return detail::Refused{};
+        } else {
+            using R = detail::call_result_t<F, typename Call::Carried>;
+            using G = std::decay_t<Reduce>;
+            if constexpr (!std::is_invocable_r_v<R, G&, R, R> ||
+                          !std::is_invocable_r_v<T, G&, T, R>) {
+                static_assert(
+                    std::is_invocable_r_v<R, G&, R, R> && std::is_invocable_r_v<T, G&, T, R>,
+                    "crew::map_reduce: reduce(a, b) must take two results of the "
+                    "function, and the initial value and a result, and return their "
+                    "reduction");
+                return detail::Refused{};
+            } else if constexpr (!detail::check_call<G, R, R>()) {
+                return detail::Refused{};
+            } else {
+                G reducer(std::forward<Reduce>(reduce));
+                std::optional<std::uint64_t> total;
+                if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
+                auto report = detail::parallel_report(settings_, total);
+                std::optional<R> reduced;
+                if (settings_.backend == ParallelBackend::processes) {
+                    const detail::MapPolicy policy{.report = std::move(report),
+                                                   .stop_at_first_failure = true,
+                                                   .chunks_ahead = settings_.pre_dispatch,
+                                                   .most_calls_a_chunk = settings_.max_batch_size};
+                    reduced = processes().map_reduce<false>(F(std::forward<Function>(function)),
+                                                            reducer, std::forward<Range>(items),
+                                                            map_options(), "map_reduce", policy);
+                } else {
+                    // Threads share the caller's memory: the results are reduced here as they
+                    // come, a window of calls at a time.
+                    auto source = local_source<false, R>(
+                        F(std::forward<Function>(function)),
+                        std::views::all(std::forward<Range>(items)), false, settings_.pre_dispatch,
+                        std::move(report), "map_reduce");
+                    while (std::optional<R> result = source->next()) {
+                        reduced =
+                            reduced
+                                ? R(std::invoke(reducer, std::move(*reduced), std::move(*result)))
+                                : std::move(*result);
+                    }
+                }
+                if (!reduced) return init;
+                return T(std::invoke(reducer, std::move(init), std::move(*reduced)));
+            }
+        }
     }
 
   private:
@@ -587,16 +644,16 @@ class Parallel {
     template <bool Star, class R, class F, class View>
     std::unique_ptr<detail::GeneratorSource<R>> local_source(
         F function, View&& items, bool ordered, std::size_t window,
-        std::shared_ptr<detail::ProgressReport> report) {
+        std::shared_ptr<detail::ProgressReport> report, const char* label = "Parallel") {
         using Owned = std::remove_cvref_t<View>;
         if (settings_.backend == ParallelBackend::serial) {
             return std::make_unique<detail::SerialSource<Star, R, F, Owned>>(
-                std::move(function), Owned(std::forward<View>(items)), settings_,
-                std::move(report));
+                std::move(function), Owned(std::forward<View>(items)), settings_, std::move(report),
+                label);
         }
         return std::make_unique<detail::ThreadSource<Star, R, F, Owned>>(
             threads(), std::move(function), Owned(std::forward<View>(items)), ordered, window,
-            settings_, std::move(report));
+            settings_, std::move(report), label);
     }
 
     // For the pool: the bar is drawn by the report, when asked for.

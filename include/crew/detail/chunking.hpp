@@ -87,10 +87,9 @@ ChunkLimits imap_chunk_limits(std::size_t chunksize, std::optional<std::chrono::
 // crew::Parallel's next chunk; batch_size 0: automatic, from cost, what a call has cost so far
 // (none before the first result): a 2 * processes-th of the left calls (guided scheduling), no
 // fewer than tail_chunk_target's worth, no more than longest_parallel_chunk's nor most.
-template <class R>
-ChunkLimits parallel_chunk_limits(std::size_t batch_size, std::uint32_t most,
-                                  std::optional<std::chrono::nanoseconds> cost, std::uint64_t left,
-                                  int processes) {
+inline ChunkLimits parallel_chunk_limits(std::size_t batch_size, std::uint32_t most,
+                                         std::optional<std::chrono::nanoseconds> cost,
+                                         std::uint64_t left, int processes) {
     if (batch_size != 0) {
         return {static_cast<std::uint32_t>(std::min<std::size_t>(batch_size, largest_chunk))};
     }
@@ -98,9 +97,8 @@ ChunkLimits parallel_chunk_limits(std::size_t batch_size, std::uint32_t most,
     const std::chrono::nanoseconds call = std::max(*cost, std::chrono::nanoseconds(1));
     const std::int64_t share = std::max<std::int64_t>(
         static_cast<std::int64_t>(left) / (2 * std::int64_t{processes}), tail_chunk_target / call);
-    const std::int64_t calls =
-        std::clamp<std::int64_t>(std::min<std::int64_t>(longest_parallel_chunk / call, share), 1,
-                                 std::min<std::int64_t>(most, chunk_limit_for_results<R>()));
+    const std::int64_t calls = std::clamp<std::int64_t>(
+        std::min<std::int64_t>(longest_parallel_chunk / call, share), 1, std::int64_t{most});
     return {static_cast<std::uint32_t>(calls), chunk_bytes};
 }
 

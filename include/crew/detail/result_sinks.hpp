@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,49 @@ class SingleSink final : public FutureState<R>, public TaskSink {
     std::weak_ptr<PoolCore> core_;
 };
 
+// For a map that sends its chunks as results come (Submitter::map_adaptively, map_reduce): the
+// chunks sent and not yet answered, what a call cost as last seen, and a sleep until there is
+// room for another chunk.
+class ChunkWindow {
+  public:
+    void chunk_sent() { out_.fetch_add(1); }
+    void chunk_answered() {
+        out_.fetch_sub(1);
+        if (waiting_.load()) {
+            std::lock_guard lock(mutex_);
+            changed_.notify_all();
+        }
+    }
+    void note_cost(std::chrono::nanoseconds busy, std::uint64_t calls) {
+        if (calls != 0) {
+            cost_ns_.store(
+                std::max<std::int64_t>(busy.count() / static_cast<std::int64_t>(calls), 1),
+                std::memory_order_relaxed);
+        }
+    }
+    std::int64_t out() const { return out_.load(); }
+    std::optional<std::chrono::nanoseconds> cost_per_call() const {
+        const std::int64_t cost = cost_ns_.load(std::memory_order_relaxed);
+        if (cost == 0) return std::nullopt;
+        return std::chrono::nanoseconds(cost);
+    }
+    // Sleeps until fewer than most chunks are out (0: never), or done().
+    template <class Done>
+    void wait_for_room(std::int64_t most, Done&& done) {
+        std::unique_lock lock(mutex_);
+        waiting_.store(true);
+        wait_interruptibly(changed_, lock, {}, [&] { return out_.load() < most || done(); });
+        waiting_.store(false);
+    }
+
+  private:
+    std::atomic<std::int64_t> out_{0};
+    std::atomic<std::int64_t> cost_ns_{0};
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::atomic<bool> waiting_{false};
+};
+
 // The context crew::Parallel gives a failed call's error: which input it was called on.
 inline std::string input_context(const char* label, std::uint64_t index) {
     return std::string("crew::") + label + " input " + std::to_string(index);
@@ -101,10 +145,7 @@ class MapSink final : public TaskSink {
     void completed(std::uint64_t first, const TaskResults& results,
                    std::chrono::nanoseconds busy) override {
         size_results();
-        if (results.size() != 0) {
-            cost_per_call_ns_.store(std::max<std::int64_t>(busy.count() / results.size(), 1),
-                                    std::memory_order_relaxed);
-        }
+        window_.note_cost(busy, results.size());
         if constexpr (direct && packable_result<R>) {
             if (results.packed_as(sizeof(R))) {
                 std::memcpy(static_cast<void*>(results_.data() + first),
@@ -134,23 +175,8 @@ class MapSink final : public TaskSink {
     bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
     bool stops_at_first_failure() const override { return stop_label_ != nullptr; }
 
-    // For a map that sends its chunks as results come (Submitter::map_adaptively): the chunks
-    // sent and not yet answered, and what a call cost, as last seen (none before a result).
-    void chunk_sent() { chunks_out_.fetch_add(1); }
-    std::int64_t chunks_out() const { return chunks_out_.load(); }
-    std::optional<std::chrono::nanoseconds> cost_per_call() const {
-        const std::int64_t cost = cost_per_call_ns_.load(std::memory_order_relaxed);
-        if (cost == 0) return std::nullopt;
-        return std::chrono::nanoseconds(cost);
-    }
-    // Sleeps until fewer than most chunks are out (0: never), or the map is done.
-    void wait_for_room(std::int64_t most) {
-        std::unique_lock lock(mutex_);
-        waiting_.store(true);
-        wait_interruptibly(changed_, lock, {},
-                           [&] { return chunks_out_.load() < most || state_->is_done(); });
-        waiting_.store(false);
-    }
+    // The chunks out and what a call costs, for a map that sends its chunks as results come.
+    ChunkWindow& window() noexcept { return window_; }
 
   private:
     // Default-constructible results are stored in place; others wait in optionals.
@@ -171,11 +197,7 @@ class MapSink final : public TaskSink {
         remaining_ -= count;
         if (progress_) progress_->advance(count);
         finish_if_done();
-        chunks_out_.fetch_sub(1);
-        if (waiting_.load()) {
-            std::lock_guard lock(mutex_);
-            changed_.notify_all();
-        }
+        window_.chunk_answered();
     }
     void finish_if_done() {
         if (remaining_ != 0 || stopped_) return;
@@ -203,11 +225,100 @@ class MapSink final : public TaskSink {
     std::shared_ptr<ProgressReport> progress_;  // null without .progress
     const char* stop_label_;
     std::atomic<bool> stopped_{false};  // the map failed at once: what has not begun is dropped
-    std::atomic<std::int64_t> chunks_out_{0};
-    std::atomic<std::int64_t> cost_per_call_ns_{0};
-    std::mutex mutex_;  // for the sleep of wait_for_room
-    std::condition_variable changed_;
-    std::atomic<bool> waiting_{false};
+    ChunkWindow window_;
+};
+
+// crew::map_reduce: each task's one result, its chunk's calls reduced in the worker, reduced
+// into the total as it arrives. The first failure fails the whole at once, its input named (by
+// the worker, or here for a worker's death), and what has not begun is dropped.
+template <class R, class Reduce>
+class ReduceSink final : public TaskSink {
+  public:
+    ReduceSink(std::shared_ptr<FutureState<std::optional<R>>> state, Reduce reduce,
+               std::shared_ptr<ProgressReport> progress)
+        : state_(std::move(state)), reduce_(std::move(reduce)), progress_(std::move(progress)) {}
+
+    void completed(std::uint64_t first, const TaskResults& results,
+                   std::chrono::nanoseconds busy) override {
+        window_.note_cost(busy, calls_of(first));
+        decode_results<R>(
+            results,
+            [&](std::uint32_t, R&& value) {
+                std::lock_guard lock(mutex_);
+                try {
+                    total_ = total_ ? R(std::invoke(reduce_, std::move(*total_), std::move(value)))
+                                    : std::move(value);
+                } catch (...) {
+                    fail_locked(std::current_exception());
+                }
+            },
+            [&](std::uint32_t, std::exception_ptr error) {
+                std::lock_guard lock(mutex_);
+                fail_locked(std::move(error));
+            });
+        answered(first);
+    }
+    void failed(std::uint64_t first, std::uint32_t, std::exception_ptr error) override {
+        {
+            std::lock_guard lock(mutex_);
+            fail_locked(with_context(error, "crew::map_reduce input " + std::to_string(first)));
+        }
+        answered(first);
+    }
+    bool starting() override { return !stopped_.load(std::memory_order_relaxed); }
+    bool stops_at_first_failure() const override { return true; }
+
+    // Before the chunk of calls calls, its first input numbered first, is submitted.
+    void chunk_sent(std::uint64_t first, std::uint32_t calls) {
+        {
+            std::lock_guard lock(mutex_);
+            calls_[first] = calls;
+        }
+        window_.chunk_sent();
+    }
+    // Every chunk is sent: the total is the state's once they are answered.
+    void all_sent() {
+        std::lock_guard lock(mutex_);
+        all_sent_ = true;
+        finish_locked();
+    }
+    ChunkWindow& window() noexcept { return window_; }
+
+  private:
+    std::uint32_t calls_of(std::uint64_t first) {
+        std::lock_guard lock(mutex_);
+        return calls_[first];
+    }
+    void answered(std::uint64_t first) {
+        std::uint32_t calls = 0;
+        {
+            std::lock_guard lock(mutex_);
+            calls = calls_[first];
+            calls_.erase(first);
+            finish_locked();
+        }
+        if (progress_) progress_->advance(calls);
+        window_.chunk_answered();
+    }
+    void fail_locked(std::exception_ptr error) {
+        if (stopped_.exchange(true)) return;
+        state_->set_error(std::move(error));
+    }
+    void finish_locked() {
+        if (!all_sent_ || !calls_.empty() || stopped_) return;
+        stopped_ = true;
+        state_->set_value(std::move(total_));
+    }
+
+    std::shared_ptr<FutureState<std::optional<R>>> state_;
+    Reduce reduce_;
+    std::shared_ptr<ProgressReport> progress_;
+    std::mutex mutex_;
+    std::map<std::uint64_t, std::uint32_t> calls_;  // of each chunk out, by its first input
+    std::optional<R> total_;
+    bool all_sent_ = false;
+    std::atomic<bool> stopped_{false};  // failed or done: what has not begun is dropped
+    ChunkWindow window_;
 };
 
 // imap: results wait here, by input position, until the consumer takes them.

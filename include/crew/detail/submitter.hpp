@@ -29,6 +29,7 @@
 #include "crew/detail/imap_results.hpp"
 #include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
+#include "crew/detail/reduce_task.hpp"
 #include "crew/detail/result_sinks.hpp"
 #include "crew/detail/task.hpp"
 #include "crew/error.hpp"
@@ -244,18 +245,20 @@ class Submitter {
             // that cost, as map does.
             const std::optional<std::chrono::nanoseconds> known = costs.find(code);
             std::uint64_t first = 0;
+            ChunkWindow& window = sink->window();
             auto room = [&] {
-                return first < count && (sink->chunks_out() < ahead || sink->cost_per_call());
+                return first < count && (window.out() < ahead || window.cost_per_call());
             };
             while (!state->is_done()) {
                 if (room()) {
                     detail::PoolCore::Batch batch(*core_);
-                    const auto cost = sink->cost_per_call() ? sink->cost_per_call() : known;
+                    const auto cost = window.cost_per_call() ? window.cost_per_call() : known;
                     while (room() && !state->is_done()) {
-                        const auto limits = detail::parallel_chunk_limits<R>(
-                            options.chunksize, policy.most_calls_a_chunk, cost, count - first,
-                            processes());
-                        sink->chunk_sent();
+                        const auto limits = detail::parallel_chunk_limits(
+                            options.chunksize,
+                            std::min(policy.most_calls_a_chunk, chunk_limit_for_results<R>()), cost,
+                            count - first, processes());
+                        window.chunk_sent();
                         first += submit_chunk<F, C>(function, code, next, end, first, limits, sink,
                                                     batch);
                     }
@@ -266,11 +269,88 @@ class Submitter {
                     driver.drive_until([&] { return state->is_done() || room(); });
                 }
                 // With every chunk out, only the end is waited for.
-                if (!state->is_done() && !room()) sink->wait_for_room(first < count ? ahead : 0);
+                if (!state->is_done() && !room()) {
+                    window.wait_for_room(first < count ? ahead : 0,
+                                         [&] { return state->is_done(); });
+                }
             }
-            if (const auto seen = sink->cost_per_call()) costs.remember(code, *seen);
+            if (const auto seen = window.cost_per_call()) costs.remember(code, *seen);
             return state->take_value();
         }
+    }
+
+    // crew::map_reduce, whose calls the caller has checked: the items' calls in chunks reduced in
+    // the workers (reduce_task.hpp), at most policy.chunks_ahead chunks out at a time so that
+    // the input is read only as the workers take it, each chunk's result reduced into the total
+    // as it arrives. Returns the total, nothing for no items, or throws the first failure.
+    template <bool Star, class F, class Reduce, class Range>
+    auto map_reduce(F function, Reduce reduce, Range&& items, const MapOptions& options,
+                    const char* label, const MapPolicy& policy) {
+        using Item = std::ranges::range_reference_t<Range>;
+        using C = MapCall<F, Item, Star>;
+        using R = detail::call_result_t<F, typename C::Carried>;
+        auto next = std::ranges::begin(items);
+        const auto end = std::ranges::end(items);
+        using Iterator = decltype(next);
+        constexpr bool counting = C::raw_argument && counting_iterator<Iterator>;
+        using Counter = std::conditional_t<counting, std::iter_value_t<Iterator>, void>;
+        const auto code = reduce_code<F, Reduce, typename C::Carried, Counter>(function, reduce);
+        auto state = std::make_shared<detail::FutureState<std::optional<R>>>();
+        auto sink = std::make_shared<detail::ReduceSink<R, Reduce>>(
+            state, reduce, policy.report ? policy.report : progress_for(options, items, label));
+        ChunkWindow& window = sink->window();
+        const auto ahead = static_cast<std::int64_t>(
+            policy.chunks_ahead != 0 ? policy.chunks_ahead : 2 * std::size_t(processes()));
+        std::uint64_t first = 0;
+        auto room = [&] { return next != end && window.out() < ahead; };
+        while (next != end && !state->is_done()) {
+            if (room()) {
+                detail::PoolCore::Batch batch(*core_);
+                while (room() && !state->is_done()) {
+                    std::uint64_t left = UINT64_MAX;
+                    if constexpr (std::sized_sentinel_for<std::remove_const_t<decltype(end)>,
+                                                          Iterator>) {
+                        left = static_cast<std::uint64_t>(end - next);
+                    }
+                    const auto limits =
+                        detail::parallel_chunk_limits(options.chunksize, policy.most_calls_a_chunk,
+                                                      window.cost_per_call(), left, processes());
+                    detail::Writer task;
+                    const std::size_t count_at = detail::begin_task(task, code.chunk, function);
+                    detail::write_reduce(task, code, reduce, first);
+                    std::uint32_t calls = 0;
+                    if constexpr (counting) {
+                        calls =
+                            static_cast<std::uint32_t>(std::min<std::uint64_t>(limits.calls, left));
+                        detail::encode(task, static_cast<Counter>(*next));
+                        next += static_cast<std::iter_difference_t<Iterator>>(calls);
+                    } else {
+                        calls = encode_arguments<C>(task, next, end, limits.calls, limits.bytes);
+                    }
+                    detail::finish_task(task, count_at, calls);
+                    sink->chunk_sent(first, calls);
+                    batch.add(task, first, 1, sink);  // one call, as the pool sees it
+                    first += calls;
+                }
+                batch.submit();
+            }
+            {
+                detail::PoolCore::Driver driver(*core_);
+                driver.drive_until([&] { return state->is_done() || room(); });
+            }
+            if (!state->is_done() && !room()) {
+                window.wait_for_room(ahead, [&] { return state->is_done(); });
+            }
+        }
+        sink->all_sent();
+        if (!state->is_done()) {
+            {
+                detail::PoolCore::Driver driver(*core_);
+                driver.drive_until([&] { return state->is_done(); });
+            }
+            window.wait_for_room(0, [&] { return state->is_done(); });
+        }
+        return state->take_value();
     }
 
     template <bool Star, class F, class Range>
