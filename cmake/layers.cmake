@@ -23,4 +23,4 @@ set(crew_pool_headers
     detail/submitter.hpp
     detail/task.hpp detail/worker_protocol.hpp)
 set(crew_parallel_headers
-    crew.hpp map_reduce.hpp parallel.hpp)
+    crew.hpp estimate.hpp map_reduce.hpp parallel.hpp)

@@ -45,6 +45,22 @@ TEST(Examples, ParallelRoots) {
     EXPECT_EQ(run.output, roots + roots);
 }
 
+TEST(Examples, ParallelMapReduce) {
+    auto run = run_example("parallel_map_reduce");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output,
+              "sum of 100000000 squares: 33333332.8 (as the closed form says)\n");
+}
+
+TEST(Examples, ParallelEstimate) {
+    auto run = run_example("parallel_estimate");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    // The verdicts depend on this machine; both are given, with their measured reasons.
+    EXPECT_NE(run.output.find("N = 100000: "), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("N = 5000000: "), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("each call takes "), std::string::npos) << run.output;
+}
+
 TEST(Examples, ExecutorAsCompleted) {
     auto run = run_example("executor_as_completed");
     ASSERT_EQ(run.exit_status, 0) << run.output;

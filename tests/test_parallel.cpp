@@ -435,6 +435,31 @@ TEST(ParallelJobs, AGeneratorOfAHundredMillionItemsRunsInBoundedMemory) {
     }
 }
 
+int five_ms(int x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return x;
+}
+
+TEST(ParallelJobs, EstimateTellsWhenParallelismPays) {
+    const crew::Estimate trivial = crew::estimate(negate, crew::range(1000), {.n_jobs = 2});
+    EXPECT_FALSE(trivial.worth_it()) << trivial.reason();
+    EXPECT_TRUE(trivial.reason().starts_with("not worth it: each call takes ")) << trivial.reason();
+    EXPECT_NE(trivial.reason().find("run serially"), std::string::npos) << trivial.reason();
+    EXPECT_EQ(trivial.items, 1000u);
+    EXPECT_GT(trivial.overhead_per_batch, trivial.per_call);
+
+    const crew::Estimate slow = crew::estimate(five_ms, crew::range(400), {.n_jobs = 2});
+    EXPECT_TRUE(slow.worth_it()) << slow.reason();
+    EXPECT_TRUE(slow.reason().starts_with("worth it: each call takes ")) << slow.reason();
+    EXPECT_GE(slow.per_call, std::chrono::milliseconds(5));
+    EXPECT_LT(slow.sample, 400u) << "the sample stops once it has run long enough";
+    EXPECT_LT(slow.parallel, slow.serial);
+
+    const crew::Estimate one_job = crew::estimate(five_ms, crew::range(400));
+    EXPECT_FALSE(one_job.worth_it());
+    EXPECT_NE(one_job.reason().find("one job"), std::string::npos) << one_job.reason();
+}
+
 TEST(ParallelJobs, MapReduceOfAHundredMillionItemsRunsInBoundedMemory) {
     auto rss_kib = [] {
         const std::string status = crew::testing::read_file("/proc/self/status");

@@ -17,6 +17,7 @@
 #include "crew/future.hpp"
 #include "crew/init.hpp"
 #include "crew/log.hpp"
+#include "crew/estimate.hpp"
 #include "crew/map_reduce.hpp"
 #include "crew/parallel.hpp"
 #include "crew/pipe.hpp"

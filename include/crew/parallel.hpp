@@ -53,6 +53,7 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -137,7 +138,31 @@ Delayed<std::decay_t<Function>> delayed(Function&& function) {
     return Delayed<std::decay_t<Function>>(std::forward<Function>(function));
 }
 
+// What crew::estimate (crew/estimate.hpp) measured and concludes.
+struct Estimate {
+    std::uint64_t items = 0;                       // calls the whole run makes
+    std::uint64_t sample = 0;                      // calls timed
+    int workers = 1;
+    ParallelBackend backend = ParallelBackend::serial;
+    std::chrono::nanoseconds per_call{0};          // what one call costs
+    std::chrono::nanoseconds overhead_per_batch{0};  // a batch's round trip to a worker
+    std::chrono::nanoseconds overhead_per_call{0};   // bringing a result home, beyond the call
+    std::chrono::nanoseconds serial{0};            // every call, one after another
+    std::chrono::nanoseconds parallel{0};          // every call, on the workers, as crew batches them
+
+    // Whether the parallel run is expected to take at most 90% of the serial.
+    bool worth_it() const noexcept;
+    // The verdict and why, in a sentence: "not worth it: each call takes 40 ns, the overhead per
+    // batch is 2 us; use a batch of at least 5,000 or run serially".
+    std::string reason() const;
+};
+
 namespace detail {
+
+// The trivial call whose round trip estimate times.
+inline int estimate_probe(int x) {
+    return x;
+}
 
 // Where a generator's results come from, on each backend.
 template <class R>
@@ -224,6 +249,14 @@ struct ParallelSettings {
     bool progress = false;
 };
 ParallelSettings resolve_parallel_options(const ParallelOptions& given);
+
+// crew::estimate's times and verdict from what it measured (and its line on stderr, when
+// settings ask for verbose output).
+Estimate make_estimate(std::uint64_t items, std::uint64_t sample,
+                       std::chrono::nanoseconds sample_time,
+                       std::optional<std::chrono::nanoseconds> busy_per_call,
+                       std::chrono::nanoseconds overhead_per_batch,
+                       const ParallelSettings& settings);
 
 // joblib's lines, "[Parallel(n_jobs=2)]: Done   4 tasks      | elapsed:    0.8s", or the bar, or
 // nothing, as settings ask; total: the calls, when known.
@@ -530,8 +563,71 @@ class Parallel {
         }
     }
 
+    // crew::estimate (crew/estimate.hpp) on this Parallel's backend and workers.
+    template <class Function, std::ranges::forward_range Range>
+    auto estimate(Function&& function, Range&& items) {
+        using F = std::decay_t<Function>;
+        using Call = detail::MapCall<F, std::ranges::range_reference_t<Range>, false>;
+        if constexpr (!Call::valid) {
+            return detail::Refused{};
+        } else {
+            const F f(std::forward<Function>(function));
+            const auto count = static_cast<std::uint64_t>(std::ranges::distance(items));
+            using Clock = std::chrono::steady_clock;
+            // A growing prefix, in one batch, until it runs long enough to be timed well.
+            std::uint64_t sample = std::min<std::uint64_t>(1, count);
+            std::chrono::nanoseconds sample_time{0};
+            std::optional<std::chrono::nanoseconds> busy_per_call;
+            while (sample != 0) {
+                const auto started = Clock::now();
+                busy_per_call = run_one_batch(
+                    f, items | std::views::take(static_cast<std::ptrdiff_t>(sample)), sample);
+                sample_time = Clock::now() - started;
+                if (sample_time >= estimate_sample_time || sample == count ||
+                    sample >= detail::largest_chunk) {
+                    break;
+                }
+                sample = std::min<std::uint64_t>({sample * 2, count, detail::largest_chunk});
+            }
+            return detail::make_estimate(count, sample, sample_time, busy_per_call,
+                                         batch_round_trip(), settings_);
+        }
+    }
+
   private:
     enum class ReturnAs { list, generator, generator_unordered };
+
+    static constexpr std::chrono::milliseconds estimate_sample_time{20};
+
+    // The calls of items as one batch on the backend, their results dropped; on processes,
+    // returns what a call kept its worker busy for.
+    template <class F, class View>
+    std::optional<std::chrono::nanoseconds> run_one_batch(const F& function, View&& items,
+                                                          std::uint64_t count) {
+        if (settings_.backend == ParallelBackend::processes) {
+            detail::CallCosts seen;
+            (void)processes().map_adaptively<false>(
+                function, std::forward<View>(items),
+                MapOptions{.chunksize = static_cast<std::size_t>(count), .label = "estimate"},
+                "estimate", detail::MapPolicy{}, seen);
+            return seen.latest();
+        }
+        if (settings_.backend == ParallelBackend::threads) {
+            threads()
+                .submit([&] {
+                    for (auto&& item : items) (void)std::invoke(function, item);
+                })
+                .result();
+        } else {
+            for (auto&& item : items) (void)std::invoke(function, item);
+        }
+        return std::nullopt;
+    }
+
+    // The median round trip of a batch of one trivial call; nothing on the serial backend.
+    std::chrono::nanoseconds batch_round_trip();
+
+
 
     template <ReturnAs As, std::ranges::input_range Calls>
     requires detail::is_delayed_call<std::remove_cvref_t<std::ranges::range_reference_t<Calls>>>

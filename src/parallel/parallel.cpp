@@ -1,6 +1,9 @@
 #include "crew/parallel.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/init.hpp"
@@ -113,7 +116,117 @@ std::shared_ptr<ProgressReport> parallel_report(const ParallelSettings& settings
     return nullptr;
 }
 
+namespace {
+
+// 40 ns, 2 us, 5.1 ms, 1.23 s.
+std::string duration_text(std::chrono::nanoseconds duration) {
+    const auto ns = static_cast<double>(duration.count());
+    if (ns < 1e3) return fmt::format("{:.3g} ns", ns);
+    if (ns < 1e6) return fmt::format("{:.3g} us", ns / 1e3);
+    if (ns < 1e9) return fmt::format("{:.3g} ms", ns / 1e6);
+    return fmt::format("{:.3g} s", ns / 1e9);
+}
+
+// 5,000.
+std::string count_text(std::uint64_t count) {
+    const std::string digits = std::to_string(count);
+    std::string text;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i != 0 && (digits.size() - i) % 3 == 0) text += ',';
+        text += digits[i];
+    }
+    return text;
+}
+
+}  // namespace
+
+Estimate make_estimate(std::uint64_t items, std::uint64_t sample,
+                       std::chrono::nanoseconds sample_time,
+                       std::optional<std::chrono::nanoseconds> busy_per_call,
+                       std::chrono::nanoseconds overhead_per_batch,
+                       const ParallelSettings& settings) {
+    Estimate estimate;
+    estimate.items = items;
+    estimate.sample = sample;
+    estimate.workers = settings.n_jobs;
+    estimate.backend = settings.backend;
+    estimate.overhead_per_batch = overhead_per_batch;
+    if (sample != 0) {
+        // The sample's time beyond its round trip is the calls' and their results' way home;
+        // a worker's busy time, where known, is the calls' own.
+        const auto work = std::max(sample_time - overhead_per_batch, std::chrono::nanoseconds(1));
+        const auto through = std::max(work / static_cast<std::int64_t>(sample),
+                                      std::chrono::nanoseconds(1));
+        estimate.per_call = std::clamp(busy_per_call.value_or(through),
+                                       std::chrono::nanoseconds(1), through);
+        estimate.overhead_per_call = through - estimate.per_call;
+    }
+    const auto calls = static_cast<std::int64_t>(items);
+    estimate.serial = estimate.per_call * calls;
+    if (settings.backend == ParallelBackend::serial || items == 0) {
+        estimate.parallel = estimate.serial;
+    } else {
+        // As the automatic batches go (chunking.hpp); the threads backend sends one call a task.
+        std::int64_t batch = 1;
+        if (settings.backend == ParallelBackend::processes) {
+            const std::int64_t guided = (calls + 2 * settings.n_jobs - 1) / (2 * settings.n_jobs);
+            batch = std::clamp<std::int64_t>(longest_parallel_chunk / estimate.per_call, 1,
+                                             std::min<std::int64_t>(largest_chunk, guided));
+        }
+        const std::int64_t batches = (calls + batch - 1) / batch;
+        // The calls and round trips are shared among the workers; the results come home one
+        // after another.
+        estimate.parallel = (estimate.serial + overhead_per_batch * batches) / settings.n_jobs +
+                            overhead_per_batch + estimate.overhead_per_call * calls;
+    }
+    if (settings.verbose > 0) fmt::print(stderr, "[estimate]: {}\n", estimate.reason());
+    return estimate;
+}
+
 }  // namespace detail
+
+bool Estimate::worth_it() const noexcept {
+    return backend != ParallelBackend::serial && items != 0 && parallel * 10 <= serial * 9;
+}
+
+std::string Estimate::reason() const {
+    if (backend == ParallelBackend::serial) {
+        return "not worth it: with one job (or the serial backend) the calls run one after "
+               "another in the calling thread; give n_jobs = -1 for every core";
+    }
+    if (items == 0) return "not worth it: there is nothing to call";
+    std::string costs =
+        fmt::format("each call takes {}, the overhead per {} is {}", detail::duration_text(per_call),
+                    backend == ParallelBackend::threads ? "call on a thread" : "batch",
+                    detail::duration_text(overhead_per_batch));
+    if (overhead_per_call.count() != 0) {
+        costs += fmt::format(" and {} a result", detail::duration_text(overhead_per_call));
+    }
+    if (worth_it()) {
+        return fmt::format("worth it: {}; {} calls should take {} on {} workers against {} "
+                           "serially ({:.2f}x)",
+                           costs, detail::count_text(items), detail::duration_text(parallel), workers,
+                           detail::duration_text(serial),
+                           static_cast<double>(serial.count()) /
+                               static_cast<double>(std::max<std::int64_t>(parallel.count(), 1)));
+    }
+    if (backend == ParallelBackend::threads) {
+        return fmt::format("not worth it: {}; use the processes backend, which batches calls, or "
+                           "run serially",
+                           costs);
+    }
+    if (overhead_per_call >= per_call) {
+        return fmt::format("not worth it: each call takes {}, and bringing its result home {}; "
+                           "run serially, or give each call more work",
+                           detail::duration_text(per_call),
+                           detail::duration_text(overhead_per_call));
+    }
+    // A batch worth sending spends at most 1% of its time on the round trip.
+    const auto least_batch = static_cast<std::uint64_t>(
+        (100 * overhead_per_batch.count() + per_call.count() - 1) / per_call.count());
+    return fmt::format("not worth it: {}; use a batch of at least {} or run serially", costs,
+                       detail::count_text(least_batch));
+}
 
 Parallel::Parallel(const ParallelOptions& options)
     : settings_(detail::resolve_parallel_options(options)) {}
@@ -132,6 +245,33 @@ detail::Submitter& Parallel::processes() {
                         .task_timeout = settings_.timeout.value_or(std::chrono::nanoseconds(0))}));
     }
     return *processes_;
+}
+
+std::chrono::nanoseconds Parallel::batch_round_trip() {
+    if (settings_.backend == ParallelBackend::serial) return std::chrono::nanoseconds(0);
+    auto once = [&] {
+        if (settings_.backend == ParallelBackend::threads) {
+            (void)threads().submit(detail::estimate_probe, 0).result();
+        } else {
+            detail::Submitter& pool = processes();
+            (void)pool.wait_for(
+                [&] {
+                    return pool.submit_call(detail::nothing_to_prepare, detail::estimate_probe, 0);
+                },
+                {});
+        }
+    };
+    constexpr int warm_up = 3;
+    constexpr int timed = 21;
+    for (int i = 0; i < warm_up; ++i) once();
+    std::vector<std::chrono::nanoseconds> times;
+    for (int i = 0; i < timed; ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        once();
+        times.push_back(std::chrono::steady_clock::now() - started);
+    }
+    std::nth_element(times.begin(), times.begin() + timed / 2, times.end());
+    return times[timed / 2];
 }
 
 ThreadPoolExecutor& Parallel::threads() {

@@ -71,7 +71,10 @@ class CallCosts {
     }
     void remember(const ChunkCode& code, std::chrono::nanoseconds cost) {
         costs_[key(code)] = cost;
+        latest_ = cost;
     }
+    // The cost remembered last, of whichever function.
+    std::optional<std::chrono::nanoseconds> latest() const { return latest_; }
 
   private:
     using Key = std::tuple<std::array<std::uint8_t, 32>, std::uint64_t, std::uint64_t>;
@@ -79,6 +82,7 @@ class CallCosts {
         return {code.entry.build_id, code.entry.offset, code.function.offset};
     }
     std::map<Key, std::chrono::nanoseconds> costs_;
+    std::optional<std::chrono::nanoseconds> latest_;
 };
 
 struct NothingToPrepare {
