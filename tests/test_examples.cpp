@@ -48,8 +48,7 @@ TEST(Examples, ParallelRoots) {
 TEST(Examples, ParallelMapReduce) {
     auto run = run_example("parallel_map_reduce");
     ASSERT_EQ(run.exit_status, 0) << run.output;
-    EXPECT_EQ(run.output,
-              "sum of 100000000 squares: 33333332.8 (as the closed form says)\n");
+    EXPECT_EQ(run.output, "sum of 100000000 squares: 33333332.8 (as the closed form says)\n");
 }
 
 TEST(Examples, ParallelEstimate) {

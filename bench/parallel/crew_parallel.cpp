@@ -1,6 +1,7 @@
 // crew::Parallel against joblib (python_parallel.py): 100,000 trivial calls with the default
-// options (one job: the calling thread) and with n_jobs = 2 (processes). Calls of 5 ms are in
-// bench/cpu_bound, beside Pool::map and two bare forks.
+// options (one job: the calling thread) and with n_jobs = 2 (processes); 1,000,000 on the threads
+// backend, against Python's ThreadPoolExecutor. Calls of 5 ms are in bench/cpu_bound, beside
+// Pool::map and two bare forks.
 // Usage: crew_parallel [REPEATS]   (prints medians)
 #include <crew/crew.hpp>
 #include <cstdio>
@@ -34,4 +35,17 @@ int main(int argc, char** argv) {
                 calls / summarize(default_times).median);
     std::printf("crew Parallel(n_jobs=2) %d trivial calls %11.0f calls/s\n", calls,
                 calls / summarize(two_times).median);
+
+    // The threads backend sends each call as a task of its own, as joblib's threading backend and
+    // concurrent.futures.ThreadPoolExecutor do.
+    constexpr int thread_calls = 1'000'000;
+    crew::Parallel threads({.n_jobs = 2, .backend = crew::ParallelBackend::threads});
+    (void)threads(crew::delayed(trivial), crew::range(1000));
+    std::vector<double> thread_times;
+    for (int r = 0; r < repeats; ++r) {
+        thread_times.push_back(
+            seconds([&] { (void)threads(crew::delayed(trivial), crew::range(thread_calls)); }));
+    }
+    std::printf("crew Parallel(n_jobs=2, threads) %d trivial calls %11.0f calls/s\n", thread_calls,
+                thread_calls / summarize(thread_times).median);
 }

@@ -140,15 +140,15 @@ Delayed<std::decay_t<Function>> delayed(Function&& function) {
 
 // What crew::estimate (crew/estimate.hpp) measured and concludes.
 struct Estimate {
-    std::uint64_t items = 0;                       // calls the whole run makes
-    std::uint64_t sample = 0;                      // calls timed
+    std::uint64_t items = 0;   // calls the whole run makes
+    std::uint64_t sample = 0;  // calls timed
     int workers = 1;
     ParallelBackend backend = ParallelBackend::serial;
-    std::chrono::nanoseconds per_call{0};          // what one call costs
+    std::chrono::nanoseconds per_call{0};            // what one call costs
     std::chrono::nanoseconds overhead_per_batch{0};  // a batch's round trip to a worker
     std::chrono::nanoseconds overhead_per_call{0};   // bringing a result home, beyond the call
-    std::chrono::nanoseconds serial{0};            // every call, one after another
-    std::chrono::nanoseconds parallel{0};          // every call, on the workers, as crew batches them
+    std::chrono::nanoseconds serial{0};              // every call, one after another
+    std::chrono::nanoseconds parallel{0};  // every call, on the workers, as crew batches them
 
     // Whether the parallel run is expected to take at most 90% of the serial.
     bool worth_it() const noexcept;
@@ -574,6 +574,8 @@ class Parallel {
             const F f(std::forward<Function>(function));
             const auto count = static_cast<std::uint64_t>(std::ranges::distance(items));
             using Clock = std::chrono::steady_clock;
+            // First, as it starts the workers, which the sample's time must not include.
+            const std::chrono::nanoseconds round_trip = batch_round_trip();
             // A growing prefix, in one batch, until it runs long enough to be timed well.
             std::uint64_t sample = std::min<std::uint64_t>(1, count);
             std::chrono::nanoseconds sample_time{0};
@@ -589,8 +591,8 @@ class Parallel {
                 }
                 sample = std::min<std::uint64_t>({sample * 2, count, detail::largest_chunk});
             }
-            return detail::make_estimate(count, sample, sample_time, busy_per_call,
-                                         batch_round_trip(), settings_);
+            return detail::make_estimate(count, sample, sample_time, busy_per_call, round_trip,
+                                         settings_);
         }
     }
 
@@ -626,8 +628,6 @@ class Parallel {
 
     // The median round trip of a batch of one trivial call; nothing on the serial backend.
     std::chrono::nanoseconds batch_round_trip();
-
-
 
     template <ReturnAs As, std::ranges::input_range Calls>
     requires detail::is_delayed_call<std::remove_cvref_t<std::ranges::range_reference_t<Calls>>>
@@ -718,6 +718,10 @@ class Parallel {
                             std::move(function), std::forward<View>(items), map_options(),
                             "Parallel", policy, call_costs_);
                     }
+                    if (settings_.backend == ParallelBackend::serial && !policy.report &&
+                        !settings_.timeout) {
+                        return run_here<Star, R>(function, items);
+                    }
                     auto source =
                         local_source<Star, R>(std::move(function), std::forward<View>(items), true,
                                               SIZE_MAX, policy.report);
@@ -735,6 +739,25 @@ class Parallel {
                 }
             }
         }
+    }
+
+    // The serial list with nothing to report or time: a plain loop (SerialSource does the
+    // same a call at a time).
+    template <bool Star, class R, class F, class View>
+    static std::vector<R> run_here(const F& function, View& items) {
+        std::vector<R> results;
+        if constexpr (std::ranges::sized_range<View>) {
+            results.reserve(static_cast<std::size_t>(std::ranges::size(items)));
+        }
+        try {
+            for (auto&& item : items) {
+                results.push_back(R(detail::call_item<Star>(function, item)));
+            }
+        } catch (...) {
+            std::rethrow_exception(detail::with_context(
+                std::current_exception(), detail::input_context("Parallel", results.size())));
+        }
+        return results;
     }
 
     template <bool Star, class R, class F, class View>

@@ -155,10 +155,10 @@ Estimate make_estimate(std::uint64_t items, std::uint64_t sample,
         // The sample's time beyond its round trip is the calls' and their results' way home;
         // a worker's busy time, where known, is the calls' own.
         const auto work = std::max(sample_time - overhead_per_batch, std::chrono::nanoseconds(1));
-        const auto through = std::max(work / static_cast<std::int64_t>(sample),
-                                      std::chrono::nanoseconds(1));
-        estimate.per_call = std::clamp(busy_per_call.value_or(through),
-                                       std::chrono::nanoseconds(1), through);
+        const auto through =
+            std::max(work / static_cast<std::int64_t>(sample), std::chrono::nanoseconds(1));
+        estimate.per_call =
+            std::clamp(busy_per_call.value_or(through), std::chrono::nanoseconds(1), through);
         estimate.overhead_per_call = through - estimate.per_call;
     }
     const auto calls = static_cast<std::int64_t>(items);
@@ -195,31 +195,33 @@ std::string Estimate::reason() const {
                "another in the calling thread; give n_jobs = -1 for every core";
     }
     if (items == 0) return "not worth it: there is nothing to call";
-    std::string costs =
-        fmt::format("each call takes {}, the overhead per {} is {}", detail::duration_text(per_call),
-                    backend == ParallelBackend::threads ? "call on a thread" : "batch",
-                    detail::duration_text(overhead_per_batch));
+    std::string costs = fmt::format(
+        "each call takes {}, the overhead per {} is {}", detail::duration_text(per_call),
+        backend == ParallelBackend::threads ? "call on a thread" : "batch",
+        detail::duration_text(overhead_per_batch));
     if (overhead_per_call.count() != 0) {
         costs += fmt::format(" and {} a result", detail::duration_text(overhead_per_call));
     }
     if (worth_it()) {
-        return fmt::format("worth it: {}; {} calls should take {} on {} workers against {} "
-                           "serially ({:.2f}x)",
-                           costs, detail::count_text(items), detail::duration_text(parallel), workers,
-                           detail::duration_text(serial),
-                           static_cast<double>(serial.count()) /
-                               static_cast<double>(std::max<std::int64_t>(parallel.count(), 1)));
+        return fmt::format(
+            "worth it: {}; {} calls should take {} on {} workers against {} "
+            "serially ({:.2f}x)",
+            costs, detail::count_text(items), detail::duration_text(parallel), workers,
+            detail::duration_text(serial),
+            static_cast<double>(serial.count()) /
+                static_cast<double>(std::max<std::int64_t>(parallel.count(), 1)));
     }
     if (backend == ParallelBackend::threads) {
-        return fmt::format("not worth it: {}; use the processes backend, which batches calls, or "
-                           "run serially",
-                           costs);
+        return fmt::format(
+            "not worth it: {}; use the processes backend, which batches calls, or "
+            "run serially",
+            costs);
     }
     if (overhead_per_call >= per_call) {
-        return fmt::format("not worth it: each call takes {}, and bringing its result home {}; "
-                           "run serially, or give each call more work",
-                           detail::duration_text(per_call),
-                           detail::duration_text(overhead_per_call));
+        return fmt::format(
+            "not worth it: each call takes {}, and bringing its result home {}; "
+            "run serially, or give each call more work",
+            detail::duration_text(per_call), detail::duration_text(overhead_per_call));
     }
     // A batch worth sending spends at most 1% of its time on the round trip.
     const auto least_batch = static_cast<std::uint64_t>(
