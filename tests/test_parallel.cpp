@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -134,6 +136,32 @@ TEST_P(ParallelTest, TheFirstFailureStopsTheCallAtOnce) {
                  std::runtime_error);
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
     EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+}
+
+// Input 5 kills its worker from outside the call's control, as a crash or the OOM killer would.
+int killed_at_five(int x) {
+    if (x == 5) ::kill(::getpid(), SIGKILL);
+    return x;
+}
+
+TEST(ParallelJobs, ACrashedWorkerFailsItsCallNamedAndIsReplaced) {
+    crew::Parallel parallel({.n_jobs = 2});
+    const std::vector<int> before = parallel(crew::delayed(worker_pid), crew::range(50));
+    try {
+        (void)parallel(crew::delayed(killed_at_five), crew::range(20));
+        ADD_FAILURE() << "a killed worker must fail the Parallel call";
+    } catch (const crew::WorkerDied& died) {
+        EXPECT_EQ(died.signal(), SIGKILL);
+        EXPECT_NE(std::string(died.what()).find("crew::Parallel input 5"), std::string::npos)
+            << died.what();
+    }
+    EXPECT_EQ(parallel(crew::delayed(negate), crew::range(3)), (std::vector<int>{0, -1, -2}));
+    const std::vector<int> after = parallel(crew::delayed(worker_pid), crew::range(50));
+    const std::set<int> after_pids(after.begin(), after.end());
+    const std::set<int> before_pids(before.begin(), before.end());
+    EXPECT_LE(after_pids.size(), 2u);
+    for (int pid : after_pids) EXPECT_NE(pid, static_cast<int>(::getpid()));
+    EXPECT_NE(after_pids, before_pids) << "the killed worker was replaced";
 }
 
 TEST_P(ParallelTest, GeneratorsGiveEveryResultInOrderOrAsTheyCome) {
