@@ -401,18 +401,17 @@ TEST_P(InterruptTest, CtrlCEndsTheWait) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryWait, InterruptTest,
-                         ::testing::Combine(::testing::Values(StartMethod::forkserver,
-                                                              StartMethod::fork,
-                                                              StartMethod::spawn),
-                                            ::testing::Values("as-completed", "wait", "map", "imap",
-                                                              "queue-get", "connection-wait")),
-                         [](const auto& info) {
-                             std::string name =
-                                 std::string(crew::to_string(std::get<0>(info.param))) + "_" +
-                                 std::get<1>(info.param);
-                             std::replace(name.begin(), name.end(), '-', '_');
-                             return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    EveryWait, InterruptTest,
+    ::testing::Combine(::testing::Values(StartMethod::forkserver, StartMethod::fork,
+                                         StartMethod::spawn),
+                       ::testing::Values("as-completed", "wait", "map", "imap", "queue-get",
+                                         "connection-wait")),
+    [](const auto& info) {
+        std::string name =
+            std::string(crew::to_string(std::get<0>(info.param))) + "_" + std::get<1>(info.param);
+        std::replace(name.begin(), name.end(), '-', '_');
+        return name;
+    });
 
 }  // namespace
