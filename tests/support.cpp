@@ -208,4 +208,9 @@ std::string expected_failure(Fault fault) {
     return "?";
 }
 
+long resident_kib() {
+    const std::string status = read_file("/proc/self/status");
+    return std::atol(status.c_str() + status.find("VmRSS:") + 6);
+}
+
 }  // namespace crew::testing

@@ -11,6 +11,17 @@
 
 namespace crew::testing {
 
+// AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing under it,
+// and everything runs ten times slower: memory bounds are checked in the optimised build.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool address_sanitizer = true;
+#else
+inline constexpr bool address_sanitizer = false;
+#endif
+
+// This process's resident memory (VmRSS), in KiB.
+long resident_kib();
+
 // A fresh directory under /tmp, removed with everything in it when the object goes.
 class TempDir {
   public:

@@ -429,36 +429,24 @@ TEST(ParallelJobs, VerboseWritesJoblibsLines) {
               "[Parallel(n_jobs=2)]: Done 1000 out of 1000 | elapsed: T finished");
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-// AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing there, and
-// everything runs ten times slower: the bound is checked in the optimised build.
-constexpr long kGeneratedItems = 300'000;
-constexpr bool kMeasureGeneratorMemory = false;
-#else
-constexpr long kGeneratedItems = 100'000'000;
-constexpr bool kMeasureGeneratorMemory = true;
-#endif
+constexpr long kGeneratedItems = crew::testing::address_sanitizer ? 300'000 : 100'000'000;
 
 TEST(ParallelJobs, AGeneratorOfAHundredMillionItemsRunsInBoundedMemory) {
     crew::Parallel parallel({.n_jobs = 2});
-    auto rss_kib = [] {
-        const std::string status = crew::testing::read_file("/proc/self/status");
-        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
-    };
-    const long rss_before = rss_kib();
+    const long rss_before = crew::testing::resident_kib();
     long rss_peak = rss_before;
     long count = 0;
     long sum = 0;
     auto seventh = [](long x) { return static_cast<int>(x % 7); };
     for (int r : parallel.generator(crew::delayed(seventh), crew::range(kGeneratedItems))) {
         sum += r;
-        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
+        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, crew::testing::resident_kib());
     }
     EXPECT_EQ(count, kGeneratedItems);
     EXPECT_EQ(sum,
               (kGeneratedItems / 7) * 21 + (kGeneratedItems % 7) * (kGeneratedItems % 7 - 1) / 2);
     // The items would be 800 MB as longs, the results 400 MB: only a window is ever held.
-    if (kMeasureGeneratorMemory) {
+    if (!crew::testing::address_sanitizer) {
         EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while generating";
     }
 }
@@ -489,11 +477,7 @@ TEST(ParallelJobs, EstimateTellsWhenParallelismPays) {
 }
 
 TEST(ParallelJobs, MapReduceOfAHundredMillionItemsRunsInBoundedMemory) {
-    auto rss_kib = [] {
-        const std::string status = crew::testing::read_file("/proc/self/status");
-        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
-    };
-    const long rss_before = rss_kib();
+    const long rss_before = crew::testing::resident_kib();
     // Read lazily: no vector of the items, and none of the results, is ever made.
     const long sum = crew::map_reduce(square, plus,
                                       std::views::iota(0L, kGeneratedItems) |
@@ -502,8 +486,9 @@ TEST(ParallelJobs, MapReduceOfAHundredMillionItemsRunsInBoundedMemory) {
     const long full = kGeneratedItems / 1000;
     const long rest = kGeneratedItems % 1000;
     EXPECT_EQ(sum, full * (999L * 1000 * 1999 / 6) + (rest - 1) * rest * (2 * rest - 1) / 6);
-    if (kMeasureGeneratorMemory) {
-        EXPECT_LT(rss_kib() - rss_before, 16 * 1024) << "KiB grown while reducing";
+    if (!crew::testing::address_sanitizer) {
+        EXPECT_LT(crew::testing::resident_kib() - rss_before, 16 * 1024)
+            << "KiB grown while reducing";
     }
 }
 

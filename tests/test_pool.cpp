@@ -743,36 +743,24 @@ TEST(Pool, DefaultsToOneWorkerPerCpu) {
     EXPECT_THROW(crew::Pool({.processes = -1}), crew::Error);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-// AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing there, and
-// everything runs ten times slower: the bound is checked in the optimised build.
-constexpr long kItems = 300'000;
-constexpr bool kMeasureMemory = false;
-#else
-constexpr long kItems = 20'000'000;
-constexpr bool kMeasureMemory = true;
-#endif
+constexpr long kItems = crew::testing::address_sanitizer ? 300'000 : 20'000'000;
 
 TEST(Pool, ImapStreamsAnEndlessInputInBoundedMemory) {
     crew::Pool pool(2);
     long count = 0;
     long sum = 0;
-    auto rss_kib = [] {
-        std::string status = crew::testing::read_file("/proc/self/status");
-        return std::atol(status.c_str() + status.find("VmRSS:") + 6);
-    };
-    long rss_before = rss_kib();
+    long rss_before = crew::testing::resident_kib();
     long rss_peak = rss_before;
     auto seventh = [](int x) { return x % 7; };
     for (int r : pool.imap(seventh, std::views::iota(0) | std::views::take(kItems))) {
         sum += r;
-        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, rss_kib());
+        if (++count % 1'000'000 == 0) rss_peak = std::max(rss_peak, crew::testing::resident_kib());
     }
     EXPECT_EQ(count, kItems);
     // 0 + 1 + ... + 6 for every full seven, then 0, 1, ... for what is left.
     EXPECT_EQ(sum, (kItems / 7) * 21 + (kItems % 7) * (kItems % 7 - 1) / 2);
     // All the items would be 80 MB as ints; the window holds a few chunks of at most 64 Ki.
-    if (kMeasureMemory) {
+    if (!crew::testing::address_sanitizer) {
         EXPECT_LT(rss_peak - rss_before, 64 * 1024) << "KiB grown while streaming";
     }
 }
