@@ -78,17 +78,19 @@ namespace crew {
 // Where a Parallel runs its calls: joblib's "loky" (processes), "threading" and "sequential".
 enum class ParallelBackend { processes, threads, serial };
 
-// joblib's options, by its names. A member left out takes crew::parallel_config's value, or its
-// default (in the comment).
+// joblib's options, by its names, in joblib's order. A member left out takes
+// crew::parallel_config's value, or the default its comment gives.
 struct ParallelOptions {
     std::optional<int> n_jobs = {};  // 1; -1: every core; -2: all but one; 0 is an error
-    std::optional<ParallelBackend> backend = {};     // processes
-    std::optional<std::size_t> batch_size = {};      // calls sent to a worker at a time; automatic
-    std::optional<std::size_t> max_batch_size = {};  // the most an automatic batch holds; 65,536
-    std::optional<std::size_t> pre_dispatch =
-        {};                             // batches a generator keeps in flight; 2 * n_jobs
-    Timeout timeout = {};               // for each call: longer fails with TimeoutError
-    std::optional<int> verbose = {};    // 0; joblib's progress lines on stderr above
+    std::optional<ParallelBackend> backend = {};  // processes
+    // Calls sent to a worker at a time: automatic (docs/parallel.md, "Batches").
+    std::optional<std::size_t> batch_size = {};
+    std::optional<std::size_t> max_batch_size = {};  // an automatic batch's most calls: 65,536
+    // Batches in flight (a generator's, map_reduce's, a list's until a call's cost is known):
+    // 2 * n_jobs.
+    std::optional<std::size_t> pre_dispatch = {};
+    Timeout timeout = {};               // for each call: a longer one fails with TimeoutError
+    std::optional<int> verbose = {};    // 0; above, joblib's progress lines
     std::optional<bool> progress = {};  // false; the pools' progress bar on stderr
 };
 
