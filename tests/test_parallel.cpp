@@ -252,6 +252,12 @@ TEST_P(ParallelTest, MapReduceReducesEveryResult) {
 }
 
 TEST_P(ParallelTest, ACallPastTheTimeoutFails) {
+    if (crew::testing::address_sanitizer && GetParam().start_method == crew::StartMethod::fork) {
+        // The replacement of the killed worker is forked from this multi-threaded process; GCC
+        // 12's AddressSanitizer takes no allocator lock around fork (LLVM added it in 2023,
+        // llvm-project#75290), so the child can deadlock in malloc and never start.
+        GTEST_SKIP() << "fork after threads under this AddressSanitizer can deadlock the child";
+    }
     crew::ParallelOptions timed = options();
     timed.timeout = std::chrono::milliseconds(200);
     crew::Parallel parallel(timed);
