@@ -94,9 +94,8 @@ struct ReduceChunkEntry<F, Reduce, std::tuple<Carried...>> {
                     total = total ? R(std::invoke(head.reduce, std::move(*total), std::move(value)))
                                   : std::move(value);
                 } catch (...) {
-                    std::rethrow_exception(
-                        with_context(std::current_exception(),
-                                     "crew::map_reduce input " + std::to_string(head.first + i)));
+                    std::rethrow_exception(with_context(
+                        std::current_exception(), input_context("map_reduce", head.first + i)));
                 }
             }
             encode(results, *total);

@@ -111,11 +111,6 @@ class ChunkWindow {
     std::atomic<bool> waiting_{false};
 };
 
-// The context crew::Parallel gives a failed call's error: which input it was called on.
-inline std::string input_context(const char* label, std::uint64_t index) {
-    return std::string("crew::") + label + " input " + std::to_string(index);
-}
-
 // map_async: results in input order once all are in; the error of the first failed input wins.
 // Results go straight to their place in the vector map returns (packed ones in one copy); its
 // memory is first touched when the first arrive, while the caller is still sending input.
@@ -261,7 +256,7 @@ class ReduceSink final : public TaskSink {
     void failed(std::uint64_t first, std::uint32_t, std::exception_ptr error) override {
         {
             std::lock_guard lock(mutex_);
-            fail_locked(with_context(error, "crew::map_reduce input " + std::to_string(first)));
+            fail_locked(with_context(error, input_context("map_reduce", first)));
         }
         answered(first);
     }

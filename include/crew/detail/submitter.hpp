@@ -242,8 +242,7 @@ class Submitter {
             auto next = std::ranges::begin(items);
             const auto end = std::ranges::end(items);
             const auto code = chunk_code<F, C, decltype(next)>(function);
-            const auto ahead = static_cast<std::int64_t>(
-                policy.chunks_ahead != 0 ? policy.chunks_ahead : 2 * std::size_t(processes()));
+            const std::int64_t ahead = windowed_chunks_ahead(policy);
             // Until a result tells what a call costs, at most ahead chunks out: of one call each,
             // or cut to what the last map of the function saw. Then the rest at once, cut to
             // that cost, as map does.
@@ -303,8 +302,7 @@ class Submitter {
         auto sink = std::make_shared<detail::ReduceSink<R, Reduce>>(
             state, reduce, policy.report ? policy.report : progress_for(options, items, label));
         ChunkWindow& window = sink->window();
-        const auto ahead = static_cast<std::int64_t>(
-            policy.chunks_ahead != 0 ? policy.chunks_ahead : 2 * std::size_t(processes()));
+        const std::int64_t ahead = windowed_chunks_ahead(policy);
         std::uint64_t first = 0;
         auto room = [&] { return next != end && window.out() < ahead; };
         while (next != end && !state->is_done()) {
@@ -431,6 +429,13 @@ class Submitter {
     }
 
   private:
+    // The chunks map_adaptively and map_reduce keep out: policy's, else joblib's 2 * n_jobs.
+    std::int64_t windowed_chunks_ahead(const MapPolicy& policy) const {
+        return static_cast<std::int64_t>(policy.chunks_ahead != 0
+                                             ? policy.chunks_ahead
+                                             : 2 * static_cast<std::size_t>(processes()));
+    }
+
     // The iterator of a counting range of integers (crew::range, std::views::iota).
     template <class Iterator>
     static constexpr bool counting_iterator = [] {

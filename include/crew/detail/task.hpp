@@ -25,6 +25,12 @@
 
 namespace crew::detail {
 
+// The context crew::Parallel and crew::map_reduce give a failed call's error: which input it
+// was called on ("crew::Parallel input 3").
+inline std::string input_context(const char* label, std::uint64_t index) {
+    return std::string("crew::") + label + " input " + std::to_string(index);
+}
+
 enum class Outcome : std::uint8_t { returned = 0, threw = 1 };
 
 // How a task's results are laid out: packed, when every call returned a value stored as its raw
