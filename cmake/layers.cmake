@@ -9,7 +9,7 @@ set(crew_layers foundation process shared pool parallel)
 set(crew_foundation_headers
     error.hpp log.hpp range.hpp remote_exception.hpp serialization.hpp timeout.hpp
     detail/byte_stream.hpp detail/callable.hpp detail/code_address.hpp detail/futex.hpp
-    detail/interrupt.hpp detail/shared_block.hpp detail/shared_mapping.hpp detail/spin.hpp
+    detail/carried_span.hpp detail/interrupt.hpp detail/shared_block.hpp detail/shared_mapping.hpp detail/spin.hpp
     detail/unique_fd.hpp detail/zip.hpp)
 set(crew_process_headers
     init.hpp process.hpp start_method.hpp)

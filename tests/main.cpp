@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <crew/init.hpp>
+#include <crew/parallel.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -51,6 +52,7 @@ class NothingLeftBehind : public testing::EmptyTestEventListener {
         processes_ = started_processes();
     }
     void OnTestEnd(const testing::TestInfo&) override {
+        crew::Parallel::end_idle_workers();  // what the test's Parallels left warm goes too
         const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         std::set<pid_t> left;
         do {

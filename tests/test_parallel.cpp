@@ -26,6 +26,8 @@
 
 namespace {
 
+using namespace std::chrono_literals;
+
 double root(int x) {
     return std::sqrt(x);
 }
@@ -352,6 +354,47 @@ TEST(ParallelJobs, OneParallelKeepsItsWorkersForItsNextCalls) {
     EXPECT_FALSE(first_pids.contains(static_cast<int>(::getpid())));
     EXPECT_LE(first_pids.size(), 2u);
     for (int pid : second_pids) EXPECT_TRUE(first_pids.contains(pid)) << pid;
+}
+
+// loky's reusable executor: a Parallel that ends leaves its workers warm for the next one of as
+// many workers.
+std::set<int> pids_of_a_new_parallel(const crew::ParallelOptions& options) {
+    crew::Parallel parallel(options);
+    const std::vector<int> pids = parallel(crew::delayed(worker_pid), crew::range(200));
+    return std::set<int>(pids.begin(), pids.end());
+}
+
+TEST(ParallelJobs, TheNextParallelOfAsManyWorkersTakesTheWarmOnes) {
+    const crew::ParallelOptions options{.n_jobs = 2, .batch_size = 1};
+    const std::set<int> first = pids_of_a_new_parallel(options);
+    const std::set<int> second = pids_of_a_new_parallel(options);
+    EXPECT_FALSE(first.contains(static_cast<int>(::getpid())));
+    for (int pid : second) EXPECT_TRUE(first.contains(pid)) << pid << " was started anew";
+    for (int pid : first) EXPECT_TRUE(crew::testing::process_exists(pid)) << "kept warm";
+    // Another size is another pool.
+    const std::set<int> three = pids_of_a_new_parallel({.n_jobs = 3, .batch_size = 1});
+    for (int pid : three) EXPECT_FALSE(first.contains(pid)) << pid;
+}
+
+TEST(ParallelJobs, WarmWorkersLeaveOnceIdleForTheirTimeout) {
+    const std::set<int> first = pids_of_a_new_parallel(
+        {.n_jobs = 2, .batch_size = 1, .idle_worker_timeout = std::chrono::milliseconds(200)});
+    ASSERT_FALSE(first.empty());
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    auto any_left = [&] {
+        return std::ranges::any_of(first,
+                                   [](int pid) { return crew::testing::process_exists(pid); });
+    };
+    while (any_left() && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_FALSE(any_left()) << "idle workers outlived their timeout";
+}
+
+TEST(ParallelJobs, NoIdleTimeoutEndsTheWorkersWithTheParallel) {
+    const std::set<int> first =
+        pids_of_a_new_parallel({.n_jobs = 2, .batch_size = 1, .idle_worker_timeout = 0s});
+    for (int pid : first) EXPECT_FALSE(crew::testing::process_exists(pid)) << pid;
+    EXPECT_THROW(crew::Parallel({.idle_worker_timeout = -1s}), crew::Error);
 }
 
 // Inside a pool worker a Parallel of processes runs serially: the inner calls all run in the

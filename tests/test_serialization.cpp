@@ -1,5 +1,9 @@
 // What may cross a process boundary: round trips through crew's serialization layer.
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <crew/serialization.hpp>
 #include <filesystem>
@@ -183,6 +187,40 @@ TEST(Serialization, TheConceptSaysWhatCanTravel) {
     static_assert(!crew::serializable<std::vector<NoSerialize>>);
     static_assert(!crew::serializable<std::map<int, std::optional<NoSerialize>>>);
     SUCCEED();
+}
+
+// One file (shared memory) attached twice travels once (a large argument shared by a chunk's calls), and each
+// object decoded from it owns a descriptor of its own, so that none closes another's; the
+// Reader closes the ones that came with the message.
+TEST(Serialization, ADescriptorAttachedTwiceTravelsOnceAndIsOwnedTwice) {
+    const int file = ::memfd_create("crew-test", MFD_CLOEXEC);
+    ASSERT_GE(file, 0);
+    const int same_file = ::dup(file);
+    const int other_file = ::memfd_create("crew-test", MFD_CLOEXEC);
+    Writer writer;
+    encode(writer, crew::detail::SentFd{file});
+    encode(writer, crew::detail::SentFd{same_file});
+    encode(writer, crew::detail::SentFd{other_file});
+    ASSERT_EQ(writer.attached_fds().size(), 2u);
+    std::vector<crew::detail::UniqueFd> sent = writer.take_fds();
+    const std::vector<int> arrived{sent[0].release(), sent[1].release()};
+    std::vector<int> decoded;
+    {
+        Reader reader(writer.bytes(), arrived);
+        for (int i = 0; i < 3; ++i) decoded.push_back(decode<crew::detail::SentFd>(reader).fd);
+    }
+    EXPECT_NE(decoded[0], decoded[1]) << "two owners of one descriptor";
+    struct stat first {
+    }, second{}, third{}, zero{};
+    ASSERT_EQ(::fstat(decoded[0], &first), 0);
+    ASSERT_EQ(::fstat(decoded[1], &second), 0);
+    ASSERT_EQ(::fstat(decoded[2], &third), 0);
+    ASSERT_EQ(::fstat(other_file, &zero), 0);
+    EXPECT_EQ(first.st_ino, second.st_ino);
+    EXPECT_EQ(third.st_ino, zero.st_ino);
+    for (int fd : arrived) EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "the Reader left it open";
+    for (int fd : decoded) ::close(fd);
+    for (int fd : {file, same_file, other_file}) ::close(fd);
 }
 
 }  // namespace

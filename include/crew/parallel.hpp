@@ -31,6 +31,12 @@
 // form; the shortcut takes any. The shortcut parallel(crew::delayed(f), xs, ys, ...) calls
 // f(x, y, ...) for the items side by side, up to the end of the shortest range.
 //
+// Large arguments (joblib's max_nbytes): a function that reads an argument as std::span<const T>
+// is given it in place. delayed(f)(data, i) keeps a view of an lvalue data, which the caller
+// keeps until the call returns; on the processes backend data of more than max_nbytes is copied
+// once a call into shared memory that every worker maps, however many calls take it (a
+// crew::Array is not copied at all), and the memory goes when the call ends.
+//
 // Errors, as joblib's: the first call to fail stops the dispatch, the calls not begun are
 // dropped, and the Parallel call (or the generator, where it is read) throws at once what the
 // call threw, its own type where crew can rebuild it (crew/remote_exception.hpp), its what()
@@ -38,8 +44,10 @@
 // is replaced; options.timeout fails a call running longer with crew::TimeoutError (a worker
 // process is killed and replaced; a thread cannot be, and runs on). The workers stay for the next
 // calls. Workers are started at the first call and kept for the next calls of the same Parallel,
-// which ends them when it is destroyed. One Parallel, and its generators, are used by one thread
-// at a time, and a generator is read before its Parallel goes.
+// which leaves them warm, when it is destroyed, for the next Parallel of as many workers (loky's
+// reusable executor): they end after idle_worker_timeout (300 s) without one, or at exit. One
+// Parallel, and its generators, are used by one thread at a time, and a generator is read before
+// its Parallel goes.
 #pragma once
 
 #include <chrono>
@@ -92,6 +100,12 @@ struct ParallelOptions {
     Timeout timeout = {};               // for each call: a longer one fails with TimeoutError
     std::optional<int> verbose = {};    // 0; above, joblib's progress lines
     std::optional<bool> progress = {};  // false; the pools' progress bar on stderr
+    // A std::span<const T> argument of more bytes travels once a call through shared memory, read
+    // in place by the workers (docs/parallel.md, "Large arguments"): 1 MiB.
+    std::optional<std::size_t> max_nbytes = {};
+    // How long the workers of an ended Parallel wait for the next Parallel of as many workers
+    // (and the same timeout), which takes them over warm: 300 s; zero ends them with it.
+    Timeout idle_worker_timeout = {};
 };
 
 // joblib's parallel_config: until it is destroyed, the options it was given are the defaults of
@@ -112,21 +126,52 @@ inline ParallelConfig parallel_config(const ParallelOptions& options) {
 }
 
 // function(arguments...), to be run by a Parallel: what crew::delayed(function)(arguments...)
-// makes. The arguments are kept as values, as they will travel.
+// makes. The arguments are kept as values, as they will travel, but for one that the function
+// reads as a std::span<const T> and the caller keeps: that one is kept as a view, and the caller
+// keeps it until the Parallel call has returned (joblib's delayed holds a reference too).
 template <class F, class... Arguments>
 struct DelayedCall {
+    using ArgumentTuple = std::tuple<Arguments...>;
     F function;
-    std::tuple<Arguments...> arguments;
+    ArgumentTuple arguments;
 };
+
+namespace detail {
+
+// How delayed(f)(arguments...) keeps its argument I: as a std::span<const T> view when f reads it
+// as one and the caller keeps it (an lvalue), so that one large vector given to many calls is
+// neither copied for each of them nor, on the processes backend, sent more than once; else as a
+// value of its own.
+template <class F, std::size_t I, class Argument>
+struct delayed_argument {
+    using type = std::decay_t<Argument>;
+};
+template <function_pointer F, std::size_t I, class Argument>
+requires(std::is_lvalue_reference_v<Argument> &&
+         !has_shared_region<std::remove_cvref_t<Argument>> &&
+         span_parameter<std::remove_cvref_t<
+             std::tuple_element_t<I, typename function_pointer_traits<F>::parameters>>>::
+             value) struct delayed_argument<F, I, Argument> {
+    using type = std::remove_cvref_t<
+        std::tuple_element_t<I, typename function_pointer_traits<F>::parameters>>;
+};
+template <class F, std::size_t I, class Argument>
+using delayed_argument_t = typename delayed_argument<F, I, Argument>::type;
+
+}  // namespace detail
 
 template <class F>
 class Delayed {
   public:
     explicit Delayed(F function) : function_(std::move(function)) {}
     template <class... Arguments>
-    DelayedCall<F, std::decay_t<Arguments>...> operator()(Arguments&&... arguments) const {
-        return {function_,
-                std::tuple<std::decay_t<Arguments>...>(std::forward<Arguments>(arguments)...)};
+    auto operator()(Arguments&&... arguments) const {
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            using Call = DelayedCall<F, detail::delayed_argument_t<F, I, Arguments>...>;
+            return Call{function_,
+                        typename Call::ArgumentTuple(std::forward<Arguments>(arguments)...)};
+        }
+        (std::index_sequence_for<Arguments...>{});
     }
     const F& function() const noexcept { return function_; }
 
@@ -249,6 +294,8 @@ struct ParallelSettings {
     Timeout timeout = {};
     int verbose = 0;
     bool progress = false;
+    std::size_t max_nbytes = default_max_nbytes;
+    std::chrono::nanoseconds idle_worker_timeout = std::chrono::seconds(300);
 };
 ParallelSettings resolve_parallel_options(const ParallelOptions& given);
 
@@ -446,12 +493,15 @@ class ThreadSource final : public GeneratorSource<R> {
     std::shared_ptr<ProgressReport> report_;
 };
 
-// The calls on the pool's workers, as imap and imap_unordered make them.
+// The calls on the pool's workers, as imap and imap_unordered make them, with the large
+// arguments they share (sent as the calls are).
 template <class R>
 class PoolSource final : public GeneratorSource<R> {
   public:
-    explicit PoolSource(ImapResults<R> results) : results_(std::move(results)) {}
+    PoolSource(ImapResults<R> results, std::unique_ptr<LargeArguments> large)
+        : large_(std::move(large)), results_(std::move(results)) {}
     std::optional<R> next() override {
+        const LargeArguments::Scope in_force(*large_);
         if (!at_) {
             at_.emplace(results_.begin());
         } else {
@@ -462,6 +512,7 @@ class PoolSource final : public GeneratorSource<R> {
     }
 
   private:
+    std::unique_ptr<LargeArguments> large_;  // goes after the calls that may send them
     ImapResults<R> results_;
     std::optional<typename ImapResults<R>::iterator> at_;
 };
@@ -482,6 +533,10 @@ class Parallel {
     ~Parallel();
     Parallel(const Parallel&) = delete;
     Parallel& operator=(const Parallel&) = delete;
+
+    // Ends now the workers that ended Parallels left warm (else they leave after their
+    // idle_worker_timeout, or at exit), waiting for them; loky's executor.shutdown().
+    static void end_idle_workers();
 
     // The workers it runs calls on: n_jobs as resolved.
     int n_jobs() const noexcept { return settings_.n_jobs; }
@@ -542,6 +597,8 @@ class Parallel {
                                                    .stop_at_first_failure = true,
                                                    .chunks_ahead = settings_.pre_dispatch,
                                                    .most_calls_a_chunk = settings_.max_batch_size};
+                    detail::LargeArguments large(settings_.max_nbytes);
+                    const detail::LargeArguments::Scope in_force(large);
                     reduced = processes().map_reduce<false>(F(std::forward<Function>(function)),
                                                             reducer, std::forward<Range>(items),
                                                             map_options(), "map_reduce", policy);
@@ -609,6 +666,8 @@ class Parallel {
     std::optional<std::chrono::nanoseconds> run_one_batch(const F& function, View&& items,
                                                           std::uint64_t count) {
         if (settings_.backend == ParallelBackend::processes) {
+            detail::LargeArguments large(settings_.max_nbytes);
+            const detail::LargeArguments::Scope in_force(large);
             detail::CallCosts seen;
             (void)processes().map_adaptively<false>(
                 function, std::forward<View>(items),
@@ -716,6 +775,8 @@ class Parallel {
                                                .most_calls_a_chunk = settings_.max_batch_size};
                 if constexpr (As == ReturnAs::list) {
                     if (settings_.backend == ParallelBackend::processes) {
+                        detail::LargeArguments large(settings_.max_nbytes);
+                        const detail::LargeArguments::Scope in_force(large);
                         return processes().map_adaptively<Star>(
                             std::move(function), std::forward<View>(items), map_options(),
                             "Parallel", policy, call_costs_);
@@ -731,9 +792,12 @@ class Parallel {
                 } else {
                     constexpr bool ordered = As == ReturnAs::generator;
                     if (settings_.backend == ParallelBackend::processes) {
+                        auto large = std::make_unique<detail::LargeArguments>(settings_.max_nbytes);
+                        const detail::LargeArguments::Scope in_force(*large);
                         return ParallelGenerator<R>(std::make_unique<detail::PoolSource<R>>(
                             processes().lazy<Star>(std::move(function), std::forward<View>(items),
-                                                   map_options(), ordered, "Parallel", policy)));
+                                                   map_options(), ordered, "Parallel", policy),
+                            std::move(large)));
                     }
                     return ParallelGenerator<R>(
                         local_source<Star, R>(std::move(function), std::forward<View>(items),

@@ -240,7 +240,7 @@ struct SentFd {
         encode(writer, static_cast<std::uint32_t>(writer.attach_fd(fd)));
     }
     static SentFd decode_from(Reader& reader) {
-        return {reader.attached_fd(decode<std::uint32_t>(reader))};
+        return {reader.take_attached_fd(decode<std::uint32_t>(reader))};
     }
 };
 

@@ -34,6 +34,7 @@
 #include <span>
 #include <type_traits>
 
+#include "crew/detail/carried_span.hpp"
 #include "crew/serialization.hpp"
 #include "crew/synchronize.hpp"
 
@@ -103,6 +104,9 @@ class Array {
     T* begin() const noexcept { return data(); }
     T* end() const noexcept { return data() + size(); }
     RLock& get_lock() const noexcept { return lock_; }
+    // Where the elements lie in shared memory: a task whose parameter is std::span<const T>
+    // reads them there, with nothing copied (crew/detail/carried_span.hpp).
+    detail::SharedRegion shared_region() const { return {block_, elements_at}; }
 
     void encode_into(detail::Writer& writer) const {
         lock_.encode_into(writer);

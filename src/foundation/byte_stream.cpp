@@ -1,6 +1,7 @@
 #include "crew/detail/byte_stream.hpp"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -147,6 +148,19 @@ void Writer::overwrite(std::size_t offset, const void* data, std::size_t size) {
 }
 
 std::size_t Writer::attach_fd(int fd) {
+    struct stat status {};
+    if (::fstat(fd, &status) != 0)
+        throw_system_error("cannot attach a file descriptor to a message");
+    // Only a file's inode tells it apart: eventfds and other anonymous descriptors share one.
+    std::pair<std::uint64_t, std::uint64_t> file{0, 0};
+    if (S_ISREG(status.st_mode)) {
+        file = {status.st_dev, status.st_ino};
+        const auto known = std::find(attached_files_.begin(), attached_files_.end(), file);
+        if (known != attached_files_.end()) {
+            return static_cast<std::size_t>(known - attached_files_.begin());
+        }
+    }
+    attached_files_.push_back(file);
     owned_fds_.push_back(duplicate(fd, "a file descriptor to attach to a message"));
     attached_fds_.push_back(owned_fds_.back().get());
     return attached_fds_.size() - 1;
@@ -155,12 +169,16 @@ std::size_t Writer::attach_fd(int fd) {
 Reader::Reader(std::span<const std::byte> bytes, std::span<const int> fds)
     : source_(bytes), fds_(fds) {}
 
-int Reader::attached_fd(std::size_t index) const {
+Reader::~Reader() {
+    for (int fd : fds_) ::close(fd);
+}
+
+int Reader::take_attached_fd(std::size_t index) const {
     if (index >= fds_.size()) {
         throw Error("crew: a message refers to file descriptor number " + std::to_string(index) +
                     " of its own, but came with only " + std::to_string(fds_.size()));
     }
-    return fds_[index];
+    return duplicate(fds_[index], "a file descriptor a message carried").release();
 }
 
 std::istream& Reader::stream() {

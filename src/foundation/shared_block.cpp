@@ -23,6 +23,7 @@ struct ReceivedBlock {
     dev_t device;
     ino_t inode;  // unique while the block is held, and it is held here
     std::shared_ptr<SharedMapping> mapping;
+    SharedBlock::Kept kept;
 };
 
 struct ReceivedBlocks {
@@ -44,27 +45,40 @@ void SharedBlock::keep_received(std::size_t count) {
     kept.capacity = count;
 }
 
-SharedBlock SharedBlock::decode_from(Reader& reader) {
+SharedBlock SharedBlock::decode_from(Reader& reader, Kept kept) {
     UniqueFd fd(decode<SentFd>(reader).fd);
-    ReceivedBlocks& kept = received_blocks();
-    std::lock_guard lock(kept.mutex);
-    if (kept.capacity == 0) {
-        return SharedBlock(std::make_shared<SharedMapping>(SharedMapping::attach(std::move(fd))));
+    // A large argument is read where its call looks, not all at once: its pages are mapped as
+    // they are touched.
+    const auto pages = kept == Kept::until_idle ? SharedMapping::Pages::on_first_use
+                                                : SharedMapping::Pages::touched;
+    ReceivedBlocks& blocks = received_blocks();
+    std::lock_guard lock(blocks.mutex);
+    if (blocks.capacity == 0) {
+        return SharedBlock(
+            std::make_shared<SharedMapping>(SharedMapping::attach(std::move(fd), pages)));
     }
     struct stat status {};
     if (::fstat(fd.get(), &status) != 0) throw_system_error("cannot stat shared memory");
-    for (auto block = kept.blocks.begin(); block != kept.blocks.end(); ++block) {
+    for (auto block = blocks.blocks.begin(); block != blocks.blocks.end(); ++block) {
         if (block->device == status.st_dev && block->inode == status.st_ino) {
             ReceivedBlock again = std::move(*block);
-            kept.blocks.erase(block);
-            kept.blocks.push_back(std::move(again));
-            return SharedBlock(kept.blocks.back().mapping);
+            blocks.blocks.erase(block);
+            blocks.blocks.push_back(std::move(again));
+            return SharedBlock(blocks.blocks.back().mapping);
         }
     }
-    auto mapping = std::make_shared<SharedMapping>(SharedMapping::attach(std::move(fd)));
-    if (kept.blocks.size() == kept.capacity) kept.blocks.pop_front();
-    kept.blocks.push_back({status.st_dev, status.st_ino, mapping});
+    auto mapping = std::make_shared<SharedMapping>(SharedMapping::attach(std::move(fd), pages));
+    if (blocks.blocks.size() == blocks.capacity) blocks.blocks.pop_front();
+    blocks.blocks.push_back({status.st_dev, status.st_ino, mapping, kept});
     return SharedBlock(std::move(mapping));
+}
+
+void SharedBlock::release_idle() {
+    ReceivedBlocks& blocks = received_blocks();
+    std::lock_guard lock(blocks.mutex);
+    std::erase_if(blocks.blocks, [](const ReceivedBlock& block) {
+        return block.kept == Kept::until_idle && block.mapping.use_count() == 1;
+    });
 }
 
 }  // namespace crew::detail

@@ -8,6 +8,7 @@
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/init.hpp"
 #include "parallel/verbose_lines.hpp"
+#include "parallel/warm_pools.hpp"
 
 namespace crew {
 
@@ -22,14 +23,17 @@ T given_or(const T& given, const T& otherwise) {
 }
 
 ParallelOptions over(const ParallelOptions& given, const ParallelOptions& defaults) {
-    return {.n_jobs = given_or(given.n_jobs, defaults.n_jobs),
-            .backend = given_or(given.backend, defaults.backend),
-            .batch_size = given_or(given.batch_size, defaults.batch_size),
-            .max_batch_size = given_or(given.max_batch_size, defaults.max_batch_size),
-            .pre_dispatch = given_or(given.pre_dispatch, defaults.pre_dispatch),
-            .timeout = given_or(given.timeout, defaults.timeout),
-            .verbose = given_or(given.verbose, defaults.verbose),
-            .progress = given_or(given.progress, defaults.progress)};
+    return {
+        .n_jobs = given_or(given.n_jobs, defaults.n_jobs),
+        .backend = given_or(given.backend, defaults.backend),
+        .batch_size = given_or(given.batch_size, defaults.batch_size),
+        .max_batch_size = given_or(given.max_batch_size, defaults.max_batch_size),
+        .pre_dispatch = given_or(given.pre_dispatch, defaults.pre_dispatch),
+        .timeout = given_or(given.timeout, defaults.timeout),
+        .verbose = given_or(given.verbose, defaults.verbose),
+        .progress = given_or(given.progress, defaults.progress),
+        .max_nbytes = given_or(given.max_nbytes, defaults.max_nbytes),
+        .idle_worker_timeout = given_or(given.idle_worker_timeout, defaults.idle_worker_timeout)};
 }
 
 int resolve_n_jobs(std::optional<int> n_jobs) {
@@ -106,6 +110,17 @@ ParallelSettings resolve_parallel_options(const ParallelOptions& given) {
             fmt::format("crew::Parallel: verbose cannot be negative (it is {})", settings.verbose));
     }
     settings.progress = options.progress.value_or(false);
+    settings.max_nbytes = options.max_nbytes.value_or(default_max_nbytes);
+    if (options.idle_worker_timeout) {
+        if (options.idle_worker_timeout->count() < 0) {
+            throw Error(
+                fmt::format("crew::Parallel: idle_worker_timeout cannot be negative (it is {} ns); "
+                            "give 0 to end "
+                            "the workers with their Parallel",
+                            options.idle_worker_timeout->count()));
+        }
+        settings.idle_worker_timeout = *options.idle_worker_timeout;
+    }
     return settings;
 }
 
@@ -233,18 +248,31 @@ std::string Estimate::reason() const {
 Parallel::Parallel(const ParallelOptions& options)
     : settings_(detail::resolve_parallel_options(options)) {}
 
+namespace {
+
+detail::WarmPoolKey warm_pool_key(const detail::ParallelSettings& settings) {
+    return {settings.n_jobs, settings.timeout.value_or(std::chrono::nanoseconds(0))};
+}
+
+}  // namespace
+
 Parallel::~Parallel() {
     if (processes_) {
-        processes_->core().close();
-        processes_->core().join();
+        detail::keep_warm(warm_pool_key(settings_), std::move(processes_),
+                          settings_.idle_worker_timeout);
     }
 }
 
+void Parallel::end_idle_workers() {
+    detail::end_warm_pools();
+}
+
 detail::Submitter& Parallel::processes() {
+    const detail::WarmPoolKey key = warm_pool_key(settings_);
+    if (!processes_) processes_ = detail::take_warm_pool(key);
     if (!processes_) {
         processes_ = std::make_unique<detail::Submitter>(detail::make_pool_core(
-            PoolOptions{.processes = settings_.n_jobs,
-                        .task_timeout = settings_.timeout.value_or(std::chrono::nanoseconds(0))}));
+            PoolOptions{.processes = key.processes, .task_timeout = key.task_timeout}));
     }
     return *processes_;
 }

@@ -167,7 +167,7 @@ class WorkerLoop {
     // then ends the worker, which the pool sees die unready.
     void start(const WorkerSetup& setup) {
         if (!setup.initializer.empty()) {
-            // The initializer's objects own the descriptors its arguments carried.
+            // The initializer's Reader owns the descriptors its arguments carried.
             std::vector<int> initializer_fds;
             for (const SentFd& fd : setup.initializer_fds) initializer_fds.push_back(fd.fd);
             Reader call(setup.initializer, initializer_fds);
@@ -189,7 +189,13 @@ class WorkerLoop {
     void run(std::int32_t max_tasks) {
         call_returned = timed_ ? note_call_returned : nullptr;
         for (std::int32_t done = 0; max_tasks == 0 || done < max_tasks; ++done) {
-            std::span<const std::byte> message = tasks_.read();
+            std::optional<std::span<const std::byte>> queued = tasks_.try_read();
+            if (!queued) {
+                // Nothing to do: the large arguments of the calls done are let go now, so that
+                // their memory goes with the call that sent them (carried_span.hpp).
+                SharedBlock::release_idle();
+            }
+            std::span<const std::byte> message = queued ? *queued : tasks_.read();
             // Replies to the tasks before this one woke nobody (see below): the broker gets them
             // now, when this is the last task queued, and gives this worker more while it runs.
             if (!tasks_.more_waiting()) replies_.wake_reader();
@@ -275,7 +281,7 @@ class WorkerLoop {
     RingWriter replies_;
     WorkerProgress& progress_;
     const bool timed_;
-    std::vector<int> task_fds_;  // the decoded task's objects own them
+    std::vector<int> task_fds_;  // the task's Reader closes them
     Writer reply_;
 };
 

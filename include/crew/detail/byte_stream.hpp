@@ -93,6 +93,7 @@ class Writer {
     void clear() noexcept {
         appender_.size = 0;
         attached_fds_.clear();
+        attached_files_.clear();
         owned_fds_.clear();
     }
     std::span<const std::byte> bytes() const noexcept { return {appender_.data.get(), size()}; }
@@ -109,12 +110,15 @@ class Writer {
 
     // Attaches a descriptor to the message; returns its index among the message's descriptors.
     // The message holds a duplicate of it until cleared or destroyed, so that the object that
-    // attached it may close its own first (a temporary that carried it, say).
+    // attached it may close its own first (a temporary that carried it, say). A descriptor of a
+    // file (shared memory) attached already gets that one's index: a large argument shared by
+    // every call of a chunk travels once.
     std::size_t attach_fd(int fd);
     std::span<const int> attached_fds() const noexcept { return attached_fds_; }
     // Hands over the attached descriptors, in the order attached; the message has none after.
     std::vector<UniqueFd> take_fds() noexcept {
         attached_fds_.clear();
+        attached_files_.clear();
         return std::exchange(owned_fds_, {});
     }
 
@@ -132,13 +136,18 @@ class Writer {
     Appender appender_;
     std::optional<std::ostream> stream_;
     std::vector<int> attached_fds_;
+    // Which file each attached descriptor is (device, inode), unique while the message holds it;
+    // {0, 0} for one that is no file.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> attached_files_;
     std::vector<UniqueFd> owned_fds_;  // behind attached_fds_
 };
 
 class Reader {
   public:
-    // fds: the descriptors that came with the message, in the order they were attached.
+    // fds: the descriptors that came with the message, in the order they were attached. They are
+    // the Reader's, closed when it goes: each object decoded from one owns a duplicate.
     explicit Reader(std::span<const std::byte> bytes, std::span<const int> fds = {});
+    ~Reader();
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
 
@@ -157,8 +166,10 @@ class Reader {
     // A std::istream over what remains, for cereal's archives; reading from it advances this.
     std::istream& stream();
 
-    // The descriptor attached at index; throws crew::Error if the message came without it.
-    int attached_fd(std::size_t index) const;
+    // A duplicate of the descriptor attached at index, for the caller to own (one descriptor may
+    // serve several objects of a message: see Writer::attach_fd). Throws crew::Error if the
+    // message came without it.
+    int take_attached_fd(std::size_t index) const;
 
   private:
     static constexpr std::size_t small_read = 1 << 20;

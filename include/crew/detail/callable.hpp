@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "crew/detail/carried_span.hpp"
 #include "crew/detail/code_address.hpp"
 #include "crew/serialization.hpp"
 
@@ -32,11 +33,28 @@ using carried_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*
                                          std::is_same_v<std::decay_t<T>, char*>,
                                      std::string, std::decay_t<T>>;
 
-// What a function parameter of type P is handed: a carried std::string becomes a C string again.
+// How an argument for a parameter of type P (or an argument of type P, for a function object)
+// is carried: a std::span<const T> as a CarriedSpan, read in place in shared memory when large
+// (carried_span.hpp); the rest as carried_t says.
 template <class P>
-decltype(auto) hand_over(carried_t<P>& value) {
+struct parameter_carried {
+    using type = carried_t<P>;
+};
+template <class P>
+requires span_parameter<std::remove_cvref_t<P>>::value struct parameter_carried<P> {
+    using type = CarriedSpan<typename span_parameter<std::remove_cvref_t<P>>::element>;
+};
+template <class P>
+using parameter_carried_t = typename parameter_carried<P>::type;
+
+// What a function parameter of type P is handed: a carried std::string becomes a C string again,
+// a CarriedSpan a std::span.
+template <class P>
+decltype(auto) hand_over(parameter_carried_t<P>& value) {
     if constexpr (std::is_pointer_v<std::decay_t<P>>) {
         return value.data();
+    } else if constexpr (span_parameter<std::remove_cvref_t<P>>::value) {
+        return value.view();
     } else {
         return std::move(value);
     }
@@ -85,7 +103,7 @@ constexpr bool check_sendable_callable() {
 // arguments' own decayed types.
 template <class F, class... Arguments>
 struct carried_arguments {
-    using type = std::tuple<carried_t<Arguments>...>;
+    using type = std::tuple<parameter_carried_t<Arguments>...>;
 };
 template <function_pointer F, class... Arguments>
 struct carried_arguments<F, Arguments...> {
@@ -93,7 +111,7 @@ struct carried_arguments<F, Arguments...> {
     struct carried_tuple;
     template <class... P>
     struct carried_tuple<std::tuple<P...>> {
-        using type = std::tuple<carried_t<P>...>;
+        using type = std::tuple<parameter_carried_t<P>...>;
     };
     using type = typename carried_tuple<typename function_pointer_traits<F>::parameters>::type;
 };
@@ -121,8 +139,8 @@ constexpr bool check_arguments() {
                       "value or by const T&, and return the value instead.");
         if constexpr (arity && no_mutable_reference) {
             constexpr bool convertible = []<std::size_t... I>(std::index_sequence<I...>) {
-                return (std::is_constructible_v<carried_t<std::tuple_element_t<I, Parameters>>,
-                                                Arguments> &&
+                return (std::is_constructible_v<
+                            parameter_carried_t<std::tuple_element_t<I, Parameters>>, Arguments> &&
                         ...);
             }
             (std::index_sequence_for<Arguments...>{});
@@ -130,17 +148,19 @@ constexpr bool check_arguments() {
                           "crew: an argument cannot be converted to the type of the "
                           "function's parameter.");
             return convertible&&[]<std::size_t... I>(std::index_sequence<I...>) {
-                return (check_serializable<carried_t<std::tuple_element_t<I, Parameters>>>() &&
+                return (check_serializable<
+                            parameter_carried_t<std::tuple_element_t<I, Parameters>>>() &&
                         ...);
             }
             (std::index_sequence_for<Arguments...>{});
         }
         return false;
     } else {
-        constexpr bool serializable = (check_serializable<carried_t<Arguments>>() && ...);
+        constexpr bool serializable = (check_serializable<parameter_carried_t<Arguments>>() && ...);
         if constexpr (serializable) {
-            constexpr bool invocable = std::is_invocable_v<F&, carried_t<Arguments>&&...> ||
-                                       std::is_invocable_v<F&, carried_t<Arguments>&...>;
+            constexpr bool invocable =
+                std::is_invocable_v<F&, parameter_carried_t<Arguments>&&...> ||
+                std::is_invocable_v<F&, parameter_carried_t<Arguments>&...>;
             static_assert(invocable,
                           "crew: the function object cannot be called with these arguments, as "
                           "they arrive in the other process (C strings arrive as std::string).");

@@ -155,6 +155,8 @@ class PoolCore {
     void join();
     // Kills the workers now; queued and running tasks fail.
     void terminate();
+    // Whether it takes no more tasks: closed, terminated, or broken (its workers cannot start).
+    bool closed() const noexcept { return life_.load() != Life::open; }
 
   private:
     // Only moves forward: open, closed (close(): no new tasks, those queued run), terminating
@@ -209,7 +211,6 @@ class PoolCore {
     void finish(Task& task, const Ending& ending);
     Task split_off(const Task& task, std::uint32_t begin_call, std::uint32_t end_call);
     void advance(Life to);
-    bool closed() const noexcept { return life_.load() != Life::open; }
     void handle_end(std::size_t index);
     void blame_running_call(const Worker& worker, std::deque<Task>& orphans, int exitcode);
     std::string start_failure(int exitcode) const;
