@@ -115,8 +115,10 @@ class WarmPools {
             if (kept_.empty()) {
                 changed_.wait(lock);
             } else {
-                changed_.wait_until(
-                    lock, std::ranges::min_element(kept_, {}, &Kept::leaves_at)->leaves_at);
+                // A copy: the pool whose time it is may be taken while this sleeps.
+                const Clock::time_point next =
+                    std::ranges::min_element(kept_, {}, &Kept::leaves_at)->leaves_at;
+                changed_.wait_until(lock, next);
             }
         }
     }
