@@ -111,7 +111,7 @@ class CarriedSpan {
             }
             block = large ? &large->block_for(bytes) : &copied.emplace(copy_to_shared_block(bytes));
         }
-        encode(writer, Travels::in_block);
+        encode(writer, region_ ? Travels::in_shared_object : Travels::in_copy);
         block->encode_into(writer);
         encode(writer, offset);
         encode(writer, count);
@@ -119,7 +119,8 @@ class CarriedSpan {
 
     static CarriedSpan decode_from(Reader& reader) {
         CarriedSpan carried;
-        if (decode<Travels>(reader) == Travels::in_message) {
+        const auto travels = decode<Travels>(reader);
+        if (travels == Travels::in_message) {
             const auto count = decode<std::uint64_t>(reader);
             if (count > reader.remaining() / sizeof(T)) {
                 throw Error("crew: a span argument's message is shorter than its elements");
@@ -130,7 +131,13 @@ class CarriedSpan {
             carried.owned_ = std::move(owned);
             return carried;
         }
-        SharedBlock block = SharedBlock::decode_from(reader, SharedBlock::Kept::until_idle);
+        if (travels != Travels::in_copy && travels != Travels::in_shared_object) {
+            throw Error("crew: a span argument came in a form no sender writes");
+        }
+        // A copy crew made goes with its call; a shared object's block is kept as a lock's is.
+        SharedBlock block = SharedBlock::decode_from(reader, travels == Travels::in_copy
+                                                                 ? SharedBlock::Kept::until_idle
+                                                                 : SharedBlock::Kept::while_recent);
         const auto offset = decode<std::uint64_t>(reader);
         const auto count = decode<std::uint64_t>(reader);
         if (offset > block.size() || count > (block.size() - offset) / sizeof(T) ||
@@ -145,7 +152,8 @@ class CarriedSpan {
     }
 
   private:
-    enum class Travels : std::uint8_t { in_message = 0, in_block = 1 };
+    // In the message; in a block crew copied the elements to; in a shared object's own block.
+    enum class Travels : std::uint8_t { in_message = 0, in_copy = 1, in_shared_object = 2 };
     std::span<const T> view_;
     std::optional<SharedRegion> region_;           // the shared memory view_ lies in, if any
     std::shared_ptr<const std::vector<T>> owned_;  // the elements that came in the message
