@@ -1,6 +1,7 @@
 // crew::Parallel against joblib (python_parallel.py): 100,000 trivial calls with the default
 // options (one job: the calling thread) and with n_jobs = 2 (processes); 1,000,000 on the threads
-// backend, against Python's ThreadPoolExecutor. Calls of 5 ms are in bench/cpu_bound, beside
+// backend, against Python's ThreadPoolExecutor; a new Parallel for each call of 100, with warm
+// workers and without. Calls of 5 ms are in bench/cpu_bound, beside
 // Pool::map and two bare forks.
 // Usage: crew_parallel [REPEATS]   (prints medians)
 #include <crew/crew.hpp>
@@ -48,4 +49,22 @@ int main(int argc, char** argv) {
     }
     std::printf("crew Parallel(n_jobs=2, threads) %d trivial calls %11.0f calls/s\n", thread_calls,
                 thread_calls / summarize(thread_times).median);
+
+    // A new Parallel each time, as a function that makes its own does: with the workers an ended
+    // Parallel left warm (the default, loky's reusable executor), and with none kept.
+    auto new_parallel = [&](const crew::ParallelOptions& options) {
+        std::vector<double> times;
+        for (int r = 0; r < repeats; ++r) {
+            times.push_back(seconds([&] {
+                crew::Parallel parallel(options);
+                (void)parallel(crew::delayed(trivial), crew::range(100));
+            }));
+        }
+        return summarize(times).median;
+    };
+    (void)new_parallel({.n_jobs = 2});  // leaves workers warm for the first timed one
+    std::printf("crew new Parallel(n_jobs=2), 100 calls, warm workers %10.3f ms\n",
+                new_parallel({.n_jobs = 2}) * 1e3);
+    std::printf("crew new Parallel(n_jobs=2), 100 calls, no workers kept %7.3f ms\n",
+                new_parallel({.n_jobs = 2, .idle_worker_timeout = std::chrono::seconds(0)}) * 1e3);
 }
