@@ -86,14 +86,14 @@ class CarriedSpan {
     template <std::ranges::contiguous_range Range>
     requires(!has_shared_region<Range> &&
              std::same_as<std::remove_cv_t<std::ranges::range_value_t<Range>>, T>)
-        CarriedSpan(const Range& elements)  // NOLINT: converts as std::span does
+        CarriedSpan(const Range& elements)  // implicit, as std::span's
         : view_(std::ranges::data(elements), std::ranges::size(elements)) {}
     template <has_shared_region Shared>
-    CarriedSpan(const Shared& shared)  // NOLINT: converts as std::span does
+    CarriedSpan(const Shared& shared)  // implicit, as std::span's
         : view_(shared.span()), region_(shared.shared_region()) {}
 
     std::span<const T> view() const noexcept { return view_; }
-    operator std::span<const T>() const noexcept { return view_; }  // NOLINT: for functors
+    operator std::span<const T>() const noexcept { return view_; }  // for function objects
 
     void encode_into(Writer& writer) const {
         const auto bytes = std::as_bytes(view_);
