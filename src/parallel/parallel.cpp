@@ -113,11 +113,10 @@ ParallelSettings resolve_parallel_options(const ParallelOptions& given) {
     settings.max_nbytes = options.max_nbytes.value_or(default_max_nbytes);
     if (options.idle_worker_timeout) {
         if (options.idle_worker_timeout->count() < 0) {
-            throw Error(
-                fmt::format("crew::Parallel: idle_worker_timeout cannot be negative (it is {} ns); "
-                            "give 0 to end "
-                            "the workers with their Parallel",
-                            options.idle_worker_timeout->count()));
+            throw Error(fmt::format(
+                "crew::Parallel: idle_worker_timeout cannot be negative (it is {} ns); give 0 to "
+                "end the workers with their Parallel",
+                options.idle_worker_timeout->count()));
         }
         settings.idle_worker_timeout = *options.idle_worker_timeout;
     }
@@ -268,8 +267,9 @@ void Parallel::end_idle_workers() {
 }
 
 detail::Submitter& Parallel::processes() {
+    if (processes_) return *processes_;
     const detail::WarmPoolKey key = warm_pool_key(settings_);
-    if (!processes_) processes_ = detail::take_warm_pool(key);
+    processes_ = detail::take_warm_pool(key);
     if (!processes_) {
         processes_ = std::make_unique<detail::Submitter>(detail::make_pool_core(
             PoolOptions{.processes = key.processes, .task_timeout = key.task_timeout}));
