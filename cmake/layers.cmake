@@ -21,6 +21,6 @@ set(crew_pool_headers
     detail/chunking.hpp detail/imap_results.hpp detail/job_queue.hpp detail/pool_core.hpp
     detail/progress.hpp detail/pull_iterator.hpp detail/reduce_task.hpp detail/result_sinks.hpp
     detail/submitter.hpp
-    detail/task.hpp detail/worker_protocol.hpp)
+    detail/task.hpp detail/task_transport.hpp detail/worker_protocol.hpp)
 set(crew_parallel_headers
-    crew.hpp estimate.hpp map_reduce.hpp parallel.hpp)
+    crew.hpp estimate.hpp map_reduce.hpp parallel.hpp parallel_backend.hpp)

@@ -114,16 +114,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, LargeArgumentsTest,
                          ::testing::Values(crew::ParallelBackend::processes,
                                            crew::ParallelBackend::threads,
                                            crew::ParallelBackend::serial),
-                         [](const auto& info) {
-                             switch (info.param) {
-                                 case crew::ParallelBackend::processes:
-                                     return std::string("processes");
-                                 case crew::ParallelBackend::threads:
-                                     return std::string("threads");
-                                 default:
-                                     return std::string("serial");
-                             }
-                         });
+                         [](const auto& info) { return info.param.name(); });
 
 // The check: a 256 MiB vector given to 100 tasks is one shared copy, not 100, and no
 // worker holds a private one; the workers let it go once the call is over.

@@ -13,13 +13,14 @@
 #pragma once
 
 #include "crew/error.hpp"
+#include "crew/estimate.hpp"
 #include "crew/executor.hpp"
 #include "crew/future.hpp"
 #include "crew/init.hpp"
 #include "crew/log.hpp"
-#include "crew/estimate.hpp"
 #include "crew/map_reduce.hpp"
 #include "crew/parallel.hpp"
+#include "crew/parallel_backend.hpp"
 #include "crew/pipe.hpp"
 #include "crew/pool.hpp"
 #include "crew/process.hpp"

@@ -127,7 +127,7 @@ class ProcessPoolExecutor {
     }
 
     void shutdown(bool wait = true, bool cancel_futures = false) {
-        submitter_.core().close();
+        submitter_.transport().close();
         if (cancel_futures) {
             std::lock_guard lock(mutex_);
             for (auto& weak : futures_) {
@@ -135,7 +135,7 @@ class ProcessPoolExecutor {
             }
             futures_.clear();
         }
-        if (wait) submitter_.core().join();
+        if (wait) submitter_.transport().join();
     }
 
   private:

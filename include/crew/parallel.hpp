@@ -20,8 +20,9 @@
 // run one by one in the calling thread, with no worker, which is what a debugger wants. The
 // processes backend (the default) runs them in a crew pool, as Pool::map does, with the same
 // chunking and the same rules for what may cross to a worker (compile-time errors name what may
-// not); the threads backend runs them on a crew::ThreadPoolExecutor, a call at a time. The same
-// code runs on every backend. Inside a pool worker the processes backend runs serially, so that
+// not); the threads backend runs them on a crew::ThreadPoolExecutor, a call at a time; a backend
+// registered by name (crew/parallel_backend.hpp) gets the same batches as bytes. The same code
+// runs on every backend. Inside a pool worker the processes backend runs serially, so that
 // nested Parallels never multiply processes (joblib's rule). crew::parallel_config sets defaults
 // for the Parallels the current thread makes.
 //
@@ -83,14 +84,38 @@
 
 namespace crew {
 
-// Where a Parallel runs its calls: joblib's "loky" (processes), "threading" and "sequential".
-enum class ParallelBackend { processes, threads, serial };
+// Where a Parallel runs its calls: joblib's "loky" (processes), "threading" (threads) and
+// "sequential" (serial), or a backend registered by name (crew/parallel_backend.hpp). Either
+// name serves: .backend = crew::ParallelBackend::threads, or .backend = "threading".
+class ParallelBackend {
+  public:
+    static const ParallelBackend processes;
+    static const ParallelBackend threads;
+    static const ParallelBackend serial;
+
+    // A built-in backend, by crew's name or joblib's, or a registered one. Implicit, as joblib
+    // takes backend="loky"; throws crew::Error for an empty name.
+    ParallelBackend(std::string name);
+    ParallelBackend(const char* name) : ParallelBackend(std::string(name)) {}
+
+    // crew's name for a built-in backend ("loky" is "processes"), else the registered name.
+    const std::string& name() const noexcept { return name_; }
+    // processes, threads or serial.
+    bool built_in() const noexcept;
+    bool operator==(const ParallelBackend&) const = default;
+
+  private:
+    std::string name_;
+};
+inline const ParallelBackend ParallelBackend::processes{"processes"};
+inline const ParallelBackend ParallelBackend::threads{"threads"};
+inline const ParallelBackend ParallelBackend::serial{"serial"};
 
 // joblib's options, by its names, in joblib's order. A member left out takes
 // crew::parallel_config's value, or the default its comment gives.
 struct ParallelOptions {
     std::optional<int> n_jobs = {};  // 1; -1: every core; -2: all but one; 0 is an error
-    std::optional<ParallelBackend> backend = {};  // processes
+    std::optional<ParallelBackend> backend = {};  // processes; a name for a registered one
     // Calls sent to a worker at a time: automatic (docs/parallel.md, "Batches").
     std::optional<std::size_t> batch_size = {};
     std::optional<std::size_t> max_batch_size = {};  // an automatic batch's most calls: 65,536
@@ -288,6 +313,8 @@ bool same_function(const F& first, const F& other) {
 struct ParallelSettings {
     int n_jobs = 1;
     ParallelBackend backend = ParallelBackend::processes;
+    // A registered backend's, made for this Parallel; null for the built-in ones.
+    std::shared_ptr<TaskTransport> registered = {};
     std::size_t batch_size = 0;  // automatic
     std::uint32_t max_batch_size = largest_chunk;
     std::size_t pre_dispatch = 2;
@@ -592,14 +619,14 @@ class Parallel {
                 if constexpr (std::ranges::sized_range<Range>) total = std::ranges::size(items);
                 auto report = detail::parallel_report(settings_, total);
                 std::optional<R> reduced;
-                if (settings_.backend == ParallelBackend::processes) {
+                if (sends_batches()) {
                     const detail::MapPolicy policy{.report = std::move(report),
                                                    .stop_at_first_failure = true,
                                                    .chunks_ahead = settings_.pre_dispatch,
                                                    .most_calls_a_chunk = settings_.max_batch_size};
-                    detail::LargeArguments large(settings_.max_nbytes);
+                    detail::LargeArguments large(settings_.max_nbytes, carriage());
                     const detail::LargeArguments::Scope in_force(large);
-                    reduced = processes().map_reduce<false>(F(std::forward<Function>(function)),
+                    reduced = submitter().map_reduce<false>(F(std::forward<Function>(function)),
                                                             reducer, std::forward<Range>(items),
                                                             map_options(), "map_reduce", policy);
                 } else {
@@ -665,11 +692,11 @@ class Parallel {
     template <class F, class View>
     std::optional<std::chrono::nanoseconds> run_one_batch(const F& function, View&& items,
                                                           std::uint64_t count) {
-        if (settings_.backend == ParallelBackend::processes) {
-            detail::LargeArguments large(settings_.max_nbytes);
+        if (sends_batches()) {
+            detail::LargeArguments large(settings_.max_nbytes, carriage());
             const detail::LargeArguments::Scope in_force(large);
             detail::CallCosts seen;
-            (void)processes().map_adaptively<false>(
+            (void)submitter().map_adaptively<false>(
                 function, std::forward<View>(items),
                 MapOptions{.chunksize = static_cast<std::size_t>(count), .label = "estimate"},
                 "estimate", detail::MapPolicy{}, seen);
@@ -774,10 +801,10 @@ class Parallel {
                                                .chunks_ahead = settings_.pre_dispatch,
                                                .most_calls_a_chunk = settings_.max_batch_size};
                 if constexpr (As == ReturnAs::list) {
-                    if (settings_.backend == ParallelBackend::processes) {
-                        detail::LargeArguments large(settings_.max_nbytes);
+                    if (sends_batches()) {
+                        detail::LargeArguments large(settings_.max_nbytes, carriage());
                         const detail::LargeArguments::Scope in_force(large);
-                        return processes().map_adaptively<Star>(
+                        return submitter().map_adaptively<Star>(
                             std::move(function), std::forward<View>(items), map_options(),
                             "Parallel", policy, call_costs_);
                     }
@@ -791,11 +818,12 @@ class Parallel {
                     return detail::drain(*source);
                 } else {
                     constexpr bool ordered = As == ReturnAs::generator;
-                    if (settings_.backend == ParallelBackend::processes) {
-                        auto large = std::make_unique<detail::LargeArguments>(settings_.max_nbytes);
+                    if (sends_batches()) {
+                        auto large = std::make_unique<detail::LargeArguments>(settings_.max_nbytes,
+                                                                              carriage());
                         const detail::LargeArguments::Scope in_force(*large);
                         return ParallelGenerator<R>(std::make_unique<detail::PoolSource<R>>(
-                            processes().lazy<Star>(std::move(function), std::forward<View>(items),
+                            submitter().lazy<Star>(std::move(function), std::forward<View>(items),
                                                    map_options(), ordered, "Parallel", policy),
                             std::move(large)));
                     }
@@ -846,11 +874,21 @@ class Parallel {
         return {.chunksize = settings_.batch_size, .label = "Parallel"};
     }
 
-    detail::Submitter& processes();
+    // Whether the calls go as batches through the Submitter: to processes, or to a registered
+    // backend, which carries no descriptors.
+    bool sends_batches() const noexcept {
+        return settings_.registered || settings_.backend == ParallelBackend::processes;
+    }
+    detail::LargeArguments::Carriage carriage() const noexcept {
+        return settings_.registered ? detail::LargeArguments::Carriage::messages_only
+                                    : detail::LargeArguments::Carriage::shared_memory;
+    }
+
+    detail::Submitter& submitter();
     ThreadPoolExecutor& threads();
 
     detail::ParallelSettings settings_;
-    std::unique_ptr<detail::Submitter> processes_;  // started at the first call, then kept
+    std::unique_ptr<detail::Submitter> submitter_;  // started at the first call, then kept
     std::unique_ptr<ThreadPoolExecutor> threads_;
     detail::CallCosts call_costs_;  // for its processes' chunks
 };

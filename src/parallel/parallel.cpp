@@ -7,6 +7,7 @@
 
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/init.hpp"
+#include "parallel/registered_backends.hpp"
 #include "parallel/verbose_lines.hpp"
 #include "parallel/warm_pools.hpp"
 
@@ -60,6 +61,21 @@ std::size_t at_least_one(std::optional<std::size_t> given, const char* name,
 
 }  // namespace
 
+ParallelBackend::ParallelBackend(std::string name) : name_(std::move(name)) {
+    if (name_.empty()) {
+        throw Error(
+            "crew::ParallelBackend: the name is empty; give processes, threads, serial (or "
+            "joblib's loky, threading, sequential) or a registered backend's name");
+    }
+    if (name_ == "loky") name_ = "processes";
+    if (name_ == "threading") name_ = "threads";
+    if (name_ == "sequential") name_ = "serial";
+}
+
+bool ParallelBackend::built_in() const noexcept {
+    return name_ == "processes" || name_ == "threads" || name_ == "serial";
+}
+
 ParallelConfig::ParallelConfig(const ParallelOptions& options) : outer_(configured) {
     configured = over(options, outer_);
 }
@@ -88,10 +104,23 @@ ParallelSettings resolve_parallel_options(const ParallelOptions& given) {
     ParallelSettings settings;
     settings.n_jobs = resolve_n_jobs(options.n_jobs);
     settings.backend = options.backend.value_or(ParallelBackend::processes);
-    // One job runs where it is asked for; so does a nested Parallel of processes in a worker.
-    if (settings.n_jobs == 1 ||
-        (settings.backend == ParallelBackend::processes && in_pool_worker())) {
+    // One job runs where it is asked for; so does a nested Parallel of processes (or of a
+    // registered backend) in a worker. A registered backend's -2 may be many jobs.
+    const bool one_job =
+        settings.backend.built_in() ? settings.n_jobs == 1 : options.n_jobs.value_or(1) == 1;
+    if (one_job || (settings.backend != ParallelBackend::threads && in_pool_worker())) {
         settings.backend = ParallelBackend::serial;
+    }
+    if (!settings.backend.built_in()) {
+        if (options.timeout) {
+            throw Error(fmt::format(
+                "crew::Parallel: the backend '{}' enforces its own limits, not timeout; leave "
+                "timeout out, or use the processes backend",
+                settings.backend.name()));
+        }
+        // The backend learns n_jobs as asked (-1: all it has), and says how many it runs.
+        settings.registered = make_backend_transport(settings.backend.name(), *options.n_jobs);
+        settings.n_jobs = settings.registered->processes();
     }
     settings.batch_size = at_least_one(options.batch_size, "batch_size", 0);
     settings.max_batch_size = static_cast<std::uint32_t>(std::min<std::size_t>(
@@ -182,7 +211,7 @@ Estimate make_estimate(std::uint64_t items, std::uint64_t sample,
     } else {
         // As the automatic batches go (chunking.hpp); the threads backend sends one call a task.
         std::int64_t batch = 1;
-        if (settings.backend == ParallelBackend::processes) {
+        if (settings.backend != ParallelBackend::threads) {
             const std::int64_t guided = (calls + 2 * settings.n_jobs - 1) / (2 * settings.n_jobs);
             batch = std::clamp<std::int64_t>(longest_parallel_chunk / estimate.per_call, 1,
                                              std::min<std::int64_t>(largest_chunk, guided));
@@ -256,8 +285,9 @@ detail::WarmPoolKey warm_pool_key(const detail::ParallelSettings& settings) {
 }  // namespace
 
 Parallel::~Parallel() {
-    if (processes_) {
-        detail::keep_warm(warm_pool_key(settings_), std::move(processes_),
+    // A registered backend's batches still out answer to their transport, which they keep.
+    if (submitter_ && !settings_.registered) {
+        detail::keep_warm(warm_pool_key(settings_), std::move(submitter_),
                           settings_.idle_worker_timeout);
     }
 }
@@ -266,15 +296,19 @@ void Parallel::end_idle_workers() {
     detail::end_warm_pools();
 }
 
-detail::Submitter& Parallel::processes() {
-    if (processes_) return *processes_;
+detail::Submitter& Parallel::submitter() {
+    if (submitter_) return *submitter_;
+    if (settings_.registered) {
+        submitter_ = std::make_unique<detail::Submitter>(settings_.registered);
+        return *submitter_;
+    }
     const detail::WarmPoolKey key = warm_pool_key(settings_);
-    processes_ = detail::take_warm_pool(key);
-    if (!processes_) {
-        processes_ = std::make_unique<detail::Submitter>(detail::make_pool_core(
+    submitter_ = detail::take_warm_pool(key);
+    if (!submitter_) {
+        submitter_ = std::make_unique<detail::Submitter>(detail::make_pool_core(
             PoolOptions{.processes = key.processes, .task_timeout = key.task_timeout}));
     }
-    return *processes_;
+    return *submitter_;
 }
 
 std::chrono::nanoseconds Parallel::batch_round_trip() {
@@ -283,7 +317,7 @@ std::chrono::nanoseconds Parallel::batch_round_trip() {
         if (settings_.backend == ParallelBackend::threads) {
             (void)threads().submit(detail::estimate_probe, 0).result();
         } else {
-            detail::Submitter& pool = processes();
+            detail::Submitter& pool = submitter();
             (void)pool.wait_for(
                 [&] {
                     return pool.submit_call(detail::nothing_to_prepare, detail::estimate_probe, 0);

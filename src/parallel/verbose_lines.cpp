@@ -6,18 +6,6 @@
 namespace crew::detail {
 namespace {
 
-const char* backend_name(ParallelBackend backend) {
-    switch (backend) {
-        case ParallelBackend::processes:
-            return "processes";
-        case ParallelBackend::threads:
-            return "threads";
-        case ParallelBackend::serial:
-            break;
-    }
-    return "serial";
-}
-
 // joblib's short_format_time.
 std::string short_time(double seconds) {
     if (seconds > 60) return fmt::format("{:4.1f}min", seconds / 60);
@@ -41,8 +29,8 @@ VerboseLines::VerboseLines(const ParallelSettings& settings, std::optional<std::
       total_(total),
       stream_(settings.verbose < 50 ? stderr : stdout),
       start_(std::chrono::steady_clock::now()) {
-    print(fmt::format("Using backend {} with {} concurrent workers.",
-                      backend_name(settings.backend), settings.n_jobs));
+    print(fmt::format("Using backend {} with {} concurrent workers.", settings.backend.name(),
+                      settings.n_jobs));
 }
 
 void VerboseLines::advance(std::uint64_t count) {

@@ -21,8 +21,8 @@ using Clock = std::chrono::steady_clock;
 // Lets a pool's workers finish what they hold and end.
 void end_pool(std::unique_ptr<Submitter> pool) noexcept {
     try {
-        pool->core().close();
-        pool->core().join();
+        pool->transport().close();
+        pool->transport().join();
     } catch (const std::exception& error) {
         log(LogLevel::warning, "crew::Parallel: cannot end kept workers: {}", error.what());
     }
@@ -151,7 +151,7 @@ std::unique_ptr<Submitter> take_warm_pool(const WarmPoolKey& key) {
 
 void keep_warm(const WarmPoolKey& key, std::unique_ptr<Submitter> pool,
                std::chrono::nanoseconds idle_timeout) noexcept {
-    if (idle_timeout <= std::chrono::nanoseconds(0) || pool->core().closed()) {
+    if (idle_timeout <= std::chrono::nanoseconds(0) || pool->transport().closed()) {
         end_pool(std::move(pool));
         return;
     }

@@ -26,21 +26,21 @@ std::shared_ptr<PoolCore> make_pool_core(const PoolOptions& options) {
 Pool::Pool(PoolOptions options) : submitter_(detail::make_pool_core(options)) {}
 
 Pool::~Pool() {
-    submitter_.core().close();
-    submitter_.core().join();
+    submitter_.transport().close();
+    submitter_.transport().join();
 }
 
 void Pool::close() {
-    submitter_.core().close();
+    submitter_.transport().close();
 }
 
 void Pool::join() {
-    submitter_.core().join();
+    submitter_.transport().join();
 }
 
 void Pool::terminate() {
-    submitter_.core().terminate();
-    submitter_.core().join();
+    submitter_.transport().terminate();
+    submitter_.transport().join();
 }
 
 }  // namespace crew

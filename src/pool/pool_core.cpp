@@ -122,12 +122,6 @@ PoolCore::Task PoolCore::make_task(Writer& task, std::uint64_t first, std::uint3
     return Task{TaskMessage(task), first, count, std::move(sink), 0, count, 0, std::move(fds), 0};
 }
 
-void PoolCore::submit(Writer& task, std::uint64_t first, std::uint32_t count,
-                      std::shared_ptr<TaskSink> sink) {
-    Task queued = make_task(task, first, count, std::move(sink));
-    hand_over({&queued, 1});
-}
-
 void PoolCore::hand_over(std::span<Task> tasks) {
     tasks_out_.fetch_add(static_cast<std::int64_t>(tasks.size()));
     if (BrokerWork work(*this); work.held()) {
@@ -153,22 +147,6 @@ void PoolCore::hand_over(std::span<Task> tasks) {
         return;
     }
     if (broker_sleeping_.load()) wake_broker();
-}
-
-PoolCore::Batch::Batch(PoolCore& core) : core_(core) {}
-
-PoolCore::Batch::~Batch() = default;
-
-void PoolCore::Batch::add(Writer& task, std::uint64_t first, std::uint32_t count,
-                          std::shared_ptr<TaskSink> sink) {
-    tasks_.push_back(core_.make_task(task, first, count, std::move(sink)));
-    if (tasks_.size() == tasks_in_a_batch) submit();
-}
-
-void PoolCore::Batch::submit() {
-    if (tasks_.empty()) return;
-    core_.hand_over(tasks_);
-    tasks_.clear();
 }
 
 // A task that passed the closed check while the pool was closing can arrive after the broker
@@ -209,20 +187,19 @@ void PoolCore::wake_broker() {
     (void)!::write(wake_.get(), &one, sizeof one);
 }
 
-PoolCore::Driver::Driver(PoolCore& core) : core_(core) {
-    if (core_.drivers_.fetch_add(1) == 0 && core_.broker_sleeping_.load()) {
+void PoolCore::driver_arrives() {
+    if (drivers_.fetch_add(1) == 0 && broker_sleeping_.load()) {
         // The replies are this thread's to collect now: a worker need not wake the broker
         // (which would take a core) for them. It slept before drivers_ rose, or it saw them.
-        BrokerWork work(core_, BrokerWork::wait);
-        for (auto& worker : core_.workers_) worker->replies->cancel_sleep();
+        BrokerWork work(*this, BrokerWork::wait);
+        for (auto& worker : workers_) worker->replies->cancel_sleep();
     }
 }
 
-PoolCore::Driver::~Driver() {
+void PoolCore::driver_leaves() {
     // The broker may be asleep without watching the workers' replies, left to the drivers.
-    if (core_.drivers_.fetch_sub(1) == 1 && core_.tasks_out_.load() > 0 &&
-        core_.broker_sleeping_.load()) {
-        core_.wake_broker();
+    if (drivers_.fetch_sub(1) == 1 && tasks_out_.load() > 0 && broker_sleeping_.load()) {
+        wake_broker();
     }
 }
 
@@ -235,16 +212,16 @@ bool PoolCore::worth_spinning() const {
     return expected_ns <= longest_spin.count();
 }
 
-bool PoolCore::Driver::step() {
-    BrokerWork work(core_);
+bool PoolCore::step() {
+    BrokerWork work(*this);
     if (!work.held()) return false;
-    if (core_.life_.load() == Life::ended) {
-        core_.fail_late_tasks();
+    if (life_.load() == Life::ended) {
+        fail_late_tasks();
         return true;
     }
-    bool progress = core_.take_submissions();
-    for (auto& worker : core_.workers_) progress |= core_.collect(*worker);
-    core_.dispatch();
+    bool progress = take_submissions();
+    for (auto& worker : workers_) progress |= collect(*worker);
+    dispatch();
     return progress;
 }
 

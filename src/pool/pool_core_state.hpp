@@ -24,6 +24,7 @@
 #include "crew/detail/unique_fd.hpp"
 #include "crew/detail/worker_protocol.hpp"
 #include "crew/process.hpp"
+#include "pool/queued_task.hpp"
 
 namespace crew::detail {
 
@@ -35,68 +36,14 @@ namespace crew::detail {
 inline constexpr std::size_t least_tasks_in_flight = 2;
 inline constexpr std::size_t most_tasks_in_flight = 256;
 inline constexpr std::chrono::nanoseconds queued_work = std::chrono::microseconds(200);
-// Without a core to spare, a caller driving the pool (PoolCore::Driver) spins only when its
+// Without a core to spare, a caller driving the pool (TaskTransport::Driver) spins only when its
 // result is expected within about this long (else it yields its core between steps), and a
 // broker with no task waiting for a worker (only replies to collect) spins only this many times
 // before sleeping.
 inline constexpr std::chrono::nanoseconds longest_spin = std::chrono::microseconds(50);
 inline constexpr int broker_spins_without_spare_core = 50;
-// Tasks a PoolCore::Batch hands over at a time: few enough that a long map's first tasks start
-// early, enough that the workers are woken once for many.
-inline constexpr std::size_t tasks_in_a_batch = 64;
 // Workers that die before they are ready, one after another, before the pool gives up.
 inline constexpr int start_failures_tolerated = 3;
-
-// A task's message. A small one is copied in rather than taken from the submitter's Writer, so
-// that the thread that finishes the task (the broker, often) frees nothing the submitting thread
-// allocated: both would take the same malloc arena's lock, at every task.
-class TaskMessage {
-  public:
-    explicit TaskMessage(Writer& written) : size_(written.size()) {
-        if (size_ > small_.size()) {
-            large_ = written.take_bytes();
-        } else if (size_ != 0) {
-            std::memcpy(small_.data(), written.bytes().data(), size_);
-        }
-    }
-    // A copy, for part of a task that runs again.
-    TaskMessage copy() const {
-        Writer written;
-        written.write_bytes(bytes().data(), size_);
-        return TaskMessage(written);
-    }
-    std::byte* data() noexcept { return size_ > small_.size() ? large_.data() : small_.data(); }
-    std::size_t size() const noexcept { return size_; }
-    std::span<const std::byte> bytes() const noexcept {
-        return {size_ > small_.size() ? large_.bytes().data() : small_.data(), size_};
-    }
-
-  private:
-    std::size_t size_;
-    // The header and a call of a plain function with a few numbers fit.
-    std::array<std::byte, 160> small_;
-    MessageBytes large_;
-};
-
-struct PoolCore::Task {
-    TaskMessage message;      // begins with its TaskHeader
-    std::uint64_t first = 0;  // the sink's index of the chunk's first call
-    std::uint32_t count = 0;  // the calls in the chunk
-    std::shared_ptr<TaskSink> sink;
-    // The calls to make, [begin_call, end_call): fewer than count once part of the chunk was
-    // made, or failed, on a worker that died.
-    std::uint32_t begin_call = 0;
-    std::uint32_t end_call = 0;
-    int attempts = 0;
-    // That its arguments carry, sent beside the ring at each attempt; shared by its parts.
-    std::shared_ptr<const std::vector<UniqueFd>> fds;
-    std::uint64_t id = 0;  // as last sent
-
-    // The part [begin, end) of its calls, as a task of its own.
-    Task part(std::uint32_t begin, std::uint32_t end) const {
-        return Task{message.copy(), first, count, sink, begin, end, attempts, fds, 0};
-    }
-};
 
 struct PoolCore::Worker {
     std::unique_ptr<Process> process;
@@ -107,7 +54,7 @@ struct PoolCore::Worker {
     std::optional<RingWriter> tasks;
     std::optional<RingReader> replies;
     const WorkerProgress* progress = nullptr;  // in channel
-    std::deque<Task> in_flight;                // in the order sent; the first is the one running
+    std::deque<QueuedTask> in_flight;          // in the order sent; the first is the one running
     std::chrono::nanoseconds recent_task_cost{queued_work};  // busy time, smoothed
     enum class Life {
         starting,    // started, its initializer running: tasks wait in its ring

@@ -290,6 +290,7 @@ class WorkerLoop {
 void worker_main(WorkerSetup setup) {
     // The terminal sends Ctrl-C to the whole process group: the pool decides about its workers.
     std::signal(SIGINT, SIG_IGN);
+    pool_worker_process = true;
     const std::string name = fmt::format("crew-worker-{}", setup.number);
     ::prctl(PR_SET_NAME, name.c_str());  // what ps and top show
     adopt_what_tasks_leave_behind();

@@ -38,14 +38,19 @@ struct SharedRegion {
 };
 
 // The blocks the large arguments of one call were copied into, by the address and size of their
-// data. In force on the thread that makes a Scope, for the Scope's life.
+// data. In force on the thread that makes a Scope, for the Scope's life. For messages that cannot
+// carry descriptors (a registered Parallel backend's), every span travels in the message, a
+// crew::Array's elements too.
 class LargeArguments {
   public:
-    explicit LargeArguments(std::size_t max_nbytes) : max_nbytes_(max_nbytes) {}
+    enum class Carriage { shared_memory, messages_only };
+    explicit LargeArguments(std::size_t max_nbytes, Carriage carriage = Carriage::shared_memory)
+        : max_nbytes_(max_nbytes), carriage_(carriage) {}
     LargeArguments(const LargeArguments&) = delete;
     LargeArguments& operator=(const LargeArguments&) = delete;
 
     std::size_t max_nbytes() const noexcept { return max_nbytes_; }
+    bool messages_only() const noexcept { return carriage_ == Carriage::messages_only; }
     // A block holding a copy of bytes, made at the first request for them.
     const SharedBlock& block_for(std::span<const std::byte> bytes);
     // The one in force on this thread, if any.
@@ -65,6 +70,7 @@ class LargeArguments {
   private:
     static inline thread_local LargeArguments* current_ = nullptr;
     std::size_t max_nbytes_;
+    Carriage carriage_;
     std::map<std::pair<const std::byte*, std::size_t>, SharedBlock> blocks_;
 };
 
@@ -98,22 +104,21 @@ class CarriedSpan {
     void encode_into(Writer& writer) const {
         const auto bytes = std::as_bytes(view_);
         const std::uint64_t count = view_.size();
-        std::optional<SharedBlock> copied;
-        const SharedBlock* block = region_ ? &region_->block : nullptr;
-        std::uint64_t offset = region_ ? region_->offset : 0;
-        if (block == nullptr) {
-            LargeArguments* large = LargeArguments::current();
-            if (bytes.size() <= (large ? large->max_nbytes() : default_max_nbytes)) {
-                encode(writer, Travels::in_message);
-                encode(writer, count);
-                writer.write_bytes(bytes.data(), bytes.size());
-                return;
-            }
-            block = large ? &large->block_for(bytes) : &copied.emplace(copy_to_shared_block(bytes));
+        LargeArguments* large = LargeArguments::current();
+        if ((large && large->messages_only()) ||
+            (!region_ && bytes.size() <= (large ? large->max_nbytes() : default_max_nbytes))) {
+            encode(writer, Travels::in_message);
+            encode(writer, count);
+            writer.write_bytes(bytes.data(), bytes.size());
+            return;
         }
+        std::optional<SharedBlock> copied;
+        const SharedBlock* block = region_ ? &region_->block
+                                   : large ? &large->block_for(bytes)
+                                           : &copied.emplace(copy_to_shared_block(bytes));
         encode(writer, region_ ? Travels::in_shared_object : Travels::in_copy);
         block->encode_into(writer);
-        encode(writer, offset);
+        encode(writer, static_cast<std::uint64_t>(region_ ? region_->offset : 0));
         encode(writer, count);
     }
 

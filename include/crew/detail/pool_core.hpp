@@ -30,6 +30,7 @@
 
 #include "crew/detail/spin.hpp"
 #include "crew/detail/task.hpp"
+#include "crew/detail/task_transport.hpp"
 #include "crew/detail/unique_fd.hpp"
 #include "crew/start_method.hpp"
 #include "crew/timeout.hpp"
@@ -40,22 +41,6 @@ class Process;
 
 namespace crew::detail {
 
-class TaskSink {
-  public:
-    virtual ~TaskSink() = default;
-    // The task ran: one outcome per call, in order. first is the index the task's first call has
-    // in its batch (a map's input position); busy, how long the calls kept the worker busy.
-    virtual void completed(std::uint64_t first, const TaskResults& results,
-                           std::chrono::nanoseconds busy) = 0;
-    // The task failed as a whole: each of its count calls fails with error.
-    virtual void failed(std::uint64_t first, std::uint32_t count, std::exception_ptr error) = 0;
-    // The task is about to go to a worker; false drops it instead (it was cancelled).
-    virtual bool starting() { return true; }
-    // Whether the calls after a failed one are to fail unmade, so that the failure comes back
-    // at once (crew::Parallel's rule).
-    virtual bool stops_at_first_failure() const { return false; }
-};
-
 struct PoolCoreOptions {
     int processes = 1;
     EncodedCall initializer;      // a call each worker makes first; may be empty
@@ -65,11 +50,8 @@ struct PoolCoreOptions {
     int retries = 0;
 };
 
-// How long a caller waiting for a pool drives it while yielding its core (see Driver).
-inline constexpr std::chrono::milliseconds longest_yielding_drive{2};
-
-class PoolCore {
-    struct Task;
+class PoolCore final : public TaskTransport {
+    using Task = QueuedTask;
     struct Worker;
 
   public:
@@ -78,85 +60,17 @@ class PoolCore {
     PoolCore(const PoolCore&) = delete;
     PoolCore& operator=(const PoolCore&) = delete;
 
-    int processes() const noexcept { return options_.processes; }
-
-    // Queues a task message written with begin_task, taking its bytes (or copying a small one);
-    // throws crew::Error once the pool is closed.
-    void submit(Writer& task, std::uint64_t first, std::uint32_t count,
-                std::shared_ptr<TaskSink> sink);
-
-    // Many tasks submitted by one thread (a map's chunks), handed to the pool together: up to
-    // tasks_in_a_batch at a time, so that the workers are woken once for all of them rather
-    // than at the first while the rest are still being written. Tasks added since the last
-    // submit() are dropped by the destructor (an exception left the submitting code: nobody
-    // waits for them).
-    class Batch {
-      public:
-        explicit Batch(PoolCore& core);
-        ~Batch();
-        Batch(const Batch&) = delete;
-        Batch& operator=(const Batch&) = delete;
-        // As PoolCore::submit; may hand the tasks added so far over.
-        void add(Writer& task, std::uint64_t first, std::uint32_t count,
-                 std::shared_ptr<TaskSink> sink);
-        void submit();
-
-      private:
-        PoolCore& core_;
-        std::vector<Task> tasks_;
-    };
-
-    // A thread that waits for a result of this pool and does the broker's work meanwhile, for
-    // a while: a quick result then comes back with no thread woken on the way (the worker's
-    // reply is collected by the waiter itself). Construct it before submitting the task waited
-    // for; destroy it before sleeping on the result.
-    class Driver {
-      public:
-        explicit Driver(PoolCore& core);
-        ~Driver();
-        Driver(const Driver&) = delete;
-        Driver& operator=(const Driver&) = delete;
-        // Drives until done() holds, for a while. When that takes no core a worker needs (see
-        // worth_spinning), it spins for about 50 µs. Otherwise it gives its core away whenever
-        // there is nothing to do, for at most longest_yielding_drive: a worker that wants the
-        // core gets it at once, and the result is collected the moment it lands, with no
-        // wake-up of the broker nor of this thread (40-70 µs each on the machines measured).
-        // A deadline ends it sooner (a caller's timeout).
-        template <class Done>
-        void drive_until(Done&& done, Deadline deadline = {}) {
-            const auto now = std::chrono::steady_clock::now();
-            if (deadline && *deadline <= now) return;
-            if (core_.worth_spinning()) {
-                for (int spin = 0; spin < spins_before_sleeping && !done(); ++spin) {
-                    if (!step()) cpu_relax();
-                    if (deadline && spin % 64 == 63 &&
-                        std::chrono::steady_clock::now() >= *deadline) {
-                        return;
-                    }
-                }
-                return;
-            }
-            auto until = now + longest_yielding_drive;
-            if (deadline) until = std::min(until, *deadline);
-            while (!done() && std::chrono::steady_clock::now() < until) {
-                if (!step()) std::this_thread::yield();
-            }
-        }
-
-      private:
-        bool step();
-        PoolCore& core_;
-    };
+    int processes() const noexcept override { return options_.processes; }
 
     // No more tasks; those queued still run.
-    void close();
+    void close() override;
     // Waits until the broker has finished every task and stopped the workers (after close), or
     // has failed them (after terminate).
-    void join();
+    void join() override;
     // Kills the workers now; queued and running tasks fail.
-    void terminate();
+    void terminate() override;
     // Whether it takes no more tasks: closed, terminated, or broken (its workers cannot start).
-    bool closed() const noexcept { return life_.load() != Life::open; }
+    bool closed() const noexcept override { return life_.load() != Life::open; }
 
   private:
     // Only moves forward: open, closed (close(): no new tasks, those queued run), terminating
@@ -189,9 +103,13 @@ class PoolCore {
     };
 
     Task make_task(Writer& task, std::uint64_t first, std::uint32_t count,
-                   std::shared_ptr<TaskSink> sink) const;
-    void hand_over(std::span<Task> tasks);
-    bool worth_spinning() const;
+                   std::shared_ptr<TaskSink> sink) const override;
+    void hand_over(std::span<Task> tasks) override;
+    // A driving caller collects replies and hands tasks to workers, as the broker does.
+    bool step() override;
+    bool worth_spinning() const override;
+    void driver_arrives() override;
+    void driver_leaves() override;
     void broker();
     bool take_submissions();
     void fail_late_tasks();

@@ -1,9 +1,9 @@
 // crew/detail/result_sinks.hpp: where a pool's results go as its workers' replies arrive.
 //
-// Each submitted task names a TaskSink (pool_core.hpp), which the broker calls, on its thread or a
-// waiting caller's, as the task completes or fails. One sink a call (apply_async, submit), one a
-// map (results straight to their place in the vector map returns), one an imap (results wait by
-// input position until the consumer takes them). A sink must not block.
+// Each submitted task names a TaskSink (task_transport.hpp), which the transport calls, on its
+// thread or a waiting caller's, as the task completes or fails. One sink a call (apply_async,
+// submit), one a map (results straight to their place in the vector map returns), one an imap
+// (results wait by input position until the consumer takes them). A sink must not block.
 #pragma once
 
 #include <algorithm>
@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "crew/detail/interrupt.hpp"
-#include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
 #include "crew/detail/task.hpp"
+#include "crew/detail/task_transport.hpp"
 #include "crew/error.hpp"
 #include "crew/future.hpp"
 #include "crew/remote_exception.hpp"
@@ -37,7 +37,8 @@ namespace crew::detail {
 template <class R>
 class SingleSink final : public FutureState<R>, public TaskSink {
   public:
-    explicit SingleSink(std::weak_ptr<PoolCore> core) : core_(std::move(core)) {}
+    explicit SingleSink(std::weak_ptr<TaskTransport> transport)
+        : transport_(std::move(transport)) {}
     void completed(std::uint64_t, const TaskResults& results, std::chrono::nanoseconds) override {
         decode_results<R>(
             results,
@@ -59,13 +60,13 @@ class SingleSink final : public FutureState<R>, public TaskSink {
     // A waiter collects the reply itself, as Pool::apply does: no broker wake-up, no futex
     // wake-up. The pool may be gone (its tasks are then all done or failed).
     void work_toward_done(detail::Deadline deadline) const override {
-        if (const std::shared_ptr<PoolCore> core = core_.lock()) {
-            PoolCore::Driver driver(*core);
+        if (const std::shared_ptr<TaskTransport> transport = transport_.lock()) {
+            TaskTransport::Driver driver(*transport);
             driver.drive_until([&] { return this->is_done(); }, deadline);
         }
     }
 
-    std::weak_ptr<PoolCore> core_;
+    std::weak_ptr<TaskTransport> transport_;
 };
 
 // For a map that sends its chunks as results come (Submitter::map_adaptively, map_reduce): the

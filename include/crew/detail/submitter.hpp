@@ -1,10 +1,11 @@
 // crew/detail/submitter.hpp: the one path on which work reaches a pool's workers.
 //
-// crew::Pool, crew::ProcessPoolExecutor (and joblib's Parallel, to come) each hold a Submitter
-// over their PoolCore and submit through it: one call as one task (submit_call), a map's calls
-// in chunks collected into one vector (submit_all), or lazily, a window of chunks at a time
-// (lazy). Each checks at compile time that the function and its arguments may cross to a worker,
-// and returns detail::Refused when they may not (the static_assert has said why).
+// crew::Pool, crew::ProcessPoolExecutor and crew::Parallel each hold a Submitter over their
+// TaskTransport (a PoolCore, or a backend registered for Parallel) and submit through it: one call
+// as one task (submit_call), a map's calls in chunks collected into one vector (submit_all), or
+// lazily, a window of chunks at a time (lazy). Each checks at compile time that the function and
+// its arguments may cross to a worker, and returns detail::Refused when they may not (the
+// static_assert has said why).
 #pragma once
 
 #include <algorithm>
@@ -27,11 +28,11 @@
 #include "crew/detail/callable.hpp"
 #include "crew/detail/chunking.hpp"
 #include "crew/detail/imap_results.hpp"
-#include "crew/detail/pool_core.hpp"
 #include "crew/detail/progress.hpp"
 #include "crew/detail/reduce_task.hpp"
 #include "crew/detail/result_sinks.hpp"
 #include "crew/detail/task.hpp"
+#include "crew/detail/task_transport.hpp"
 #include "crew/error.hpp"
 #include "crew/future.hpp"
 #include "crew/map_options.hpp"
@@ -139,10 +140,11 @@ struct MapCall<F, Item, true> {
 
 class Submitter {
   public:
-    explicit Submitter(std::shared_ptr<PoolCore> core) : core_(std::move(core)) {}
+    explicit Submitter(std::shared_ptr<TaskTransport> transport)
+        : transport_(std::move(transport)) {}
 
-    PoolCore& core() const noexcept { return *core_; }
-    int processes() const noexcept { return core_->processes(); }
+    TaskTransport& transport() const noexcept { return *transport_; }
+    int processes() const noexcept { return transport_->processes(); }
 
     // One call as one task; its result goes to the state returned, which prepare(state) sees
     // before the task is submitted.
@@ -154,7 +156,7 @@ class Submitter {
         } else {
             using Carried = detail::carried_arguments_t<F, Arguments...>;
             using R = detail::call_result_t<F, Carried>;
-            auto state = std::make_shared<detail::SingleSink<R>>(core_);
+            auto state = std::make_shared<detail::SingleSink<R>>(transport_);
             prepare(static_cast<detail::FutureState<R>&>(*state));
             detail::Writer task;
             const F callable(std::forward<Function>(function));
@@ -162,7 +164,7 @@ class Submitter {
                 detail::begin_task(task, detail::chunk_code<F, Carried>(callable), callable);
             detail::encode_arguments_as<Carried>(task, std::forward<Arguments>(arguments)...);
             detail::finish_task(task, count_at, 1);
-            core_->submit(task, 0, 1, state);
+            transport_->submit(task, 0, 1, state);
             return std::shared_ptr<detail::FutureState<R>>(std::move(state));
         }
     }
@@ -205,7 +207,7 @@ class Submitter {
                 auto next = std::ranges::begin(items);
                 auto end = std::ranges::end(items);
                 const auto code = chunk_code<F, C, decltype(next)>(function);
-                detail::PoolCore::Batch batch(*core_);
+                detail::TaskTransport::Batch batch(*transport_);
                 for (std::uint64_t first = 0; first < count;) {
                     first +=
                         submit_chunk<F, C>(function, code, next, end, first, limits, sink, batch);
@@ -254,7 +256,7 @@ class Submitter {
             };
             while (!state->is_done()) {
                 if (room()) {
-                    detail::PoolCore::Batch batch(*core_);
+                    detail::TaskTransport::Batch batch(*transport_);
                     const auto cost = window.cost_per_call() ? window.cost_per_call() : known;
                     while (room() && !state->is_done()) {
                         const auto limits = detail::parallel_chunk_limits(
@@ -268,7 +270,7 @@ class Submitter {
                     batch.submit();
                 }
                 {
-                    detail::PoolCore::Driver driver(*core_);
+                    detail::TaskTransport::Driver driver(*transport_);
                     driver.drive_until([&] { return state->is_done() || room(); });
                 }
                 // With every chunk out, only the end is waited for.
@@ -307,7 +309,7 @@ class Submitter {
         auto room = [&] { return next != end && window.out() < ahead; };
         while (next != end && !state->is_done()) {
             if (room()) {
-                detail::PoolCore::Batch batch(*core_);
+                detail::TaskTransport::Batch batch(*transport_);
                 while (room() && !state->is_done()) {
                     std::uint64_t left = UINT64_MAX;
                     if constexpr (std::sized_sentinel_for<std::remove_const_t<decltype(end)>,
@@ -337,7 +339,7 @@ class Submitter {
                 batch.submit();
             }
             {
-                detail::PoolCore::Driver driver(*core_);
+                detail::TaskTransport::Driver driver(*transport_);
                 driver.drive_until([&] { return state->is_done() || room(); });
             }
             if (!state->is_done() && !room()) {
@@ -347,7 +349,7 @@ class Submitter {
         sink->all_sent();
         if (!state->is_done()) {
             {
-                detail::PoolCore::Driver driver(*core_);
+                detail::TaskTransport::Driver driver(*transport_);
                 driver.drive_until([&] { return state->is_done(); });
             }
             window.wait_for_room(0, [&] { return state->is_done(); });
@@ -387,7 +389,7 @@ class Submitter {
                 [this, function = std::move(function), code, input, sink](
                     std::uint64_t first,
                     detail::ChunkLimits limits) -> std::optional<std::uint32_t> {
-                detail::PoolCore::Batch batch(*core_);
+                detail::TaskTransport::Batch batch(*transport_);
                 std::uint32_t count =
                     submit_chunk<F, C>(function, code, input->next, std::ranges::end(input->view),
                                        first, limits, sink, batch);
@@ -417,7 +419,7 @@ class Submitter {
             const detail::Deadline deadline = detail::deadline_for(timeout);
             State state;
             {
-                detail::PoolCore::Driver driver(*core_);
+                detail::TaskTransport::Driver driver(*transport_);
                 state = submit();
                 driver.drive_until([&] { return state->is_done(); }, deadline);
             }
@@ -468,7 +470,7 @@ class Submitter {
                                       Iterator& next, const Sentinel& end, std::uint64_t first,
                                       detail::ChunkLimits limits,
                                       std::shared_ptr<detail::TaskSink> sink,
-                                      detail::PoolCore::Batch& batch) {
+                                      detail::TaskTransport::Batch& batch) {
         const std::uint32_t size = limits.calls;
         const std::size_t byte_limit = limits.bytes;
         detail::Writer task;
@@ -549,7 +551,7 @@ class Submitter {
         return count;
     }
 
-    std::shared_ptr<PoolCore> core_;
+    std::shared_ptr<TaskTransport> transport_;
 };
 
 }  // namespace crew::detail

@@ -74,8 +74,9 @@ struct WorkerProgress {
 };
 
 // What the task a pool worker is running tells the chunk it runs: which of its calls to make, and
-// where to say which one is running. Set by the worker around each task; outside a worker, a
-// chunk makes all its calls and says nothing.
+// where to say which one is running. Set by the worker around each task (by crew::run_batch around
+// a registered backend's batch, on the thread that runs it); outside them, a chunk makes all its
+// calls and says nothing.
 struct RunningTask {
     std::uint32_t begin_call = 0;
     std::uint32_t end_call = 0;
@@ -83,11 +84,14 @@ struct RunningTask {
     bool timed = false;                  // the pool has a task_timeout: calls are timed
     bool stop_at_failure = false;        // as the task's header says
 };
-inline RunningTask running_task;
+inline thread_local RunningTask running_task;
 
-// Whether this process is a pool worker (or was started by one's task): set with its first task.
+// Set in a pool worker process (and so in a process one's task forks).
+inline bool pool_worker_process = false;
+
+// Whether the calling code runs in a pool worker, or in a registered backend's batch.
 inline bool in_pool_worker() noexcept {
-    return running_task.progress != nullptr;
+    return pool_worker_process || running_task.progress != nullptr;
 }
 
 inline std::int64_t steady_now_ns() noexcept {
