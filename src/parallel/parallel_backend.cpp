@@ -15,6 +15,7 @@
 #include "crew/remote_exception.hpp"
 #include "parallel/registered_backends.hpp"
 #include "pool/queued_task.hpp"
+#include "pool/task_runner.hpp"
 
 namespace crew {
 namespace detail {
@@ -259,24 +260,7 @@ std::vector<std::byte> run_batch(std::span<const std::byte> batch) {
                                                       .progress = &progress,
                                                       .stop_at_failure = header.stop_at_failure})};
     Writer reply;
-    auto start_reply = [&] {
-        reply.clear();
-        const ReplyHeader placeholder;
-        reply.write_bytes(&placeholder, sizeof placeholder);
-    };
-    start_reply();
-    ReplyKind kind = ReplyKind::ran;
-    const auto started = std::chrono::steady_clock::now();
-    try {
-        Reader calls(batch.subspan(sizeof header));
-        invoke_call(calls, reply);
-    } catch (...) {
-        start_reply();
-        encode_current_exception(reply);
-        kind = ReplyKind::failed;
-    }
-    const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::steady_clock::now() - started);
+    const auto [kind, busy] = run_calls(batch.subspan(sizeof header), {}, reply);
     const ReplyHeader done{
         .task_id = header.id, .busy_ns = static_cast<std::uint64_t>(busy.count()), .kind = kind};
     reply.overwrite(0, &done, sizeof done);

@@ -22,6 +22,7 @@
 #include "crew/error.hpp"
 #include "foundation/descriptor_passing.hpp"
 #include "foundation/log.hpp"
+#include "pool/task_runner.hpp"
 
 namespace crew::detail {
 namespace {
@@ -175,13 +176,13 @@ class WorkerLoop {
             try {
                 invoke_call(call, ignored);
             } catch (...) {
-                start_reply();
+                start_reply(reply_);
                 encode_current_exception(reply_);
                 send({.kind = ReplyKind::initializer_failed});
                 throw;
             }
         }
-        start_reply();
+        start_reply(reply_);
         send({.kind = ReplyKind::ready});
     }
 
@@ -207,7 +208,7 @@ class WorkerLoop {
             // workers).
             send(reply, tasks_.more_waiting() ? RingWriter::later : RingWriter::now);
         }
-        start_reply();
+        start_reply(reply_);
         send({.kind = ReplyKind::retiring});
     }
 
@@ -224,19 +225,7 @@ class WorkerLoop {
         progress_.task.store(header.id, std::memory_order_release);
         running_task = {header.begin_call, header.end_call, &progress_, timed_,
                         header.stop_at_failure};
-        start_reply();
-        ReplyKind kind = ReplyKind::ran;
-        const auto started = std::chrono::steady_clock::now();
-        try {
-            Reader task(calls, task_fds_);
-            invoke_call(task, reply_);
-        } catch (...) {
-            start_reply();
-            encode_current_exception(reply_);
-            kind = ReplyKind::failed;
-        }
-        const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::steady_clock::now() - started);
+        const auto [kind, busy] = run_calls(calls, task_fds_, reply_);
         // Sending a large result takes time that no task_timeout counts.
         progress_.call.store(WorkerProgress::sending, std::memory_order_release);
         tasks_.release();
@@ -249,7 +238,7 @@ class WorkerLoop {
     // The task closed what this worker needs to take tasks and answer them. The broker may not
     // even be woken by the reply: it learns of it when this worker ends.
     [[noreturn]] void end_for_closed_descriptors(std::uint64_t task_id) {
-        start_reply();
+        start_reply(reply_);
         try {
             throw Error(fmt::format(
                 "crew: the task closed file descriptors its pool worker (pid {}) needs; its "
@@ -262,11 +251,6 @@ class WorkerLoop {
         std::_Exit(1);
     }
 
-    void start_reply() {
-        reply_.clear();
-        const ReplyHeader header;
-        reply_.write_bytes(&header, sizeof header);
-    }
     void send(const ReplyHeader& header, RingWriter::Wake wake = RingWriter::now) {
         reply_.overwrite(0, &header, sizeof header);
         replies_.write(reply_.bytes(), wake);
