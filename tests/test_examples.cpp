@@ -51,6 +51,14 @@ TEST(Examples, ParallelMapReduce) {
     EXPECT_EQ(run.output, "sum of 100000000 squares: 33333332.8 (as the closed form says)\n");
 }
 
+TEST(Examples, ParallelSharedArgument) {
+    auto run = run_example("parallel_shared_argument");
+    ASSERT_EQ(run.exit_status, 0) << run.output;
+    EXPECT_EQ(run.output,
+              "1000 slices of 100 MiB: 6546966400 from a std::vector, 6546966400 from a "
+              "crew::Array (both right)\n");
+}
+
 TEST(Examples, ParallelEstimate) {
     auto run = run_example("parallel_estimate");
     ASSERT_EQ(run.exit_status, 0) << run.output;
