@@ -97,8 +97,11 @@ class BackendTransport final : public TaskTransport {
                 "only; pass plain values, or use the processes backend",
                 name_));
         }
-        return QueuedTask{TaskMessage(task), first, count, std::move(sink), 0, count, 0,
-                          nullptr,           0};
+        return QueuedTask{.message = TaskMessage(task),
+                          .first = first,
+                          .count = count,
+                          .sink = std::move(sink),
+                          .end_call = count};
     }
 
     void hand_over(std::span<QueuedTask> tasks) override {
@@ -111,14 +114,14 @@ class BackendTransport final : public TaskTransport {
                                     .stop_at_failure = task.sink->stops_at_first_failure()};
             write_header(std::span(task.message.data(), task.message.size()), header);
             const auto bytes = task.message.bytes();
+            std::vector<std::byte> message(bytes.begin(), bytes.end());
             auto batch = std::make_shared<BatchInFlight>(this, std::move(task));
             {
                 const std::lock_guard lock(mutex_);
                 ++out_;
             }
             try {
-                backend_->apply_async(std::vector<std::byte>(bytes.begin(), bytes.end()),
-                                      BatchCallback(batch));
+                backend_->apply_async(std::move(message), BatchCallback(batch));
             } catch (...) {
                 // Not sent: its calls fail with what the backend threw, as the batch's outcome.
                 if (!batch->answered.exchange(true)) {

@@ -53,14 +53,14 @@ struct QueuedTask {
     TaskMessage message;      // begins with its TaskHeader
     std::uint64_t first = 0;  // the sink's index of the chunk's first call
     std::uint32_t count = 0;  // the calls in the chunk
-    std::shared_ptr<TaskSink> sink;
+    std::shared_ptr<TaskSink> sink = {};
     // The calls to make, [begin_call, end_call): fewer than count once part of the chunk was
     // made, or failed, on a worker that died.
     std::uint32_t begin_call = 0;
     std::uint32_t end_call = 0;
     int attempts = 0;
     // That its arguments carry, sent beside the ring at each attempt; shared by its parts.
-    std::shared_ptr<const std::vector<UniqueFd>> fds;
+    std::shared_ptr<const std::vector<UniqueFd>> fds = {};
     std::uint64_t id = 0;  // as last sent
 
     // The part [begin, end) of its calls, as a task of its own.
