@@ -208,10 +208,13 @@ bool QueueCore::get(const Deadline& deadline, void (*consume)(std::span<const st
         if (message) {
             auto taken_away = [&] {
                 const std::uint32_t got = shared.got.load(std::memory_order_relaxed) + 1;
-                shared.got_after.store(got, std::memory_order_relaxed);
+                // got_after last: a consumer killed before it leaves a note whose got_after is
+                // the last message's, already counted; one killed after it, a note whose place
+                // is this message's end, which the ring reaches only once its bytes go back.
                 shared.taken_in.store(reader_.segment(), std::memory_order_relaxed);
                 shared.taken_until.store(reader_.position_after_release(),
                                          std::memory_order_relaxed);
+                shared.got_after.store(got, std::memory_order_release);
                 reader_.release();  // the note is seen before the bytes go back
                 count_got(got);
             };
