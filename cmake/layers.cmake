@@ -3,7 +3,10 @@
 # builds each layer's sources against only the headers allowed to it, and the test
 # crew.include_rules (tests/layers/) checks every file under include/ and src/ against this list.
 # A new header goes in the list of the layer it belongs to; a new layer gets a folder under src/.
-set(crew_layers foundation process shared pool parallel)
+set(crew_layers foundation process shared pool parallel cluster)
+# The layers whose objects make up crew::crew. The cluster is a library of its own, crew::cluster
+# (design.md section 6), so that programs on one machine never link its transport and signatures.
+set(crew_core_layers foundation process shared pool parallel)
 
 # Headers under include/crew/, by layer. Private headers live in src/<layer>/ and need no entry.
 set(crew_foundation_headers
@@ -24,3 +27,4 @@ set(crew_pool_headers
     detail/task.hpp detail/task_transport.hpp detail/worker_protocol.hpp)
 set(crew_parallel_headers
     crew.hpp estimate.hpp map_reduce.hpp parallel.hpp parallel_backend.hpp)
+set(crew_cluster_headers)
