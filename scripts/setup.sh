@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages crew builds with, when any is missing. Safe to run again.
 set -eu
-packages="g++ cmake make pkg-config libcereal-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libtbb-dev libsodium-dev libzmq3-dev cppzmq-dev python3"
+packages="g++ cmake make pkg-config libcereal-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libtbb-dev libsodium-dev libzmq3-dev cppzmq-dev nlohmann-json3-dev python3"
 missing=""
 for package in $packages; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing="$missing $package"
