@@ -251,6 +251,65 @@ int worker_pid(int) {
     return getpid();
 }
 
+// Kills during crew::Parallel calls: a call hit by one throws crew::WorkerDied (joblib's rule: the
+// first failure ends the call), or, if the kills missed its calls, gives every result; no call
+// hangs, and once the kills stop the same Parallel gives every result again.
+TEST(ParallelChaos, KillsFailACallAndTheNextCallIsWhole) {
+    crew::Parallel parallel({.n_jobs = 2});
+    WorkerKiller killer(12);
+    int failed_calls = 0;
+    for (int call = 0; call < 10; ++call) {
+        try {
+            EXPECT_EQ(parallel(crew::delayed(busy_square), crew::range(kItems / 10)),
+                      squares(kItems / 10));
+        } catch (const crew::WorkerDied&) {
+            ++failed_calls;
+        }
+    }
+    const int kills = killer.stop();
+    EXPECT_GE(kills, 3) << "too few kills to prove anything";
+    EXPECT_LE(failed_calls, kills);
+    EXPECT_EQ(parallel(crew::delayed(busy_square), crew::range(kItems)), squares(kItems));
+}
+
+std::vector<std::byte> run_batch_here(std::vector<std::byte> batch) {
+    return crew::run_batch(batch);
+}
+
+// A Parallel backend registered by a program, sending each batch to a crew::Pool of its own that
+// runs a failed task again (retries = 3).
+class OnRetryingPool : public crew::ParallelBackendBase {
+  public:
+    explicit OnRetryingPool(crew::StartMethod method)
+        : pool_(crew::PoolOptions{.processes = 2, .start_method = method, .retries = 3}) {}
+    int effective_n_jobs() const override { return pool_.processes(); }
+    void apply_async(std::vector<std::byte> batch, crew::BatchCallback done) override {
+        pool_.apply_async(
+            run_batch_here, std::move(batch),
+            crew::callback([done](const std::vector<std::byte>& reply) { done(reply); }),
+            crew::error_callback([done](std::exception_ptr error) { done(error); }));
+    }
+
+  private:
+    crew::Pool pool_;
+};
+
+// Through a registered backend whose pool runs killed batches again, kills change nothing the
+// Parallel's caller sees: every result, once, in order. The pool sees a batch as one call, which
+// it runs again whole: batches of one call keep a batch from being killed at each of its tries
+// (automatic batches of thousands of calls were, once in a few dozen runs).
+TEST_P(ChaosTest, ARegisteredBackendsRetriesHideKills) {
+    const std::string name = "chaos-pool-" + std::string(crew::to_string(GetParam()));
+    const crew::StartMethod method = GetParam();
+    crew::register_parallel_backend(
+        name, [method](int) { return std::make_shared<OnRetryingPool>(method); });
+    crew::Parallel parallel({.n_jobs = 2, .backend = name, .batch_size = 1});
+    WorkerKiller killer(12);
+    std::vector<long> results = parallel(crew::delayed(busy_square), crew::range(kItems));
+    EXPECT_GE(killer.stop(), 3) << "too few kills to prove anything";
+    EXPECT_EQ(results, squares(kItems));
+}
+
 // A task handed to a worker that died idle has not started: it runs elsewhere, retries or not.
 TEST_P(ChaosTest, AWorkerKilledIdleCostsNoCall) {
     crew::Pool pool(options(0, 1));
@@ -401,17 +460,18 @@ TEST_P(InterruptTest, CtrlCEndsTheWait) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EveryWait, InterruptTest,
-    ::testing::Combine(::testing::Values(StartMethod::forkserver, StartMethod::fork,
-                                         StartMethod::spawn),
-                       ::testing::Values("as-completed", "wait", "map", "imap", "queue-get",
-                                         "connection-wait")),
-    [](const auto& info) {
-        std::string name =
-            std::string(crew::to_string(std::get<0>(info.param))) + "_" + std::get<1>(info.param);
-        std::replace(name.begin(), name.end(), '-', '_');
-        return name;
-    });
+INSTANTIATE_TEST_SUITE_P(EveryWait, InterruptTest,
+                         ::testing::Combine(::testing::Values(StartMethod::forkserver,
+                                                              StartMethod::fork,
+                                                              StartMethod::spawn),
+                                            ::testing::Values("as-completed", "wait", "map", "imap",
+                                                              "queue-get", "connection-wait")),
+                         [](const auto& info) {
+                             std::string name =
+                                 std::string(crew::to_string(std::get<0>(info.param))) + "_" +
+                                 std::get<1>(info.param);
+                             std::replace(name.begin(), name.end(), '-', '_');
+                             return name;
+                         });
 
 }  // namespace
