@@ -310,6 +310,33 @@ TEST_P(ChaosTest, ARegisteredBackendsRetriesHideKills) {
     EXPECT_EQ(results, squares(kItems));
 }
 
+void start_slowly(int milliseconds) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+}
+
+// Workers killed from outside as they start (here, each within its 300 ms initializer) are
+// replaced, however many in a row: a kill is not a start that fails of itself, which breaks the
+// pool at the third (APoolWhoseWorkersCannotStartFailsItsCallsWithBrokenPool).
+TEST_P(ChaosTest, WorkersKilledAsTheyStartAreReplaced) {
+    crew::PoolOptions slow = options(0, 2);
+    slow.initializer = crew::Initializer(start_slowly, 300);
+    crew::Pool pool(slow);
+    auto result = pool.apply_async(busy_square, 7L);
+    std::set<pid_t> killed;
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (killed.size() < 5 && std::chrono::steady_clock::now() < give_up) {
+        for (pid_t worker : pool_workers()) {
+            if (killed.insert(worker).second) {
+                ASSERT_EQ(kill(worker, SIGKILL), 0);
+            }
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_GE(killed.size(), 5u) << "the pool stopped starting workers";
+    EXPECT_EQ(result.get(30s), 49);
+    EXPECT_EQ(pool.map(busy_square, crew::range(100)), squares(100));
+}
+
 // A task handed to a worker that died idle has not started: it runs elsewhere, retries or not.
 TEST_P(ChaosTest, AWorkerKilledIdleCostsNoCall) {
     crew::Pool pool(options(0, 1));

@@ -142,7 +142,11 @@ void PoolCore::handle_end(std::size_t index) {
 
     std::deque<Task> orphans = std::move(worker.in_flight);
     if (worker.life == Worker::Life::starting) {
-        if (++failed_starts_in_a_row_ >= start_failures_tolerated) {
+        // SIGKILL and SIGTERM come from outside (a user, a supervisor, the OOM killer), never
+        // from a program's own crash: a worker they end as it starts is replaced like any
+        // other, and only starts that fail of themselves break the pool.
+        const bool killed_from_outside = exitcode == -SIGKILL || exitcode == -SIGTERM;
+        if (!killed_from_outside && ++failed_starts_in_a_row_ >= start_failures_tolerated) {
             for (Task& task : orphans) pending_.push_front(std::move(task));
             broken_error_ = std::make_exception_ptr(
                 BrokenPool("crew: the pool's workers cannot start: " + start_failure(exitcode) +
