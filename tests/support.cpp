@@ -213,4 +213,18 @@ long resident_kib() {
     return std::atol(status.c_str() + status.find("VmRSS:") + 6);
 }
 
+namespace {
+
+std::vector<std::byte> run_batch_here(std::vector<std::byte> batch) {
+    return crew::run_batch(batch);
+}
+
+}  // namespace
+
+void PoolBackend::apply_async(std::vector<std::byte> batch, crew::BatchCallback done) {
+    pool_.apply_async(run_batch_here, std::move(batch),
+                      crew::callback([done](const std::vector<std::byte>& reply) { done(reply); }),
+                      crew::error_callback([done](std::exception_ptr error) { done(error); }));
+}
+
 }  // namespace crew::testing

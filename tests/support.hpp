@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include <crew/parallel_backend.hpp>
+#include <crew/pool.hpp>
+
 namespace crew::testing {
 
 // AddressSanitizer keeps freed memory in quarantine, so resident memory says nothing under it,
@@ -71,6 +74,19 @@ StartedProgram start_program(const std::vector<std::string>& argv);
 
 // Reads one line from fd, waiting at most timeout; empty at end of file or on timeout.
 std::string read_line(int fd, std::chrono::milliseconds timeout);
+
+// A crew::Parallel backend for tests: each batch goes to a crew::Pool of its own as a call of
+// crew::run_batch, so that a crash there fails only its batch (or it runs again, under the
+// pool's retries).
+class PoolBackend : public crew::ParallelBackendBase {
+  public:
+    explicit PoolBackend(const crew::PoolOptions& options) : pool_(options) {}
+    int effective_n_jobs() const override { return pool_.processes(); }
+    void apply_async(std::vector<std::byte> batch, crew::BatchCallback done) override;
+
+  private:
+    crew::Pool pool_;
+};
 
 // The ways a pool task fails, for tests that fail one task among many.
 enum class Fault { exception, crash, abort, hang };

@@ -272,28 +272,6 @@ TEST(ParallelChaos, KillsFailACallAndTheNextCallIsWhole) {
     EXPECT_EQ(parallel(crew::delayed(busy_square), crew::range(kItems)), squares(kItems));
 }
 
-std::vector<std::byte> run_batch_here(std::vector<std::byte> batch) {
-    return crew::run_batch(batch);
-}
-
-// A Parallel backend registered by a program, sending each batch to a crew::Pool of its own that
-// runs a failed task again (retries = 3).
-class OnRetryingPool : public crew::ParallelBackendBase {
-  public:
-    explicit OnRetryingPool(crew::StartMethod method)
-        : pool_(crew::PoolOptions{.processes = 2, .start_method = method, .retries = 3}) {}
-    int effective_n_jobs() const override { return pool_.processes(); }
-    void apply_async(std::vector<std::byte> batch, crew::BatchCallback done) override {
-        pool_.apply_async(
-            run_batch_here, std::move(batch),
-            crew::callback([done](const std::vector<std::byte>& reply) { done(reply); }),
-            crew::error_callback([done](std::exception_ptr error) { done(error); }));
-    }
-
-  private:
-    crew::Pool pool_;
-};
-
 // Through a registered backend whose pool runs killed batches again, kills change nothing the
 // Parallel's caller sees: every result, once, in order. The pool sees a batch as one call, which
 // it runs again whole: batches of one call keep a batch from being killed at each of its tries
@@ -301,8 +279,10 @@ class OnRetryingPool : public crew::ParallelBackendBase {
 TEST_P(ChaosTest, ARegisteredBackendsRetriesHideKills) {
     const std::string name = "chaos-pool-" + std::string(crew::to_string(GetParam()));
     const crew::StartMethod method = GetParam();
-    crew::register_parallel_backend(
-        name, [method](int) { return std::make_shared<OnRetryingPool>(method); });
+    crew::register_parallel_backend(name, [method](int) {
+        return std::make_shared<crew::testing::PoolBackend>(
+            crew::PoolOptions{.processes = 2, .start_method = method, .retries = 3});
+    });
     crew::Parallel parallel({.n_jobs = 2, .backend = name, .batch_size = 1});
     WorkerKiller killer(12);
     std::vector<long> results = parallel(crew::delayed(busy_square), crew::range(kItems));

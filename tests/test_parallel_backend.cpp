@@ -1,9 +1,10 @@
 // Backends registered for crew::Parallel (joblib's register_parallel_backend): one that runs
-// batches on threads of this process and one that sends them to a crew::Pool's processes, as a
-// cluster's would to its engines. Results in order on every call form, the failure path (typed,
-// its input named, a lost batch, a crashed worker), what cannot travel (descriptors), large spans
-// carried in the message, n_jobs as the factory sees it, the names (joblib's aliases, unknown
-// names, built-ins refused), parallel_config, map_reduce, nesting, and run_batch's checks.
+// batches on threads of this process and one that sends them to a crew::Pool's processes
+// (crew::testing::PoolBackend), as a cluster's would to its engines. Results in order on every
+// call form, the failure path (typed, its input named, a lost batch, a crashed worker), what
+// cannot travel (descriptors), large spans carried in the message, n_jobs as the factory sees
+// it, the names (joblib's aliases, unknown names, built-ins refused), parallel_config,
+// map_reduce, nesting, and run_batch's checks.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support.hpp"
 
 namespace {
 
@@ -95,26 +98,6 @@ class OnThreads : public crew::ParallelBackendBase {
     std::vector<std::thread> threads_;
 };
 
-std::vector<std::byte> run_batch_here(std::vector<std::byte> batch) {
-    return crew::run_batch(batch);
-}
-
-// Sends each batch to a crew::Pool of processes: a crash there fails only its batch.
-class OnPool : public crew::ParallelBackendBase {
-  public:
-    explicit OnPool(int n_jobs) : pool_(n_jobs < 0 ? 2 : n_jobs) {}
-    int effective_n_jobs() const override { return pool_.processes(); }
-    void apply_async(std::vector<std::byte> batch, crew::BatchCallback done) override {
-        pool_.apply_async(
-            run_batch_here, std::move(batch),
-            crew::callback([done](const std::vector<std::byte>& reply) { done(reply); }),
-            crew::error_callback([done](std::exception_ptr error) { done(error); }));
-    }
-
-  private:
-    crew::Pool pool_;
-};
-
 // Loses every batch, as a backend whose workers all vanished would.
 class LosesEverything : public crew::ParallelBackendBase {
   public:
@@ -158,8 +141,10 @@ class ParallelBackendTest : public ::testing::Test {
             factory_saw = n_jobs;
             return std::make_shared<OnThreads>(n_jobs);
         });
-        crew::register_parallel_backend(
-            "test-pool", [](int n_jobs) { return std::make_shared<OnPool>(n_jobs); });
+        crew::register_parallel_backend("test-pool", [](int n_jobs) {
+            return std::make_shared<crew::testing::PoolBackend>(
+                crew::PoolOptions{.processes = n_jobs < 0 ? 2 : n_jobs});
+        });
         crew::register_parallel_backend("test-loses",
                                         [](int) { return std::make_shared<LosesEverything>(); });
         crew::register_parallel_backend("test-refuses",
