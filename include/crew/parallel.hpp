@@ -568,7 +568,7 @@ class Parallel {
     // The workers it runs calls on: n_jobs as resolved.
     int n_jobs() const noexcept { return settings_.n_jobs; }
     // The backend it runs calls on: serial with one job, or inside a pool worker.
-    ParallelBackend backend() const noexcept { return settings_.backend; }
+    const ParallelBackend& backend() const noexcept { return settings_.backend; }
 
     // joblib's form: the results of a range of delayed calls, in input order.
     template <std::ranges::input_range Calls>
