@@ -10,11 +10,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <span>
-#include <sstream>
 
+#include "crew/detail/unique_fd.hpp"
 #include "crew/error.hpp"
 
 namespace crew::detail {
@@ -109,20 +108,27 @@ void write_connection_file(const std::filesystem::path& path, const ConnectionIn
 }
 
 ConnectionInfo read_connection_file(const std::filesystem::path& path) {
-    struct stat status {};
-    if (::stat(path.c_str(), &status) != 0) {
+    // The mode is checked on the descriptor that is read, not on the path before opening it.
+    const int opened = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (opened < 0) {
         throw_system_error("cannot read the cluster connection file " + path.string() +
                            " (is the cluster started?)");
+    }
+    const UniqueFd file(opened);
+    struct stat status {};
+    if (::fstat(file.get(), &status) != 0) {
+        throw_system_error("cannot inspect the cluster connection file " + path.string());
     }
     if ((status.st_mode & 077) != 0) {
         refuse(path, fmt::format("may be read by others (mode {:o}): its key lets anyone run code "
                                  "on the cluster; chmod 600 it, or start the cluster again",
                                  status.st_mode & 0777));
     }
-    std::ifstream file(path);
-    std::stringstream text;
-    text << file.rdbuf();
-    const nlohmann::json json = nlohmann::json::parse(text.str(), nullptr, false);
+    std::string text(static_cast<std::size_t>(status.st_size), '\0');
+    if (::pread(file.get(), text.data(), text.size(), 0) != status.st_size) {
+        throw_system_error("cannot read the cluster connection file " + path.string());
+    }
+    const nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
     if (json.is_discarded() || !json.is_object()) refuse(path, "is not a JSON object");
     const auto scheme = json.find("signature_scheme");
     if (scheme == json.end() || *scheme != signature_scheme) {
